@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the build dependencies from Debian 12 packages and builds csq (release preset,
+# plus the libFuzzer targets). Run from the repository root; uses sudo when not root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+$SUDO apt-get update
+$SUDO apt-get install -y --no-install-recommends \
+  build-essential cmake pkg-config git \
+  libgtest-dev libgmock-dev libbenchmark-dev \
+  nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libpcre2-dev libicu-dev \
+  clang libclang-rt-14-dev
+cmake --preset release
+cmake --build --preset release -j"$(nproc)"
+cmake --preset fuzz
+cmake --build --preset fuzz -j"$(nproc)"

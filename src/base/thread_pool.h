@@ -1,0 +1,45 @@
+// A persistent pool of worker threads. parallel_for splits [0, n) into one contiguous
+// range per thread, so every output element is always computed by exactly one thread with
+// the same arithmetic: results do not depend on the thread count.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace csq {
+
+class ThreadPool {
+ public:
+  // threads <= 0 means one per hardware core.
+  explicit ThreadPool(int threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return int(workers_.size()) + 1; }
+
+  // Calls fn(begin, end, thread_index) on disjoint ranges covering [0, n); returns when all are done.
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
+
+  static int default_threads();
+
+ private:
+  void worker_loop(int index);
+  void run_share(int index);
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable start_cv_;
+  std::condition_variable done_cv_;
+  const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
+  int64_t job_size_ = 0;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace csq

@@ -1,0 +1,67 @@
+// The numerical operations of a decoder forward pass. These are the plain reference versions:
+// float32 arithmetic, fixed summation order (results never depend on the thread count).
+// Fast ISA-specific kernels are checked against them.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kernels/dtype.h"
+
+namespace csq::kernels {
+
+// A row-major weight matrix in its stored type: rows = output features, cols = input features.
+// (HF shape [out, in]; GGUF dims [in, out].)
+struct Matrix {
+  DType type = DType::F32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const uint8_t* data = nullptr;
+  int64_t row_bytes() const { return csq::row_bytes(type, cols); }
+  const uint8_t* row(int64_t r) const { return data + r * row_bytes(); }
+};
+
+// y[t, r] = sum_c w[r, c] * x[t, c] for t < n_tokens. x is [n_tokens, cols], y is [n_tokens, rows].
+void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+
+// out[t, :] = table row ids[t], decoded to float.
+void embedding_lookup(const Matrix& table, const int32_t* ids, int64_t n_tokens, float* out);
+
+// y = x / sqrt(mean(x^2) + eps) * weight, for each of n_rows rows of length dim (in place allowed).
+void rmsnorm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t dim, float eps);
+
+// gate[i] = silu(gate[i]) * up[i]
+void silu_mul(float* gate, const float* up, int64_t n);
+
+// x[i] += y[i]
+void add_inplace(float* x, const float* y, int64_t n);
+
+// Dot product with a fixed 8-lane summation order.
+float dot(const float* a, const float* b, int64_t n);
+
+// Rotary position embedding with precomputed float32 inverse frequencies, computed as
+// Hugging Face does (float32 angle = position * inv_freq, then cos/sin).
+class Rope {
+ public:
+  Rope(int64_t head_dim, double theta, double llama3_factor, double llama3_low, double llama3_high,
+       double llama3_original_context, bool adjacent_pairs);
+  // Rotates n_heads consecutive vectors of head_dim at `position`.
+  void apply(float* heads, int64_t n_heads, int64_t position) const;
+  const std::vector<float>& inv_freq() const { return inv_freq_; }
+  // llama.cpp's rope_freqs tensor (Llama-3 scaling stored in GGUF): frequency i is divided by factors[i].
+  void divide_frequencies(const std::vector<float>& factors);
+
+ private:
+  int64_t head_dim_;
+  bool adjacent_pairs_;
+  std::vector<float> inv_freq_;  // head_dim / 2 entries
+};
+
+// Attention of one query head over n_ctx cached positions: softmax(q.k / sqrt(head_dim)) . v.
+// q, out: [head_dim]; the key and value of position p are at k + p * kv_stride and v + p * kv_stride;
+// scores: scratch of n_ctx floats.
+void attention_head(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t n_ctx,
+                    int64_t head_dim, float* out, float* scores);
+
+}  // namespace csq::kernels

@@ -1,0 +1,74 @@
+// A loaded decoder model: configuration plus weights used in place from the checkpoint's
+// memory map (stored type kept; only the small norm and bias vectors are decoded to float).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/ops.h"
+#include "model/config.h"
+
+namespace csq {
+namespace io {
+class GgufFile;
+class SafetensorsCheckpoint;
+}  // namespace io
+
+struct LayerWeights {
+  std::vector<float> attn_norm;        // [hidden]
+  kernels::Matrix wq, wk, wv, wo;      // [q_width, hidden], [kv_width, hidden] x2, [hidden, q_width]
+  std::vector<float> bq, bk, bv;       // Qwen2 only
+  std::vector<float> q_norm, k_norm;   // Qwen3 only, [head_dim]
+  std::vector<float> ffn_norm;         // [hidden]
+  kernels::Matrix w_gate, w_up, w_down;  // [ffn, hidden] x2, [hidden, ffn]
+};
+
+struct ModelWeights {
+  kernels::Matrix token_embedding;  // [vocab, hidden]
+  std::vector<LayerWeights> layers;
+  std::vector<float> output_norm;   // [hidden]
+  kernels::Matrix lm_head;          // [vocab, hidden]; the embedding itself when tied
+};
+
+enum class CheckpointFormat { HuggingFace, Gguf };
+
+// What `csq info` reports about the checkpoint itself.
+struct CheckpointInfo {
+  CheckpointFormat format = CheckpointFormat::HuggingFace;
+  std::string path;
+  uint64_t file_bytes = 0;
+  int64_t parameter_count = 0;
+  std::map<std::string, int> tensor_types;  // type name -> tensor count
+};
+
+class Model {
+ public:
+  // `path`: a Hugging Face model directory or a .gguf file. Throws csq::Error naming the file
+  // and the tensor or field that is missing or wrong.
+  static std::unique_ptr<Model> load(const std::string& path);
+  ~Model();
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  const CheckpointInfo& checkpoint() const { return checkpoint_; }
+  const kernels::Rope& rope() const { return *rope_; }
+  // The GGUF file when the model came from one (tokenizer and template metadata live there).
+  const io::GgufFile* gguf() const { return gguf_.get(); }
+
+ private:
+  Model() = default;
+  void load_hf(const std::string& dir);
+  void load_gguf(const std::string& path);
+  void finish();
+
+  ModelConfig config_;
+  ModelWeights weights_;
+  CheckpointInfo checkpoint_;
+  std::unique_ptr<kernels::Rope> rope_;
+  std::unique_ptr<io::GgufFile> gguf_;
+  std::unique_ptr<io::SafetensorsCheckpoint> safetensors_;
+};
+
+}  // namespace csq

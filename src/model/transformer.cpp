@@ -1,0 +1,125 @@
+#include "model/transformer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/error.h"
+
+namespace csq {
+
+KvCache::KvCache(const ModelConfig& config, int32_t n_seqs, int64_t n_ctx)
+    : n_layers_(config.n_layers), width_(config.kv_width()), n_seqs_(n_seqs), n_ctx_(n_ctx) {
+  if (n_seqs <= 0 || n_ctx <= 0) fail_usage("KV cache needs at least one sequence and one position");
+  const int64_t n = n_layers_ * n_seqs_ * n_ctx_ * width_;
+  k_.reset(new float[size_t(n)]);
+  v_.reset(new float[size_t(n)]);
+}
+
+void KvCache::copy_prefix(int32_t from, int32_t to, int64_t n) {
+  if (from == to) return;
+  for (int64_t layer = 0; layer < n_layers_; ++layer) {
+    std::memcpy(keys(layer, to), keys(layer, from), size_t(n * width_) * sizeof(float));
+    std::memcpy(values(layer, to), values(layer, from), size_t(n * width_) * sizeof(float));
+  }
+}
+
+namespace {
+
+void check_batch(const Model& model, const Batch& batch, const KvCache& cache) {
+  const int64_t n = batch.size();
+  if (int64_t(batch.positions.size()) != n || int64_t(batch.seq_ids.size()) != n || int64_t(batch.want_logits.size()) != n)
+    fail_usage("batch arrays differ in length");
+  for (int64_t i = 0; i < n; ++i) {
+    if (batch.tokens[i] < 0 || batch.tokens[i] >= model.config().vocab_size)
+      fail_input("token id " + std::to_string(batch.tokens[i]) + " is outside the vocabulary (size " +
+                 std::to_string(model.config().vocab_size) + ")");
+    if (batch.positions[i] < 0 || batch.positions[i] >= cache.n_ctx())
+      fail_input("position " + std::to_string(batch.positions[i]) + " is outside the context of " +
+                 std::to_string(cache.n_ctx()) + " tokens");
+    if (batch.seq_ids[i] < 0 || batch.seq_ids[i] >= cache.n_seqs())
+      fail_usage("sequence id " + std::to_string(batch.seq_ids[i]) + " is outside the cache's " +
+                 std::to_string(cache.n_seqs()) + " sequences");
+  }
+}
+
+void add_bias(float* x, const std::vector<float>& bias, int64_t n_rows) {
+  const int64_t width = int64_t(bias.size());
+  for (int64_t r = 0; r < n_rows; ++r) kernels::add_inplace(x + r * width, bias.data(), width);
+}
+
+}  // namespace
+
+void forward(const Model& model, const Batch& batch, KvCache& cache, ThreadPool& pool, std::vector<float>& logits) {
+  check_batch(model, batch, cache);
+  const ModelConfig& c = model.config();
+  const ModelWeights& w = model.weights();
+  const int64_t n = batch.size();
+  const int64_t hidden = c.hidden_size, q_width = c.q_width(), kv_width = c.kv_width(), hd = c.head_dim;
+  const float eps = float(c.rms_eps);
+
+  std::vector<float> x(size_t(n * hidden)), xn(size_t(n * hidden)), attn(size_t(n * q_width));
+  std::vector<float> q(size_t(n * q_width)), k(size_t(n * kv_width)), v(size_t(n * kv_width));
+  std::vector<float> gate(size_t(n * c.ffn_size)), up(size_t(n * c.ffn_size)), proj(size_t(n * hidden));
+
+  kernels::embedding_lookup(w.token_embedding, batch.tokens.data(), n, x.data());
+
+  for (int64_t layer = 0; layer < c.n_layers; ++layer) {
+    const LayerWeights& lw = w.layers[size_t(layer)];
+
+    // Self-attention block: x += Wo . attention(rope(norm(Wq xn)), rope(norm(Wk xn)), Wv xn)
+    kernels::rmsnorm(x.data(), lw.attn_norm.data(), xn.data(), n, hidden, eps);
+    kernels::matmul(lw.wq, xn.data(), n, q.data(), pool);
+    kernels::matmul(lw.wk, xn.data(), n, k.data(), pool);
+    kernels::matmul(lw.wv, xn.data(), n, v.data(), pool);
+    if (c.qkv_bias) {
+      add_bias(q.data(), lw.bq, n);
+      add_bias(k.data(), lw.bk, n);
+      add_bias(v.data(), lw.bv, n);
+    }
+    if (c.qk_norm) {
+      kernels::rmsnorm(q.data(), lw.q_norm.data(), q.data(), n * c.n_heads, hd, eps);
+      kernels::rmsnorm(k.data(), lw.k_norm.data(), k.data(), n * c.n_kv_heads, hd, eps);
+    }
+    for (int64_t t = 0; t < n; ++t) {
+      model.rope().apply(q.data() + t * q_width, c.n_heads, batch.positions[t]);
+      model.rope().apply(k.data() + t * kv_width, c.n_kv_heads, batch.positions[t]);
+      const int64_t at = int64_t(batch.positions[t]) * kv_width;
+      std::memcpy(cache.keys(layer, batch.seq_ids[t]) + at, k.data() + t * kv_width, size_t(kv_width) * sizeof(float));
+      std::memcpy(cache.values(layer, batch.seq_ids[t]) + at, v.data() + t * kv_width, size_t(kv_width) * sizeof(float));
+    }
+    const int64_t group = c.n_heads / c.n_kv_heads;
+    pool.parallel_for(n * c.n_heads, [&](int64_t begin, int64_t end, int) {
+      std::vector<float> scores;
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t t = i / c.n_heads, h = i % c.n_heads;
+        const int64_t n_ctx = int64_t(batch.positions[t]) + 1;
+        scores.resize(size_t(n_ctx));
+        const int64_t kv_offset = (h / group) * hd;
+        kernels::attention_head(q.data() + t * q_width + h * hd, cache.keys(layer, batch.seq_ids[t]) + kv_offset,
+                                cache.values(layer, batch.seq_ids[t]) + kv_offset, kv_width, n_ctx, hd,
+                                attn.data() + t * q_width + h * hd, scores.data());
+      }
+    });
+    kernels::matmul(lw.wo, attn.data(), n, proj.data(), pool);
+    kernels::add_inplace(x.data(), proj.data(), n * hidden);
+
+    // Feed-forward block (SwiGLU): x += W_down (silu(W_gate xn) * W_up xn)
+    kernels::rmsnorm(x.data(), lw.ffn_norm.data(), xn.data(), n, hidden, eps);
+    kernels::matmul(lw.w_gate, xn.data(), n, gate.data(), pool);
+    kernels::matmul(lw.w_up, xn.data(), n, up.data(), pool);
+    kernels::silu_mul(gate.data(), up.data(), n * c.ffn_size);
+    kernels::matmul(lw.w_down, gate.data(), n, proj.data(), pool);
+    kernels::add_inplace(x.data(), proj.data(), n * hidden);
+  }
+
+  // Final norm and the output head, only for the rows that want logits.
+  std::vector<float> selected;
+  for (int64_t t = 0; t < n; ++t)
+    if (batch.want_logits[t]) selected.insert(selected.end(), x.begin() + t * hidden, x.begin() + (t + 1) * hidden);
+  const int64_t n_out = int64_t(selected.size()) / hidden;
+  kernels::rmsnorm(selected.data(), w.output_norm.data(), selected.data(), n_out, hidden, eps);
+  logits.resize(size_t(n_out * c.vocab_size));
+  kernels::matmul(w.lm_head, selected.data(), n_out, logits.data(), pool);
+}
+
+}  // namespace csq

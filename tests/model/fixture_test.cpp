@@ -1,0 +1,170 @@
+// The engine against Hugging Face transformers and llama.cpp reference outputs
+// (../shared/fixtures/hf and ../shared/fixtures/gguf).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "model/model.h"
+#include "reference.h"
+#include "runtime/session.h"
+#include "test_paths.h"
+
+namespace csq {
+namespace {
+
+struct Scores {
+  float max_abs_diff = 0;
+  float max_abs_ref = 0;
+};
+
+Scores compare(const float* ours, const float* ref, int64_t n) {
+  Scores s;
+  for (int64_t i = 0; i < n; ++i) {
+    s.max_abs_diff = std::max(s.max_abs_diff, std::fabs(ours[i] - ref[i]));
+    s.max_abs_ref = std::max(s.max_abs_ref, std::fabs(ref[i]));
+  }
+  return s;
+}
+
+float top_margin(const float* logits, int64_t n) {
+  float first = -INFINITY, second = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) {
+    if (logits[i] > first) {
+      second = first;
+      first = logits[i];
+    } else if (logits[i] > second) {
+      second = logits[i];
+    }
+  }
+  return first - second;
+}
+
+int count_sequences(const test::Reference& ref) {
+  int n = 0;
+  while (ref.has("tokens." + std::to_string(n))) ++n;
+  return n;
+}
+
+class HfFixture : public ::testing::TestWithParam<std::string> {};
+
+// Logits at every position, the last position in full, and the greedy continuation.
+TEST_P(HfFixture, MatchesTransformers) {
+  CSQ_REQUIRE_FIXTURES();
+  const std::string dir = test::fixture("hf/" + GetParam());
+  auto model = Model::load(dir);
+  test::Reference ref(dir + "/reference.safetensors");
+  const int64_t vocab = model->config().vocab_size;
+  ThreadPool pool(0);
+  const int n_seq = count_sequences(ref);
+  ASSERT_GT(n_seq, 0);
+  for (int s = 0; s < n_seq; ++s) {
+    SCOPED_TRACE("sequence " + std::to_string(s));
+    const auto tokens = ref.ints("tokens." + std::to_string(s));
+    const auto greedy = ref.ints("greedy." + std::to_string(s));
+    const auto topk_ids = ref.ints("topk_ids." + std::to_string(s));
+    const auto topk_vals = ref.floats("topk_vals." + std::to_string(s));
+    const auto last = ref.floats("logits_last." + std::to_string(s));
+    const int64_t T = int64_t(tokens.size());
+    const int64_t K = int64_t(topk_ids.size()) / T;
+
+    Session session(*model, T + int64_t(greedy.size()), pool);
+    const std::vector<float> logits = session.feed(tokens, /*all_positions=*/true);
+    ASSERT_EQ(int64_t(logits.size()), T * vocab);
+
+    const Scores sc = compare(logits.data() + (T - 1) * vocab, last.data(), vocab);
+    EXPECT_LE(sc.max_abs_diff, 1e-3f * sc.max_abs_ref) << "last-position logits differ";
+
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = logits.data() + t * vocab;
+      const int32_t ours = argmax(row, vocab);
+      const bool near_tie = topk_vals[size_t(t * K)] - topk_vals[size_t(t * K + 1)] < 1e-4f;
+      if (!near_tie) EXPECT_EQ(ours, topk_ids[size_t(t * K)]) << "top-1 differs at position " << t;
+    }
+    if (ref.has("logits_first." + std::to_string(s))) {
+      const auto first = ref.floats("logits_first." + std::to_string(s));
+      const Scores f = compare(logits.data(), first.data(), vocab);
+      EXPECT_LE(f.max_abs_diff, 1e-3f * f.max_abs_ref) << "first-position logits differ";
+    }
+
+    // Greedy decoding through the KV cache; a divergence is only acceptable at a near-tie.
+    std::vector<float> step(logits.end() - vocab, logits.end());
+    for (size_t g = 0; g < greedy.size(); ++g) {
+      const int32_t next = argmax(step.data(), vocab);
+      if (next != greedy[g]) {
+        EXPECT_LT(top_margin(step.data(), vocab), 1e-2f)
+            << "greedy token " << g << ": ours " << next << ", reference " << greedy[g] << " with a clear margin";
+        break;
+      }
+      step = session.feed({next});
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, HfFixture,
+                         ::testing::Values("qwen3-tiny-gqa", "qwen3-tiny-vocab", "llama31-tiny", "qwen2-tiny"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+class GgufFixture : public ::testing::TestWithParam<std::string> {};
+
+// Exact block decoding: float32 arithmetic on dequantized weights matches the exact reference,
+// and the top-1 choice agrees with llama.cpp's own run on the same file.
+TEST_P(GgufFixture, MatchesExactDequantizationAndLlamaCpp) {
+  CSQ_REQUIRE_FIXTURES();
+  const std::string base = test::fixture("gguf/qwen3-tiny-gqa-" + GetParam());
+  auto model = Model::load(base + ".gguf");
+  test::Reference ref(base + ".reference.safetensors");
+  const int64_t vocab = model->config().vocab_size;
+  ThreadPool pool(0);
+  int agree = 0, total = 0;
+  for (int s = 0; ref.has("tokens." + std::to_string(s)); ++s) {
+    SCOPED_TRACE("sequence " + std::to_string(s));
+    const auto tokens = ref.ints("tokens." + std::to_string(s));
+    const auto exact = ref.floats("exact_logits_last." + std::to_string(s));
+    const auto llama_top1 = ref.ints("llamacpp_top1." + std::to_string(s));
+    const int64_t T = int64_t(tokens.size());
+    Session session(*model, T, pool);
+    const std::vector<float> logits = session.feed(tokens, true);
+    const Scores sc = compare(logits.data() + (T - 1) * vocab, exact.data(), vocab);
+    EXPECT_LE(sc.max_abs_diff, 1e-3f * sc.max_abs_ref);
+    ASSERT_EQ(int64_t(llama_top1.size()), T);
+    for (int64_t t = 0; t < T; ++t) {
+      agree += argmax(logits.data() + t * vocab, vocab) == llama_top1[size_t(t)];
+      ++total;
+    }
+  }
+  ASSERT_GT(total, 0);
+  EXPECT_GE(double(agree) / total, 0.95) << agree << " of " << total << " positions agree with llama.cpp";
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, GgufFixture, ::testing::Values("F16", "Q8_0", "Q4_0", "Q4_K_M", "Q6_K"));
+
+// The F16 GGUF holds the bf16 weights exactly, so it must meet the Hugging Face reference too.
+TEST(GgufFixture, F16MatchesTransformersReference) {
+  CSQ_REQUIRE_FIXTURES();
+  auto model = Model::load(test::fixture("gguf/qwen3-tiny-gqa-F16.gguf"));
+  test::Reference ref(test::fixture("hf/qwen3-tiny-gqa/reference.safetensors"));
+  const int64_t vocab = model->config().vocab_size;
+  ThreadPool pool(0);
+  for (int s = 0; s < 3; ++s) {
+    const auto tokens = ref.ints("tokens." + std::to_string(s));
+    const auto last = ref.floats("logits_last." + std::to_string(s));
+    const auto greedy = ref.ints("greedy." + std::to_string(s));
+    Session session(*model, int64_t(tokens.size() + greedy.size()), pool);
+    std::vector<float> logits = session.feed(tokens);
+    const Scores sc = compare(logits.data(), last.data(), vocab);
+    EXPECT_LE(sc.max_abs_diff, 1e-3f * sc.max_abs_ref) << "sequence " << s;
+    for (size_t g = 0; g < greedy.size(); ++g) {
+      const int32_t next = argmax(logits.data(), vocab);
+      ASSERT_EQ(next, greedy[g]) << "sequence " << s << " greedy step " << g;
+      logits = session.feed({next});
+    }
+  }
+}
+
+}  // namespace
+}  // namespace csq
