@@ -1,6 +1,7 @@
 // The engine's command-line forms used by acceptance checks: logits, generate, info.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
