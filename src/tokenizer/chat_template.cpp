@@ -1,0 +1,166 @@
+#include "tokenizer/chat_template.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "base/error.h"
+#include "io/gguf.h"
+
+namespace csq {
+namespace {
+
+namespace fs = std::filesystem;
+using ojson = nlohmann::ordered_json;
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail_input(path + ": cannot open the file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) fail_input(path + ": read error");
+  return ss.str();
+}
+
+// bos_token / eos_token in tokenizer_config.json: a string, an AddedToken {"content": ...} or null.
+std::optional<std::string> token_string(const ojson& config, const char* key, const std::string& path) {
+  const auto it = config.find(key);
+  if (it == config.end() || it->is_null()) return std::nullopt;
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_object() && it->contains("content") && (*it)["content"].is_string())
+    return (*it)["content"].get<std::string>();
+  fail_input(path + ": '" + key + "' must be a string or an object with a string \"content\"");
+}
+
+std::optional<std::string> gguf_token(const io::GgufFile& gguf, const char* id_key) {
+  const auto id = gguf.get_int_opt(id_key);
+  if (!id) return std::nullopt;
+  if (!gguf.find("tokenizer.ggml.tokens"))
+    fail_input(gguf.path() + ": '" + id_key + "' is set but 'tokenizer.ggml.tokens' is missing");
+  const std::vector<std::string_view> tokens = gguf.get_string_array("tokenizer.ggml.tokens");
+  if (*id < 0 || size_t(*id) >= tokens.size())
+    fail_input(gguf.path() + ": '" + id_key + "' = " + std::to_string(*id) + " is outside the vocabulary of " +
+               std::to_string(tokens.size()) + " tokens");
+  return std::string(tokens[size_t(*id)]);
+}
+
+SpecialTokens gguf_special_tokens(const io::GgufFile& gguf) {
+  return {gguf_token(gguf, "tokenizer.ggml.bos_token_id"), gguf_token(gguf, "tokenizer.ggml.eos_token_id")};
+}
+
+// tokenizer_config.json of a model directory; an empty object when the file is absent.
+ojson read_tokenizer_config(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "tokenizer_config.json").string();
+  if (!fs::exists(path)) return ojson::object();
+  ojson config;
+  try {
+    config = ojson::parse(read_file(path));
+  } catch (const ojson::parse_error& e) {
+    fail_input(path + ": invalid JSON: " + e.what());
+  }
+  if (!config.is_object()) fail_input(path + ": expected a JSON object");
+  return config;
+}
+
+SpecialTokens config_special_tokens(const ojson& config, const std::string& dir) {
+  const std::string path = (fs::path(dir) / "tokenizer_config.json").string();
+  return {token_string(config, "bos_token", path), token_string(config, "eos_token", path)};
+}
+
+ChatTemplate from_gguf(const std::string& path) {
+  const io::GgufFile gguf(path);
+  const auto source = gguf.get_string_opt("tokenizer.chat_template");
+  if (!source) fail_input(path + ": no chat template (metadata 'tokenizer.chat_template' is missing)");
+  ChatTemplate t(*source, path + ":tokenizer.chat_template");
+  t.set_special_tokens(gguf_special_tokens(gguf));
+  return t;
+}
+
+ChatTemplate from_directory(const std::string& dir) {
+  const ojson config = read_tokenizer_config(dir);
+  const std::string config_path = (fs::path(dir) / "tokenizer_config.json").string();
+  // transformers (4.43+) prefers a separate chat_template.jinja over the config entry.
+  const fs::path jinja_path = fs::path(dir) / "chat_template.jinja";
+  std::optional<ChatTemplate> t;
+  if (fs::exists(jinja_path)) {
+    t.emplace(read_file(jinja_path.string()), jinja_path.string());
+  } else {
+    const auto it = config.find("chat_template");
+    if (it == config.end() || it->is_null())
+      fail_input(dir + ": no chat template (neither chat_template.jinja nor \"chat_template\" in tokenizer_config.json)");
+    const std::string origin = config_path + ":chat_template";
+    if (it->is_string()) {
+      t.emplace(it->get<std::string>(), origin);
+    } else if (it->is_array()) {
+      std::string names;
+      for (const auto& entry : *it) {
+        if (!entry.is_object() || !entry.contains("name") || !entry["name"].is_string() ||
+            !entry.contains("template") || !entry["template"].is_string())
+          fail_input(origin + ": each entry must be {\"name\": string, \"template\": string}");
+        const std::string name = entry["name"].get<std::string>();
+        if (name == "default") {
+          t.emplace(entry["template"].get<std::string>(), origin + "[default]");
+          break;
+        }
+        names += (names.empty() ? "" : ", ") + name;
+      }
+      if (!t) fail_input(origin + ": several templates (" + names + ") and none is named \"default\"");
+    } else {
+      fail_input(origin + ": expected a string or a list of {name, template}");
+    }
+  }
+  t->set_special_tokens(config_special_tokens(config, dir));
+  return std::move(*t);
+}
+
+bool is_gguf_path(const std::string& path) {
+  std::error_code ec;
+  return fs::is_regular_file(path, ec) && fs::path(path).extension() == ".gguf";
+}
+
+void require_model_path(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec) || is_gguf_path(path)) return;
+  if (fs::exists(path, ec))
+    fail_input(path + ": expected a model directory or a .gguf file (use --template for a template file)");
+  fail_input(path + ": no such model directory or file");
+}
+
+}  // namespace
+
+ChatTemplate::ChatTemplate(const std::string& source, std::string origin)
+    : source_(source), origin_(std::move(origin)), template_(source, origin_) {}
+
+SpecialTokens load_special_tokens(const std::string& model_path) {
+  require_model_path(model_path);
+  if (is_gguf_path(model_path)) return gguf_special_tokens(io::GgufFile(model_path));
+  return config_special_tokens(read_tokenizer_config(model_path), model_path);
+}
+
+ChatTemplate ChatTemplate::from_model(const std::string& path) {
+  require_model_path(path);
+  return is_gguf_path(path) ? from_gguf(path) : from_directory(path);
+}
+
+ChatTemplate ChatTemplate::from_file(const std::string& path) { return ChatTemplate(read_file(path), path); }
+
+std::string ChatTemplate::render(const ojson& messages, const ChatRenderOptions& options) const {
+  if (!messages.is_array()) fail_input("chat messages: expected a JSON array of messages");
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const ojson& m = messages[i];
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+      fail_input("chat messages: message " + std::to_string(i) + " must be an object with a string \"role\"");
+  }
+  if (!options.extra.is_object()) fail_input("chat template arguments: expected a JSON object");
+  ojson context = ojson::object();
+  context["messages"] = messages;
+  context["tools"] = options.tools;
+  context["documents"] = nullptr;
+  context["add_generation_prompt"] = options.add_generation_prompt;
+  context["bos_token"] = tokens_.bos ? ojson(*tokens_.bos) : ojson(nullptr);
+  context["eos_token"] = tokens_.eos ? ojson(*tokens_.eos) : ojson(nullptr);
+  for (const auto& [k, v] : options.extra.items()) context[k] = v;
+  return template_.render(context);
+}
+
+}  // namespace csq
