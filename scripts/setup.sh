@@ -11,6 +11,11 @@ $SUDO apt-get install -y --no-install-recommends \
   libgtest-dev libgmock-dev libbenchmark-dev \
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libpcre2-dev libicu-dev \
   clang libclang-rt-14-dev
+# Node.js runs the OpenAI-SDK server test; keep a newer Node if one is already installed.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  $SUDO apt-get install -y --no-install-recommends nodejs npm
+fi
+(cd tests/server/js && npm ci --no-audit --no-fund)
 cmake --preset release
 cmake --build --preset release -j"$(nproc)"
 cmake --preset fuzz

@@ -82,19 +82,35 @@ void GgufWriter::set_f32_array(const std::string& key, const std::vector<float>&
   ++kv_count_;
 }
 
-void GgufWriter::add_tensor(const std::string& name, DType type, const std::vector<int64_t>& dims,
-                            std::vector<uint8_t> bytes) {
+namespace {
+
+// Bytes of a tensor of this shape and type; throws when dims[0] is not a whole number of blocks.
+uint64_t tensor_bytes(const std::string& name, DType type, const std::vector<int64_t>& dims) {
   int64_t elements = 1;
   for (int64_t d : dims) elements *= d;
   const DTypeInfo& info = dtype_info(type);
-  if (dims.empty() || dims[0] % info.block_elems != 0 ||
-      int64_t(bytes.size()) != elements / info.block_elems * info.block_bytes)
-    fail_runtime("GgufWriter: tensor '" + name + "' has " + std::to_string(bytes.size()) +
-                 " bytes, which does not match its shape and type " + info.name);
-  tensors_.push_back({name, type, dims, std::move(bytes)});
+  if (dims.empty() || dims[0] % info.block_elems != 0)
+    fail_runtime("GgufWriter: tensor '" + name + "' has a row length that is not a whole number of " + info.name +
+                 " blocks");
+  return uint64_t(elements / info.block_elems * info.block_bytes);
 }
 
-void GgufWriter::write(const std::string& path) const {
+}  // namespace
+
+void GgufWriter::add_tensor(const std::string& name, DType type, const std::vector<int64_t>& dims,
+                            std::vector<uint8_t> bytes) {
+  const uint64_t size = tensor_bytes(name, type, dims);
+  if (bytes.size() != size)
+    fail_runtime("GgufWriter: tensor '" + name + "' has " + std::to_string(bytes.size()) +
+                 " bytes, which does not match its shape and type " + dtype_info(type).name);
+  tensors_.push_back({name, type, dims, std::move(bytes), size, false});
+}
+
+void GgufWriter::add_tensor_info(const std::string& name, DType type, const std::vector<int64_t>& dims) {
+  tensors_.push_back({name, type, dims, {}, tensor_bytes(name, type, dims), true});
+}
+
+void GgufWriter::write(const std::string& path, const TensorProducer& produce) const {
   std::vector<uint8_t> header;
   header.insert(header.end(), {'G', 'G', 'U', 'F'});
   put<uint32_t>(header, 3);
@@ -110,7 +126,7 @@ void GgufWriter::write(const std::string& path) const {
     put<uint32_t>(header, uint32_t(t.type));
     put<uint64_t>(header, offset);
     offsets.push_back(offset);
-    offset += (t.bytes.size() + alignment_ - 1) / alignment_ * alignment_;
+    offset += (t.size + alignment_ - 1) / alignment_ * alignment_;
   }
   header.resize((header.size() + alignment_ - 1) / alignment_ * alignment_, 0);
 
@@ -118,9 +134,21 @@ void GgufWriter::write(const std::string& path) const {
   if (!f) fail_runtime(path + ": cannot open for writing");
   bool ok = std::fwrite(header.data(), 1, header.size(), f.get()) == header.size();
   const std::vector<uint8_t> padding(alignment_, 0);
-  for (const Tensor& t : tensors_) {
-    ok = ok && std::fwrite(t.bytes.data(), 1, t.bytes.size(), f.get()) == t.bytes.size();
-    const size_t pad = (alignment_ - t.bytes.size() % alignment_) % alignment_;
+  std::vector<uint8_t> streamed;
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const Tensor& t = tensors_[i];
+    const std::vector<uint8_t>* bytes = &t.bytes;
+    if (t.streamed) {
+      if (!produce) fail_runtime("GgufWriter: no producer for the bytes of tensor '" + t.name + "'");
+      streamed.clear();
+      produce(i, streamed);
+      if (streamed.size() != t.size)
+        fail_runtime("GgufWriter: tensor '" + t.name + "' was produced with " + std::to_string(streamed.size()) +
+                     " bytes, expected " + std::to_string(t.size));
+      bytes = &streamed;
+    }
+    ok = ok && std::fwrite(bytes->data(), 1, bytes->size(), f.get()) == bytes->size();
+    const size_t pad = (alignment_ - bytes->size() % alignment_) % alignment_;
     ok = ok && std::fwrite(padding.data(), 1, pad, f.get()) == pad;
   }
   if (!ok || std::fflush(f.get()) != 0) fail_runtime(path + ": write failed (disk full?)");

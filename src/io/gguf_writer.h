@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,18 @@ class GgufWriter {
   void add_tensor(const std::string& name, DType type, const std::vector<int64_t>& dims,
                   std::vector<uint8_t> bytes);
 
-  // Writes the file; throws csq::Error naming the path on I/O failure.
-  void write(const std::string& path) const;
+  // Declares a tensor whose bytes are produced only while the file is written (see the
+  // write overload below), so that a model larger than memory can be written tensor by tensor.
+  void add_tensor_info(const std::string& name, DType type, const std::vector<int64_t>& dims);
+
+  // Fills `bytes` with the data of tensor `index` (in add order); called once per tensor
+  // declared with add_tensor_info, in file order.
+  using TensorProducer = std::function<void(size_t index, std::vector<uint8_t>& bytes)>;
+
+  // Writes the file; throws csq::Error naming the path on I/O failure, or when a tensor was
+  // declared without bytes and no producer is given.
+  void write(const std::string& path) const { write(path, nullptr); }
+  void write(const std::string& path, const TensorProducer& produce) const;
 
  private:
   std::vector<uint8_t> kv_;  // encoded key/value pairs
@@ -36,7 +47,9 @@ class GgufWriter {
     std::string name;
     DType type;
     std::vector<int64_t> dims;
-    std::vector<uint8_t> bytes;
+    std::vector<uint8_t> bytes;  // empty when streamed
+    uint64_t size = 0;
+    bool streamed = false;
   };
   std::vector<Tensor> tensors_;
   uint64_t alignment_ = 32;

@@ -1,6 +1,6 @@
-// The numerical operations of a decoder forward pass. These are the plain reference versions:
+// The numerical operations of a decoder forward pass. Most are the plain reference versions:
 // float32 arithmetic, fixed summation order (results never depend on the thread count).
-// Fast ISA-specific kernels are checked against them.
+// matmul is the fast ISA-dispatched product (cpu/matmul*.cpp), checked against matmul_ref.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +23,14 @@ struct Matrix {
 };
 
 // y[t, r] = sum_c w[r, c] * x[t, c] for t < n_tokens. x is [n_tokens, cols], y is [n_tokens, rows].
+// Reference: each row decoded exactly to float, float32 dot products.
+void matmul_ref(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+
+// The same product with the fastest kernel this CPU has (AVX2 for F32/F16/BF16/Q8_0/Q4_0/
+// Q4_K/Q5_K/Q6_K; the reference otherwise, or everywhere when CSQ_KERNELS=reference). For the
+// quantized types the activations are rounded to 8 bits per block first, as llama.cpp does, so
+// results differ from matmul_ref by that rounding. Rows are split between threads, never a
+// sum, so results do not depend on the thread count.
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
 // out[t, :] = table row ids[t], decoded to float.
@@ -63,5 +71,13 @@ class Rope {
 // scores: scratch of n_ctx floats.
 void attention_head(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t n_ctx,
                     int64_t head_dim, float* out, float* scores);
+
+// Fused attention of the n_group query heads that share one key/value head: a single pass over
+// the cache with an online softmax (running max and sum, rescaled per chunk of positions), so
+// K and V are read once for the whole group. q, out: [n_group, head_dim]; the key and value of
+// position p are rows of kv_type (F32 or F16) at element offset p * kv_stride of k and v.
+// Matches attention_head on the decoded keys and values up to float rounding.
+void attention_group(const float* q, int64_t n_group, const void* k, const void* v, DType kv_type, int64_t kv_stride,
+                     int64_t n_ctx, int64_t head_dim, float* out);
 
 }  // namespace csq::kernels

@@ -4,22 +4,31 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "kernels/quantize.h"
 
 namespace csq {
 
-KvCache::KvCache(const ModelConfig& config, int32_t n_seqs, int64_t n_ctx)
-    : n_layers_(config.n_layers), width_(config.kv_width()), n_seqs_(n_seqs), n_ctx_(n_ctx) {
+KvCache::KvCache(const ModelConfig& config, int32_t n_seqs, int64_t n_ctx, DType type)
+    : n_layers_(config.n_layers), width_(config.kv_width()), n_seqs_(n_seqs), n_ctx_(n_ctx), type_(type) {
   if (n_seqs <= 0 || n_ctx <= 0) fail_usage("KV cache needs at least one sequence and one position");
-  const int64_t n = n_layers_ * n_seqs_ * n_ctx_ * width_;
-  k_.reset(new float[size_t(n)]);
-  v_.reset(new float[size_t(n)]);
+  if (type != DType::F16 && type != DType::F32) fail_usage("KV cache type must be F16 or F32");
+  row_bytes_ = csq::row_bytes(type, width_);
+  const int64_t n = n_layers_ * n_seqs_ * n_ctx_ * row_bytes_;
+  k_.reset(new uint8_t[size_t(n)]);
+  v_.reset(new uint8_t[size_t(n)]);
+}
+
+void KvCache::store(int64_t layer, int32_t seq, int64_t position, const float* key, const float* value) {
+  const int64_t at = offset(layer, seq) + position * row_bytes_;
+  quantize_row(type_, key, k_.get() + at, width_);
+  quantize_row(type_, value, v_.get() + at, width_);
 }
 
 void KvCache::copy_prefix(int32_t from, int32_t to, int64_t n) {
   if (from == to) return;
   for (int64_t layer = 0; layer < n_layers_; ++layer) {
-    std::memcpy(keys(layer, to), keys(layer, from), size_t(n * width_) * sizeof(float));
-    std::memcpy(values(layer, to), values(layer, from), size_t(n * width_) * sizeof(float));
+    std::memcpy(k_.get() + offset(layer, to), k_.get() + offset(layer, from), size_t(n * row_bytes_));
+    std::memcpy(v_.get() + offset(layer, to), v_.get() + offset(layer, from), size_t(n * row_bytes_));
   }
 }
 
@@ -83,21 +92,20 @@ void forward(const Model& model, const Batch& batch, KvCache& cache, ThreadPool&
     for (int64_t t = 0; t < n; ++t) {
       model.rope().apply(q.data() + t * q_width, c.n_heads, batch.positions[t]);
       model.rope().apply(k.data() + t * kv_width, c.n_kv_heads, batch.positions[t]);
-      const int64_t at = int64_t(batch.positions[t]) * kv_width;
-      std::memcpy(cache.keys(layer, batch.seq_ids[t]) + at, k.data() + t * kv_width, size_t(kv_width) * sizeof(float));
-      std::memcpy(cache.values(layer, batch.seq_ids[t]) + at, v.data() + t * kv_width, size_t(kv_width) * sizeof(float));
+      cache.store(layer, batch.seq_ids[t], batch.positions[t], k.data() + t * kv_width, v.data() + t * kv_width);
     }
+    // One task per (token, key/value head): the group of query heads sharing it reads K and V once.
     const int64_t group = c.n_heads / c.n_kv_heads;
-    pool.parallel_for(n * c.n_heads, [&](int64_t begin, int64_t end, int) {
-      std::vector<float> scores;
+    const int64_t head_bytes = row_bytes(cache.type(), hd);
+    pool.parallel_for(n * c.n_kv_heads, [&](int64_t begin, int64_t end, int) {
       for (int64_t i = begin; i < end; ++i) {
-        const int64_t t = i / c.n_heads, h = i % c.n_heads;
+        const int64_t t = i / c.n_kv_heads, g = i % c.n_kv_heads;
         const int64_t n_ctx = int64_t(batch.positions[t]) + 1;
-        scores.resize(size_t(n_ctx));
-        const int64_t kv_offset = (h / group) * hd;
-        kernels::attention_head(q.data() + t * q_width + h * hd, cache.keys(layer, batch.seq_ids[t]) + kv_offset,
-                                cache.values(layer, batch.seq_ids[t]) + kv_offset, kv_width, n_ctx, hd,
-                                attn.data() + t * q_width + h * hd, scores.data());
+        const uint8_t* keys = static_cast<const uint8_t*>(cache.keys(layer, batch.seq_ids[t])) + g * head_bytes;
+        const uint8_t* values = static_cast<const uint8_t*>(cache.values(layer, batch.seq_ids[t])) + g * head_bytes;
+        const int64_t head0 = t * q_width + g * group * hd;
+        kernels::attention_group(q.data() + head0, group, keys, values, cache.type(), kv_width, n_ctx, hd,
+                                 attn.data() + head0);
       }
     });
     kernels::matmul(lw.wo, attn.data(), n, proj.data(), pool);

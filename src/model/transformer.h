@@ -31,28 +31,36 @@ struct Batch {
   void clear() { *this = Batch(); }
 };
 
-// Keys and values (after RoPE) of every layer, for n_seqs sequences of up to n_ctx positions.
+// Keys and values (after RoPE) of every layer, for n_seqs sequences of up to n_ctx positions,
+// stored as F32 or F16 (half the memory and half the bytes each attention step reads; not yet
+// the default: it has still to be checked against every fixture's greedy continuations).
 // Memory is reserved up front but only touched as positions are written.
 class KvCache {
  public:
-  KvCache(const ModelConfig& config, int32_t n_seqs, int64_t n_ctx);
+  KvCache(const ModelConfig& config, int32_t n_seqs, int64_t n_ctx, DType type = DType::F32);
 
   int32_t n_seqs() const { return n_seqs_; }
   int64_t n_ctx() const { return n_ctx_; }
-  int64_t row_width() const { return width_; }  // floats per position: n_kv_heads * head_dim
-  uint64_t bytes() const { return uint64_t(2 * n_layers_ * n_seqs_ * n_ctx_ * width_) * sizeof(float); }
+  DType type() const { return type_; }
+  int64_t row_width() const { return width_; }  // elements per position: n_kv_heads * head_dim
+  uint64_t bytes() const { return uint64_t(2 * n_layers_ * n_seqs_ * n_ctx_) * uint64_t(row_bytes_); }
 
-  float* keys(int64_t layer, int32_t seq) { return k_.get() + offset(layer, seq); }
-  float* values(int64_t layer, int32_t seq) { return v_.get() + offset(layer, seq); }
+  // Stores the key and value (row_width floats each) of one position, converted to type().
+  void store(int64_t layer, int32_t seq, int64_t position, const float* key, const float* value);
+  // Position p of the sequence starts at element p * row_width() (of type()).
+  const void* keys(int64_t layer, int32_t seq) const { return k_.get() + offset(layer, seq); }
+  const void* values(int64_t layer, int32_t seq) const { return v_.get() + offset(layer, seq); }
   // Copies positions [0, n) of sequence `from` into sequence `to` (shared prompt prefixes).
   void copy_prefix(int32_t from, int32_t to, int64_t n);
 
  private:
-  int64_t offset(int64_t layer, int32_t seq) const { return ((layer * n_seqs_) + seq) * n_ctx_ * width_; }
+  int64_t offset(int64_t layer, int32_t seq) const { return ((layer * n_seqs_) + seq) * n_ctx_ * row_bytes_; }
   int64_t n_layers_, width_;
   int32_t n_seqs_;
   int64_t n_ctx_;
-  std::unique_ptr<float[]> k_, v_;
+  DType type_;
+  int64_t row_bytes_;
+  std::unique_ptr<uint8_t[]> k_, v_;
 };
 
 // Runs `batch` through the model, writing keys/values into `cache` and, for every token with

@@ -111,8 +111,9 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, HfFixture,
 
 class GgufFixture : public ::testing::TestWithParam<std::string> {};
 
-// Exact block decoding: float32 arithmetic on dequantized weights matches the exact reference,
-// and the top-1 choice agrees with llama.cpp's own run on the same file.
+// F16 weights: float32 arithmetic matches the exact reference to 1e-3. Quantized weights (8-bit
+// activations in the fast kernels): as close to it as llama.cpp is. Either way the top-1 choice
+// agrees with llama.cpp's own run on the same file.
 TEST_P(GgufFixture, MatchesExactDequantizationAndLlamaCpp) {
   CSQ_REQUIRE_FIXTURES();
   const std::string base = test::fixture("gguf/qwen3-tiny-gqa-" + GetParam());
@@ -130,7 +131,16 @@ TEST_P(GgufFixture, MatchesExactDequantizationAndLlamaCpp) {
     Session session(*model, T, pool);
     const std::vector<float> logits = session.feed(tokens, true);
     const Scores sc = compare(logits.data() + (T - 1) * vocab, exact.data(), vocab);
-    EXPECT_LE(sc.max_abs_diff, 1e-3f * sc.max_abs_ref);
+    if (GetParam() == "F16") {
+      EXPECT_LE(sc.max_abs_diff, 1e-3f * sc.max_abs_ref);
+    } else {
+      // The fast kernels round activations to 8 bits as llama.cpp does (issue 5): they must land
+      // about as close to the exact logits as llama.cpp's own logits on the same file.
+      const auto llama = ref.floats("llamacpp_logits_last." + std::to_string(s));
+      const Scores ll = compare(llama.data(), exact.data(), vocab);
+      EXPECT_LE(sc.max_abs_diff, 1.25f * ll.max_abs_diff + 1e-3f * sc.max_abs_ref)
+          << "llama.cpp is " << ll.max_abs_diff << " from the exact logits";
+    }
     ASSERT_EQ(int64_t(llama_top1.size()), T);
     for (int64_t t = 0; t < T; ++t) {
       agree += argmax(logits.data() + t * vocab, vocab) == llama_top1[size_t(t)];

@@ -15,7 +15,7 @@ float dot(const float* a, const float* b, int64_t n) {
   return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
-void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+void matmul_ref(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
   pool.parallel_for(w.rows, [&](int64_t begin, int64_t end, int) {
     std::vector<float> row(size_t(w.cols));
     for (int64_t r = begin; r < end; ++r) {

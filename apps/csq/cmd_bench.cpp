@@ -1,0 +1,255 @@
+// csq bench — prompt-processing and generation speed in llama-bench's layout (token ids in,
+// so tokenization is excluded), with the memory-bandwidth roofline of generation and the peak
+// resident memory.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "command.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "model/transformer.h"
+#include "quant_plan.h"
+
+namespace csq::app {
+namespace {
+
+struct BenchOptions {
+  std::string model;
+  int prompt = 128;
+  int gen = 32;
+  int threads = 2;
+  int reps = 3;
+  bool json = false;
+  bool roofline = false;
+};
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+struct Stats {
+  double mean = 0, sd = 0;
+  std::vector<double> samples;
+};
+
+Stats stats(std::vector<double> samples) {
+  Stats s;
+  s.samples = std::move(samples);
+  for (double v : s.samples) s.mean += v;
+  s.mean /= double(s.samples.size());
+  if (s.samples.size() > 1) {
+    for (double v : s.samples) s.sd += (v - s.mean) * (v - s.mean);
+    s.sd = std::sqrt(s.sd / double(s.samples.size() - 1));
+  }
+  return s;
+}
+
+// Tokens spread over the vocabulary; the values do not change the work done.
+std::vector<int32_t> bench_tokens(int n, int64_t vocab) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) ids[size_t(i)] = int32_t((int64_t(i) * 7919 + 13) % vocab);
+  return ids;
+}
+
+// One prompt of n tokens through a fresh cache, logits for the last token only.
+double time_prompt(const Model& model, ThreadPool& pool, const std::vector<int32_t>& ids) {
+  KvCache cache(model.config(), 1, int64_t(ids.size()));
+  Batch batch;
+  for (size_t i = 0; i < ids.size(); ++i) batch.add(ids[i], int32_t(i), 0, i + 1 == ids.size());
+  std::vector<float> logits;
+  const auto start = Clock::now();
+  forward(model, batch, cache, pool, logits);
+  return seconds_since(start);
+}
+
+// n tokens generated one at a time from an empty context (as llama-bench's tg test).
+double time_generation(const Model& model, ThreadPool& pool, const std::vector<int32_t>& ids) {
+  KvCache cache(model.config(), 1, int64_t(ids.size()));
+  Batch batch;
+  std::vector<float> logits;
+  const auto start = Clock::now();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    batch.clear();
+    batch.add(ids[i], int32_t(i), 0, true);
+    forward(model, batch, cache, pool, logits);
+  }
+  return seconds_since(start);
+}
+
+// Best of several passes reading a buffer far larger than the caches with every thread, in
+// bytes per second: the bandwidth a memory-bound generation step can hope for.
+double measure_read_bandwidth(ThreadPool& pool) {
+  const size_t n = size_t(1) << 27;  // 1 GiB of uint64
+  std::unique_ptr<uint64_t[]> buf(new uint64_t[n]);
+  pool.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) buf[size_t(i)] = uint64_t(i);
+  });
+  double best = 0;
+  std::vector<uint64_t> sinks(size_t(pool.size()) * 8);
+  for (int pass = 0; pass < 5; ++pass) {
+    const auto start = Clock::now();
+    pool.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int thread) {
+      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      int64_t i = b;
+      for (; i + 4 <= e; i += 4) {
+        s0 += buf[size_t(i)];
+        s1 += buf[size_t(i + 1)];
+        s2 += buf[size_t(i + 2)];
+        s3 += buf[size_t(i + 3)];
+      }
+      for (; i < e; ++i) s0 += buf[size_t(i)];
+      sinks[size_t(thread) * 8] = s0 + s1 + s2 + s3;
+    });
+    best = std::max(best, double(n * sizeof(uint64_t)) / seconds_since(start));
+  }
+  return best;
+}
+
+// Bytes of weights one generation step reads: every layer matrix and the output head (the
+// embedding lookup reads a single row).
+uint64_t weight_bytes_per_token(const Model& model) {
+  auto bytes = [](const kernels::Matrix& m) { return uint64_t(m.rows * m.row_bytes()); };
+  const ModelWeights& w = model.weights();
+  uint64_t total = bytes(w.lm_head);
+  for (const LayerWeights& l : w.layers)
+    total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo) + bytes(l.w_gate) + bytes(l.w_up) + bytes(l.w_down);
+  return total;
+}
+
+double peak_rss_bytes() {
+  struct rusage u {};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) * 1024.0;  // Linux reports KiB
+}
+
+std::string model_type_name(const Model& model) {
+  if (const io::GgufFile* g = model.gguf())
+    if (auto ft = g->get_int_opt("general.file_type"))
+      if (const char* name = file_type_name(uint32_t(*ft))) return name;
+  std::string best;
+  int count = 0;
+  for (const auto& [name, n] : model.checkpoint().tensor_types)
+    if (n > count && name != "F32") best = name, count = n;
+  return best;
+}
+
+std::string params_label(int64_t params) {
+  char buf[32];
+  if (params >= 1'000'000'000) std::snprintf(buf, sizeof buf, "%.2f B", double(params) / 1e9);
+  else std::snprintf(buf, sizeof buf, "%.2f M", double(params) / 1e6);
+  return buf;
+}
+
+void run_bench(const BenchOptions& o) {
+  if (o.prompt < 0 || o.gen < 0 || o.reps < 1 || o.threads < 1 || (o.prompt == 0 && o.gen == 0))
+    fail_usage("need -p >= 0, -n >= 0 (not both 0), -r >= 1 and -t >= 1");
+  auto model = Model::load(o.model);
+  const ModelConfig& c = model->config();
+  ThreadPool pool(o.threads);
+
+  struct Test {
+    std::string name;
+    int tokens;
+    Stats tps;
+  };
+  std::vector<Test> tests;
+  if (o.prompt > 0) {
+    const auto ids = bench_tokens(o.prompt, c.vocab_size);
+    time_prompt(*model, pool, ids);  // warm-up: page in the weights
+    std::vector<double> tps;
+    for (int r = 0; r < o.reps; ++r) {
+      tps.push_back(o.prompt / time_prompt(*model, pool, ids));
+      std::fprintf(stderr, "\rpp%d: run %d/%d", o.prompt, r + 1, o.reps);
+    }
+    tests.push_back({"pp" + std::to_string(o.prompt), o.prompt, stats(tps)});
+  }
+  if (o.gen > 0) {
+    const auto ids = bench_tokens(o.gen, c.vocab_size);
+    time_generation(*model, pool, std::vector<int32_t>(ids.begin(), ids.begin() + 1));  // warm-up
+    std::vector<double> tps;
+    for (int r = 0; r < o.reps; ++r) {
+      tps.push_back(o.gen / time_generation(*model, pool, ids));
+      std::fprintf(stderr, "\rtg%d: run %d/%d", o.gen, r + 1, o.reps);
+    }
+    tests.push_back({"tg" + std::to_string(o.gen), o.gen, stats(tps)});
+  }
+  std::fprintf(stderr, "\r%40s\r", "");
+
+  const double rss = peak_rss_bytes();
+  const uint64_t per_token = weight_bytes_per_token(*model);
+  const double bandwidth = o.roofline ? measure_read_bandwidth(pool) : 0;
+  const double roof_tps = bandwidth > 0 ? bandwidth / double(per_token) : 0;
+  char size_class[16];
+  std::snprintf(size_class, sizeof size_class, "%.1fB", double(model->checkpoint().parameter_count) / 1e9);
+  const std::string model_label = std::string(arch_name(c.arch)) + " " + size_class + " " + model_type_name(*model);
+  const double size = double(model->checkpoint().file_bytes);
+  const double kv_bytes = 2.0 * double(c.n_layers * c.kv_width()) * double(std::max(o.prompt, o.gen)) * sizeof(float);
+
+  if (o.json) {
+    nlohmann::json j;
+    j["model"] = o.model;
+    j["model_type"] = model_label;
+    j["model_size"] = model->checkpoint().file_bytes;
+    j["model_n_params"] = model->checkpoint().parameter_count;
+    j["n_threads"] = o.threads;
+    j["repetitions"] = o.reps;
+    j["peak_rss_bytes"] = uint64_t(rss);
+    j["weight_bytes_per_token"] = per_token;
+    if (o.roofline) {
+      j["read_bandwidth_bytes_per_s"] = bandwidth;
+      j["tg_roofline_tokens_per_s"] = roof_tps;
+    }
+    for (const Test& t : tests) {
+      nlohmann::json r;
+      r["test"] = t.name;
+      r["n_tokens"] = t.tokens;
+      r["avg_ts"] = t.tps.mean;
+      r["stddev_ts"] = t.tps.sd;
+      r["samples_ts"] = t.tps.samples;
+      if (o.roofline && t.name[0] == 't') r["roofline_fraction"] = t.tps.mean / roof_tps;
+      j["results"].push_back(r);
+    }
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  std::printf("| model                          |       size |     params | backend | threads |  test |                  t/s |\n");
+  std::printf("| ------------------------------ | ---------: | ---------: | ------- | ------: | ----: | -------------------: |\n");
+  for (const Test& t : tests)
+    std::printf("| %-30s | %6.2f GiB | %10s | CPU     | %7d | %5s | %11.2f ± %6.2f |\n", model_label.c_str(),
+                size / (1024.0 * 1024 * 1024), params_label(model->checkpoint().parameter_count).c_str(), o.threads,
+                t.name.c_str(), t.tps.mean, t.tps.sd);
+  std::printf("\npeak resident memory %.2f GiB (file %.2f GiB + KV cache %.2f GiB = %.2f GiB)\n",
+              rss / (1024.0 * 1024 * 1024), size / (1024.0 * 1024 * 1024), kv_bytes / (1024.0 * 1024 * 1024),
+              (size + kv_bytes) / (1024.0 * 1024 * 1024));
+  if (o.roofline) {
+    std::printf("read bandwidth %.1f GB/s with %d threads; generation reads %.2f GB of weights per token\n",
+                bandwidth / 1e9, o.threads, double(per_token) / 1e9);
+    for (const Test& t : tests)
+      if (t.name[0] == 't')
+        std::printf("%s roofline %.2f tok/s: achieved %.1f%%\n", t.name.c_str(), roof_tps, 100.0 * t.tps.mean / roof_tps);
+  }
+}
+
+const RegisterCommand reg([](CLI::App& root) {
+  auto opts = std::make_shared<BenchOptions>();
+  CLI::App* cmd = root.add_subcommand("bench", "Measure prompt (pp) and generation (tg) speed as llama-bench does");
+  cmd->add_option("--model,-m", opts->model, "Hugging Face model directory or .gguf file")->required();
+  cmd->add_option("-p,--n-prompt", opts->prompt, "Prompt tokens (0: skip the pp test)")->capture_default_str();
+  cmd->add_option("-n,--n-gen", opts->gen, "Generated tokens (0: skip the tg test)")->capture_default_str();
+  cmd->add_option("-t,--threads", opts->threads, "Worker threads")->capture_default_str();
+  cmd->add_option("-r,--repetitions", opts->reps, "Repetitions of each test")->capture_default_str();
+  cmd->add_flag("--json", opts->json, "Print the results as JSON");
+  cmd->add_flag("--roofline", opts->roofline, "Measure read bandwidth and report tg as a fraction of its roofline");
+  cmd->callback([opts] { run_bench(*opts); });
+});
+
+}  // namespace
+}  // namespace csq::app

@@ -1,0 +1,192 @@
+// csq quantize — writes a GGUF of the requested type from a Hugging Face directory or a GGUF,
+// following llama.cpp: its tensor names and metadata, its Q4_K_M/Q5_K_M type mixing, and its
+// usual path from Hugging Face weights (convert to F16, then quantize from those values).
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "base/error.h"
+#include "base/half.h"
+#include "base/thread_pool.h"
+#include "command.h"
+#include "io/gguf.h"
+#include "io/gguf_writer.h"
+#include "kernels/quantize.h"
+#include "model/model.h"
+#include "quant_plan.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace csq::app {
+namespace {
+
+struct QuantizeOptions {
+  std::string model;
+  std::string type;
+  std::string out;
+  int threads = 0;
+};
+
+// Where the values of one output tensor come from.
+struct Source {
+  const kernels::Matrix* matrix = nullptr;
+  std::vector<float> vector;
+  int64_t permute_heads = 0;  // Llama q/k from Hugging Face: rows reordered for adjacent-pair RoPE
+};
+
+Source find_source(const Model& model, const PlannedTensor& t) {
+  const ModelWeights& w = model.weights();
+  const ModelConfig& c = model.config();
+  if (t.name == "token_embd.weight") return {&w.token_embedding};
+  if (t.name == "output.weight") return {&w.lm_head};
+  if (t.name == "output_norm.weight") return {nullptr, w.output_norm};
+  if (t.name == "rope_freqs.weight") {
+    const io::GgufTensorInfo* info = model.gguf() ? model.gguf()->find_tensor(t.name) : nullptr;
+    if (!info) return {nullptr, llama3_rope_factors(c)};
+    std::vector<float> factors(size_t(info->n_elements));
+    dequantize_row(info->type, info->data, factors.data(), info->n_elements);
+    return {nullptr, factors};
+  }
+  const LayerWeights& l = w.layers[size_t(t.layer)];
+  const std::string suffix = t.name.substr(t.name.find('.', 4) + 1);
+  const bool permute = c.arch == Arch::Llama && model.checkpoint().format == CheckpointFormat::HuggingFace;
+  if (suffix == "attn_q.weight") return {&l.wq, {}, permute ? c.n_heads : 0};
+  if (suffix == "attn_k.weight") return {&l.wk, {}, permute ? c.n_kv_heads : 0};
+  if (suffix == "attn_v.weight") return {&l.wv};
+  if (suffix == "attn_output.weight") return {&l.wo};
+  if (suffix == "ffn_gate.weight") return {&l.w_gate};
+  if (suffix == "ffn_up.weight") return {&l.w_up};
+  if (suffix == "ffn_down.weight") return {&l.w_down};
+  if (suffix == "attn_norm.weight") return {nullptr, l.attn_norm};
+  if (suffix == "ffn_norm.weight") return {nullptr, l.ffn_norm};
+  if (suffix == "attn_q_norm.weight") return {nullptr, l.q_norm};
+  if (suffix == "attn_k_norm.weight") return {nullptr, l.k_norm};
+  if (suffix == "attn_q.bias") return {nullptr, l.bq};
+  if (suffix == "attn_k.bias") return {nullptr, l.bk};
+  if (suffix == "attn_v.bias") return {nullptr, l.bv};
+  fail_runtime("internal: no source for tensor " + t.name);
+}
+
+// Source row of output row r: llama.cpp's converter swaps the two halves of each head's rows
+// into interleaved pairs (row 2i+j of a head comes from row j*head_dim/2 + i).
+int64_t source_row(int64_t r, int64_t n_heads, int64_t rows) {
+  if (n_heads == 0) return r;
+  const int64_t head_dim = rows / n_heads, head = r / head_dim, within = r % head_dim;
+  return head * head_dim + (within % 2) * (head_dim / 2) + within / 2;
+}
+
+// GGUF input: the tokenizer and chat template metadata are copied as they are.
+void copy_tokenizer_metadata(const io::GgufFile& g, io::GgufWriter& w) {
+  for (const auto& [key, v] : g.metadata()) {
+    if (key.rfind("tokenizer.", 0) != 0) continue;
+    switch (v.type) {
+      case io::GgufType::String: w.set_string(key, std::string(v.str)); break;
+      case io::GgufType::Bool: w.set_bool(key, v.u != 0); break;
+      case io::GgufType::U32: case io::GgufType::U8: case io::GgufType::U16: w.set_u32(key, uint32_t(v.u)); break;
+      case io::GgufType::I32: case io::GgufType::I8: case io::GgufType::I16: w.set_i32(key, int32_t(v.i)); break;
+      case io::GgufType::F32: case io::GgufType::F64: w.set_f32(key, float(v.f)); break;
+      case io::GgufType::Array: {
+        if (v.array_type == io::GgufType::String) {
+          std::vector<std::string> items;
+          for (const auto& e : v.array) items.emplace_back(e.str);
+          w.set_string_array(key, items);
+        } else if (v.array_type == io::GgufType::F32) {
+          std::vector<float> items;
+          for (const auto& e : v.array) items.push_back(float(e.f));
+          w.set_f32_array(key, items);
+        } else {
+          std::vector<int32_t> items;
+          for (const auto& e : v.array) items.push_back(int32_t(e.is_integer() ? e.as_int(key) : 0));
+          w.set_i32_array(key, items);
+        }
+        break;
+      }
+      default: std::fprintf(stderr, "warning: metadata %s not copied (64-bit value)\n", key.c_str());
+    }
+  }
+}
+
+// Hugging Face input: the tokenizer and chat template through the tokenizer layer.
+void write_hf_tokenizer(const std::string& dir, const ModelConfig& c, io::GgufWriter& w) {
+  if (auto problem = tokenizer_problem(dir)) {
+    std::fprintf(stderr, "warning: no tokenizer written: %s\n", problem->c_str());
+    return;
+  }
+  load_tokenizer(dir).write_gguf_metadata(w, int32_t(c.vocab_size));
+  try {
+    w.set_string("tokenizer.chat_template", ChatTemplate::from_model(dir).source());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "warning: no chat template written: %s\n", e.what());
+  }
+}
+
+void run_quantize(const QuantizeOptions& o) {
+  const FileType& ft = parse_file_type(o.type);
+  auto model = Model::load(o.model);
+  const ModelConfig& c = model->config();
+  const bool from_hf = model->checkpoint().format == CheckpointFormat::HuggingFace;
+  std::vector<PlannedTensor> tensors = plan_tensors(c);
+  // A Llama GGUF keeps its frequency factors as a tensor (the config carries none).
+  const io::GgufFile* g = model->gguf();
+  if (g && g->find_tensor("rope_freqs.weight") && c.rope.llama3_factor == 0)
+    tensors.insert(tensors.begin() + (c.tied_embeddings ? 1 : 2), {"rope_freqs.weight", {c.head_dim / 2}});
+
+  io::GgufWriter w;
+  std::string name = std::filesystem::path(o.model).filename().string();
+  if (g) name = g->get_string_opt("general.name").value_or(std::filesystem::path(o.model).stem().string());
+  write_metadata(w, c, name, ft);
+  if (g) copy_tokenizer_metadata(*g, w);
+  else write_hf_tokenizer(o.model, c, w);
+
+  std::vector<DType> types;
+  for (const PlannedTensor& t : tensors) {
+    types.push_back(tensor_type(ft, c, t));
+    w.add_tensor_info(t.name, types.back(), t.dims);
+  }
+
+  ThreadPool pool(o.threads);
+  const auto start = std::chrono::steady_clock::now();
+  w.write(o.out, [&](size_t index, std::vector<uint8_t>& bytes) {
+    const PlannedTensor& t = tensors[index];
+    const DType type = types[index];
+    const Source src = find_source(*model, t);
+    const int64_t cols = t.dims[0], rows = t.dims.size() > 1 ? t.dims[1] : 1;
+    const int64_t rb = row_bytes(type, cols);
+    bytes.resize(size_t(rows * rb));
+    if (!src.matrix) {
+      quantize_row(type, src.vector.data(), bytes.data(), cols);
+    } else {
+      const kernels::Matrix& m = *src.matrix;
+      // llama.cpp quantizes Hugging Face weights from its F16 conversion: round through F16
+      // first so the blocks come out byte for byte the same.
+      const bool via_f16 = from_hf && m.type != DType::F16 && type != DType::F16 && type != DType::BF16 &&
+                           type != DType::F32;
+      pool.parallel_for(rows, [&](int64_t begin, int64_t end, int) {
+        std::vector<float> row(static_cast<size_t>(cols));
+        for (int64_t r = begin; r < end; ++r) {
+          dequantize_row(m.type, m.row(source_row(r, src.permute_heads, rows)), row.data(), cols);
+          if (via_f16)
+            for (float& v : row) v = f16_to_f32(f32_to_f16(v));
+          quantize_row(type, row.data(), bytes.data() + r * rb, cols);
+        }
+      });
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::fprintf(stderr, "\r[%zu/%zu] %-28s %-5s %7.1f s", index + 1, tensors.size(), t.name.c_str(),
+                 dtype_info(type).name, s);
+  });
+  std::fprintf(stderr, "\n");
+}
+
+const RegisterCommand reg([](CLI::App& root) {
+  auto opts = std::make_shared<QuantizeOptions>();
+  CLI::App* cmd = root.add_subcommand("quantize", "Write a GGUF of another type, as llama.cpp's converter and llama-quantize do");
+  cmd->add_option("--model", opts->model, "Hugging Face model directory or .gguf file")->required();
+  cmd->add_option("--type", opts->type, "File type: " + file_type_names())->required();
+  cmd->add_option("--out", opts->out, "Output .gguf file")->required();
+  cmd->add_option("--threads,-t", opts->threads, "Worker threads (default: all cores)");
+  cmd->callback([opts] { run_quantize(*opts); });
+});
+
+}  // namespace
+}  // namespace csq::app

@@ -1,0 +1,61 @@
+// Throughput of the fast matrix product per weight type: one token (generation: weight bytes
+// per second) and a 128-token tile (prompt processing: multiply-adds per second), on a
+// Qwen3-4B FFN-sized matrix. Usage: csq_matmul_bench [threads] [types...]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kernels/ops.h"
+#include "kernels/quantize.h"
+
+namespace {
+
+using csq::DType;
+
+double best_seconds(int reps, const std::function<void()>& fn) {
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
+  std::vector<std::string> names;
+  for (int i = 2; i < argc; ++i) names.emplace_back(argv[i]);
+  if (names.empty()) names = {"Q4_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "BF16", "F16"};
+  csq::ThreadPool pool(threads);
+  const int64_t rows = 9728, cols = 2560;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.f, 0.05f);
+  std::vector<float> src(static_cast<size_t>(cols)), x(size_t(128 * cols)), y(size_t(128 * rows));
+  for (float& v : x) v = normal(rng) * 20.f;
+  std::printf("%-6s %10s %12s %12s %14s\n", "type", "MiB", "tg GB/s", "tg ms", "pp128 GMAC/s");
+  for (const std::string& name : names) {
+    DType type = DType::F32;
+    for (uint32_t id = 0; id < 40; ++id)
+      if (const csq::DTypeInfo* info = csq::dtype_info(id); info && name == info->name) type = DType(id);
+    csq::kernels::Matrix w{type, rows, cols, nullptr};
+    std::vector<uint8_t> data(size_t(rows * w.row_bytes()));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (float& v : src) v = normal(rng);
+      csq::quantize_row(type, src.data(), data.data() + r * w.row_bytes(), cols);
+    }
+    w.data = data.data();
+    const double tg = best_seconds(20, [&] { csq::kernels::matmul(w, x.data(), 1, y.data(), pool); });
+    const double pp = best_seconds(3, [&] { csq::kernels::matmul(w, x.data(), 128, y.data(), pool); });
+    std::printf("%-6s %10.1f %12.2f %12.3f %14.1f\n", name.c_str(), double(data.size()) / (1 << 20),
+                double(data.size()) / tg / 1e9, tg * 1e3, double(rows * cols) * 128 / pp / 1e9);
+  }
+}

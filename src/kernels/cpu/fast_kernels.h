@@ -1,0 +1,60 @@
+// Internals of the fast kernels (matrix product, attention), shared by the ISA-specific files, the driver
+// (matmul.cpp) and the kernel tests. Not part of the kernels layer's public interface.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/dtype.h"
+#include "kernels/quants.h"
+
+namespace csq::kernels::cpu {
+
+// How activations are encoded before the integer dot products.
+enum class ActFormat {
+  F32,   // float as given (F32/F16/BF16 weights)
+  Q8x32, // BlockQ8x32: Q4_0 and Q8_0 weights
+  Q8K,   // quants::BlockQ8_K: k-quant weights (bsums carry the per-16 sums for the mins/offsets)
+};
+
+// 8-bit activations in 32-element blocks: the levels and scale of ggml's Q8_0 (symmetric,
+// ±127, scale rounded to fp16), with the scale kept as a float so the kernels need not decode it.
+struct BlockQ8x32 {
+  float d;
+  int8_t qs[32];
+};
+
+// Bytes of one activation row of `cols` elements in `format`.
+int64_t act_row_bytes(ActFormat format, int64_t cols);
+// Encodes one row; cols a multiple of the block size (32 or 256) for the 8-bit formats.
+void quantize_act(ActFormat format, const float* x, void* dst, int64_t cols);
+
+// Dot products of one weight row with n_tok (1..kMaxTokens) activation rows that lie x_stride
+// bytes apart: out[t] = w . x_t. Each out[t] is computed with the same arithmetic whatever
+// n_tok is, so a token's result never depends on how tokens were grouped.
+constexpr int kMaxTokens = 4;
+using DotFn = void (*)(const void* w_row, const void* x, int64_t x_stride, int n_tok, int64_t cols, float* out);
+
+struct RowKernel {
+  ActFormat act;
+  DotFn dot;
+};
+
+// Whether this CPU runs the AVX2 kernels (AVX2, FMA and F16C).
+bool cpu_has_avx2();
+// cpu_has_avx2() unless CSQ_KERNELS=reference forces the plain reference path (for
+// comparisons and bisecting).
+bool use_avx2();
+// The AVX2 kernel for a weight type, or nullptr where there is none (the caller falls back to
+// the reference). Only call when cpu_has_avx2().
+const RowKernel* avx2_kernel(DType weight_type);
+
+}  // namespace csq::kernels::cpu
+
+namespace csq::kernels::cpu {
+
+// attention_group for kv_type F32 or F16 when attention_avx2_fits (AVX2 only).
+bool attention_avx2_fits(int64_t n_group, int64_t head_dim);
+void attention_group_avx2(const float* q, int64_t n_group, const void* k, const void* v, DType kv_type,
+                          int64_t kv_stride, int64_t n_ctx, int64_t head_dim, float* out);
+
+}  // namespace csq::kernels::cpu

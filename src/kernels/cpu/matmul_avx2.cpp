@@ -1,0 +1,312 @@
+// AVX2 + FMA + F16C row kernels for the fast matrix product. Compiled for that target with a
+// pragma (the rest of the build stays portable) and only called after a run-time CPU check.
+//
+// Integer formats: the weight block is unpacked once into registers and multiplied with every
+// token's 8-bit activations (_mm256_maddubs_epi16: unsigned x signed bytes -> int16 pairs),
+// then weighted by the block's integer scales in int32 and by the float scales once per block.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/cpu/fast_kernels.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#endif
+
+namespace csq::kernels::cpu {
+namespace {
+
+using quants::BlockQ4_0;
+using quants::BlockQ4_K;
+using quants::BlockQ5_K;
+using quants::BlockQ6_K;
+using quants::BlockQ8_0;
+using quants::BlockQ8_K;
+using quants::QK_K;
+
+inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// Sum of 16 signed int16 pairs -> 8 int32.
+inline __m256i pair_sums(__m256i v) { return _mm256_madd_epi16(v, _mm256_set1_epi16(1)); }
+
+// signed weights (q in -128..127) . signed activations (±127), 32 bytes -> 8 int32.
+inline __m256i dot_i8(__m256i w, __m256i x) {
+  return pair_sums(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)));
+}
+
+template <typename XBlock>
+inline const XBlock* x_row(const void* x, int64_t x_stride, int t) {
+  return reinterpret_cast<const XBlock*>(static_cast<const uint8_t*>(x) + t * x_stride);
+}
+
+// ---- Q8_0 and Q4_0 weights with BlockQ8x32 activations ----
+
+template <int N>
+void dot_q8_0(const void* w_row, const void* x, int64_t x_stride, int64_t cols, float* out) {
+  const BlockQ8_0* w = static_cast<const BlockQ8_0*>(w_row);
+  const BlockQ8x32* xs[N];
+  for (int t = 0; t < N; ++t) xs[t] = x_row<BlockQ8x32>(x, x_stride, t);
+  __m256 acc[N];
+  for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    const __m256i q = load256(w[b].qs);
+    const float dw = half_to_float(w[b].d);
+    for (int t = 0; t < N; ++t) {
+      const __m256i p = dot_i8(q, load256(xs[t][b].qs));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xs[t][b].d), _mm256_cvtepi32_ps(p), acc[t]);
+    }
+  }
+  for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
+}
+
+template <int N>
+void dot_q4_0(const void* w_row, const void* x, int64_t x_stride, int64_t cols, float* out) {
+  const BlockQ4_0* w = static_cast<const BlockQ4_0*>(w_row);
+  const BlockQ8x32* xs[N];
+  for (int t = 0; t < N; ++t) xs[t] = x_row<BlockQ8x32>(x, x_stride, t);
+  __m256 acc[N];
+  for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
+  const __m256i low4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    // Elements 0-15 are the low nibbles, 16-31 the high ones.
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs));
+    const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low4);
+    const __m256i q = _mm256_sub_epi8(nib, eight);
+    const float dw = half_to_float(w[b].d);
+    for (int t = 0; t < N; ++t) {
+      const __m256i p = dot_i8(q, load256(xs[t][b].qs));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xs[t][b].d), _mm256_cvtepi32_ps(p), acc[t]);
+    }
+  }
+  for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
+}
+
+// ---- k-quants with BlockQ8_K activations ----
+
+// The 8 six-bit scales and mins of a Q4_K/Q5_K block (quants::scale_min_k4, four at a time).
+inline void unpack_scales_k4(const uint8_t* packed, uint8_t* scales, uint8_t* mins) {
+  uint32_t w[3];
+  std::memcpy(w, packed, 12);
+  const uint32_t s_lo = w[0] & 0x3f3f3f3f, m_lo = w[1] & 0x3f3f3f3f;
+  const uint32_t s_hi = (w[2] & 0x0f0f0f0f) | (((w[0] >> 6) & 0x03030303) << 4);
+  const uint32_t m_hi = ((w[2] >> 4) & 0x0f0f0f0f) | (((w[1] >> 6) & 0x03030303) << 4);
+  std::memcpy(scales, &s_lo, 4);
+  std::memcpy(scales + 4, &s_hi, 4);
+  std::memcpy(mins, &m_lo, 4);
+  std::memcpy(mins + 4, &m_hi, 4);
+}
+
+// sum_j mins[j] * (sum of activation sub-block j of 32), from the per-16 bsums.
+inline __m256i mins_dot(const int16_t* bsums, const uint8_t* mins) {
+  const __m128i m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins)));
+  const __m256i m_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+  return _mm256_madd_epi16(load256(bsums), m_pairs);
+}
+
+// Q4_K and Q5_K share everything but the fifth bit (HighBits = true for Q5_K).
+template <int N, bool HighBits, typename Block>
+void dot_q45_k(const void* w_row, const void* x, int64_t x_stride, int64_t cols, float* out) {
+  const Block* w = static_cast<const Block*>(w_row);
+  const BlockQ8_K* xs[N];
+  for (int t = 0; t < N; ++t) xs[t] = x_row<BlockQ8_K>(x, x_stride, t);
+  __m256 acc[N];
+  for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  alignas(8) uint8_t scales[8], mins[8];
+  for (int64_t b = 0; b < cols / QK_K; ++b) {
+    const Block& wb = w[b];
+    const float d = half_to_float(wb.d), dmin = half_to_float(wb.dmin);
+    unpack_scales_k4(wb.scales, scales, mins);
+    __m256i sumi[N];
+    for (int t = 0; t < N; ++t) sumi[t] = _mm256_setzero_si256();
+    __m256i qh;
+    if constexpr (HighBits) qh = load256(wb.qh);
+    for (int i = 0; i < 4; ++i) {
+      // 64 elements: sub-block 2i in the low nibbles, 2i+1 in the high nibbles.
+      const __m256i raw = load256(wb.qs + 32 * i);
+      __m256i lo = _mm256_and_si256(raw, low4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+      if constexpr (HighBits) {
+        const __m256i bit_lo = _mm256_set1_epi8(char(1 << (2 * i))), bit_hi = _mm256_set1_epi8(char(2 << (2 * i)));
+        const __m256i sixteen = _mm256_set1_epi8(16);
+        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo), sixteen));
+        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi), sixteen));
+      }
+      const __m256i s_lo = _mm256_set1_epi16(scales[2 * i]), s_hi = _mm256_set1_epi16(scales[2 * i + 1]);
+      for (int t = 0; t < N; ++t) {
+        const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(xs[t][b].qs + 64 * i)), s_lo);
+        const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(xs[t][b].qs + 64 * i + 32)), s_hi);
+        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p_lo, p_hi));
+      }
+    }
+    for (int t = 0; t < N; ++t) {
+      const float dx = xs[t][b].d;
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(-dmin * dx), _mm256_cvtepi32_ps(mins_dot(xs[t][b].bsums, mins)), acc[t]);
+    }
+  }
+  for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
+}
+
+template <int N>
+void dot_q6_k(const void* w_row, const void* x, int64_t x_stride, int64_t cols, float* out) {
+  const BlockQ6_K* w = static_cast<const BlockQ6_K*>(w_row);
+  const BlockQ8_K* xs[N];
+  for (int t = 0; t < N; ++t) xs[t] = x_row<BlockQ8_K>(x, x_stride, t);
+  __m256 acc[N];
+  for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
+  const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(3);
+  for (int64_t b = 0; b < cols / QK_K; ++b) {
+    const BlockQ6_K& wb = w[b];
+    const float d = half_to_float(wb.d);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
+    __m256i sumi[N];
+    // Levels are stored with a +32 bias: subtract 32 * sum_g scale_g * (sum of activation group g).
+    for (int t = 0; t < N; ++t)
+      sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                 _mm256_slli_epi32(_mm256_madd_epi16(load256(xs[t][b].bsums), sc16), 5));
+    for (int h = 0; h < 2; ++h) {
+      const __m256i ql0 = load256(wb.ql + 64 * h), ql1 = load256(wb.ql + 64 * h + 32);
+      const __m256i qh = load256(wb.qh + 32 * h);
+      __m256i q[4];
+      q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4));
+      q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), low2), 4));
+      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), low2), 4));
+      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), low2), 4));
+      for (int k = 0; k < 4; ++k) {
+        // 32 elements = two groups of 16 with their own scales (low and high 128-bit lanes).
+        const int g = 8 * h + 2 * k;
+        const __m256i s = _mm256_set_m128i(_mm_set1_epi16(wb.scales[g + 1]), _mm_set1_epi16(wb.scales[g]));
+        for (int t = 0; t < N; ++t) {
+          const __m256i p = _mm256_maddubs_epi16(q[k], load256(xs[t][b].qs + 128 * h + 32 * k));
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, s));
+        }
+      }
+    }
+    for (int t = 0; t < N; ++t)
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xs[t][b].d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+  }
+  for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
+}
+
+// ---- float weights (F32, F16, BF16) with float activations ----
+
+template <DType T>
+inline __m256 load_w8(const uint16_t* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if constexpr (T == DType::F16) return _mm256_cvtph_ps(h);
+  else return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+template <DType T>
+inline float scalar_w(const void* w, int64_t i) {
+  if constexpr (T == DType::F32) {
+    return static_cast<const float*>(w)[i];
+  } else {
+    const uint16_t h = static_cast<const uint16_t*>(w)[i];
+    if constexpr (T == DType::F16) return half_to_float(h);
+    else {
+      const uint32_t bits = uint32_t(h) << 16;
+      float f;
+      std::memcpy(&f, &bits, 4);
+      return f;
+    }
+  }
+}
+
+template <DType T>
+inline __m256 load_w(const void* w, int64_t i) {
+  if constexpr (T == DType::F32) return _mm256_loadu_ps(static_cast<const float*>(w) + i);
+  else return load_w8<T>(static_cast<const uint16_t*>(w) + i);
+}
+
+template <int N, DType T>
+void dot_float(const void* w_row, const void* x, int64_t x_stride, int64_t cols, float* out) {
+  const float* xs[N];
+  for (int t = 0; t < N; ++t) xs[t] = x_row<float>(x, x_stride, t);
+  // Two accumulators per token hide the FMA latency.
+  __m256 acc0[N], acc1[N];
+  for (int t = 0; t < N; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
+  int64_t c = 0;
+  for (; c + 16 <= cols; c += 16) {
+    const __m256 w0 = load_w<T>(w_row, c), w1 = load_w<T>(w_row, c + 8);
+    for (int t = 0; t < N; ++t) {
+      acc0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xs[t] + c), acc0[t]);
+      acc1[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xs[t] + c + 8), acc1[t]);
+    }
+  }
+  for (int t = 0; t < N; ++t) {
+    float s = hsum(_mm256_add_ps(acc0[t], acc1[t]));
+    for (int64_t i = c; i < cols; ++i) s += scalar_w<T>(w_row, i) * xs[t][i];
+    out[t] = s;
+  }
+}
+
+// n_tok (1..kMaxTokens) chooses the template instance.
+template <template <int> class K>
+void dispatch(const void* w, const void* x, int64_t x_stride, int n_tok, int64_t cols, float* out) {
+  switch (n_tok) {
+    case 1: return K<1>::run(w, x, x_stride, cols, out);
+    case 2: return K<2>::run(w, x, x_stride, cols, out);
+    case 3: return K<3>::run(w, x, x_stride, cols, out);
+    default: return K<4>::run(w, x, x_stride, cols, out);
+  }
+}
+
+template <int N> struct Q8_0K { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_q8_0<N>(w, x, s, c, o); } };
+template <int N> struct Q4_0K { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_q4_0<N>(w, x, s, c, o); } };
+template <int N> struct Q4_KK { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_q45_k<N, false, BlockQ4_K>(w, x, s, c, o); } };
+template <int N> struct Q5_KK { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_q45_k<N, true, BlockQ5_K>(w, x, s, c, o); } };
+template <int N> struct Q6_KK { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_q6_k<N>(w, x, s, c, o); } };
+template <int N> struct F32K { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_float<N, DType::F32>(w, x, s, c, o); } };
+template <int N> struct F16K { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_float<N, DType::F16>(w, x, s, c, o); } };
+template <int N> struct BF16K { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_float<N, DType::BF16>(w, x, s, c, o); } };
+
+constexpr RowKernel kQ8_0{ActFormat::Q8x32, dispatch<Q8_0K>};
+constexpr RowKernel kQ4_0{ActFormat::Q8x32, dispatch<Q4_0K>};
+constexpr RowKernel kQ4_K{ActFormat::Q8K, dispatch<Q4_KK>};
+constexpr RowKernel kQ5_K{ActFormat::Q8K, dispatch<Q5_KK>};
+constexpr RowKernel kQ6_K{ActFormat::Q8K, dispatch<Q6_KK>};
+constexpr RowKernel kF32{ActFormat::F32, dispatch<F32K>};
+constexpr RowKernel kF16{ActFormat::F32, dispatch<F16K>};
+constexpr RowKernel kBF16{ActFormat::F32, dispatch<BF16K>};
+
+}  // namespace
+
+const RowKernel* avx2_kernel(DType weight_type) {
+  switch (weight_type) {
+    case DType::Q8_0: return &kQ8_0;
+    case DType::Q4_0: return &kQ4_0;
+    case DType::Q4_K: return &kQ4_K;
+    case DType::Q5_K: return &kQ5_K;
+    case DType::Q6_K: return &kQ6_K;
+    case DType::F32: return &kF32;
+    case DType::F16: return &kF16;
+    case DType::BF16: return &kBF16;
+    default: return nullptr;
+  }
+}
+
+}  // namespace csq::kernels::cpu
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif

@@ -1,0 +1,180 @@
+// The fast matrix product against the reference, on random weights of every fast type, with
+// odd row counts, token counts that leave partial tiles, and (for float weights) column tails.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/half.h"
+#include "kernels/cpu/fast_kernels.h"
+#include "kernels/ops.h"
+#include "kernels/quantize.h"
+
+namespace csq::kernels {
+namespace {
+
+struct Case {
+  DType type;
+  int64_t rows, cols, tokens;
+};
+
+std::string name(const Case& c) {
+  return std::string(dtype_info(c.type).name) + " " + std::to_string(c.rows) + "x" + std::to_string(c.cols) +
+         " tokens=" + std::to_string(c.tokens);
+}
+
+struct Problem {
+  std::vector<uint8_t> weights;
+  std::vector<float> x;
+  Matrix w;
+};
+
+Problem make_problem(const Case& c, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  Problem p;
+  p.w = {c.type, c.rows, c.cols, nullptr};
+  p.weights.resize(size_t(c.rows * p.w.row_bytes()));
+  std::vector<float> row(size_t(c.cols));
+  for (int64_t r = 0; r < c.rows; ++r) {
+    // Rows of different magnitudes and an occasional outlier exercise the block scales.
+    const float scale = 0.02f * float(1 + r % 5);
+    for (float& v : row) v = normal(rng) * scale;
+    row[size_t(r % c.cols)] *= 8.f;
+    quantize_row(c.type, row.data(), p.weights.data() + r * p.w.row_bytes(), c.cols);
+  }
+  p.w.data = p.weights.data();
+  p.x.resize(size_t(c.tokens * c.cols));
+  for (float& v : p.x) v = normal(rng);
+  return p;
+}
+
+// The activations as the kernel sees them: rounded to 8 bits for the quantized weight types.
+std::vector<float> kernel_activations(const cpu::RowKernel& k, const float* x, int64_t cols) {
+  std::vector<uint8_t> q(size_t(cpu::act_row_bytes(k.act, cols)));
+  cpu::quantize_act(k.act, x, q.data(), cols);
+  std::vector<float> out(static_cast<size_t>(cols));
+  if (k.act == cpu::ActFormat::Q8x32) {
+    const auto* b = reinterpret_cast<const cpu::BlockQ8x32*>(q.data());
+    for (int64_t i = 0; i < cols; ++i) out[size_t(i)] = b[i / 32].d * float(b[i / 32].qs[i % 32]);
+  } else if (k.act == cpu::ActFormat::Q8K) {
+    const auto* b = reinterpret_cast<const quants::BlockQ8_K*>(q.data());
+    for (int64_t i = 0; i < cols; ++i) out[size_t(i)] = b[i / 256].d * float(b[i / 256].qs[i % 256]);
+  } else {
+    std::memcpy(out.data(), x, size_t(cols) * sizeof(float));
+  }
+  return out;
+}
+
+class FastMatmul : public ::testing::TestWithParam<Case> {};
+
+TEST_P(FastMatmul, MatchesReference) {
+  const Case c = GetParam();
+  SCOPED_TRACE(name(c));
+  if (!cpu::cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2: matmul is the reference here";
+  const cpu::RowKernel* kernel = cpu::avx2_kernel(c.type);
+  ASSERT_NE(kernel, nullptr);
+  Problem p = make_problem(c, uint32_t(c.rows * 131 + c.cols * 7 + c.tokens));
+  ThreadPool pool2(2), pool1(1), pool3(3);
+
+  std::vector<float> fast(size_t(c.tokens * c.rows)), ref(fast.size()), other(fast.size());
+  matmul(p.w, p.x.data(), c.tokens, fast.data(), pool2);
+  matmul_ref(p.w, p.x.data(), c.tokens, ref.data(), pool2);
+
+  std::vector<float> wrow(size_t(c.cols));
+  for (int64_t t = 0; t < c.tokens; ++t) {
+    const float* xt = p.x.data() + t * c.cols;
+    const std::vector<float> xq = kernel_activations(*kernel, xt, c.cols);
+    for (int64_t r = 0; r < c.rows; ++r) {
+      dequantize_row(c.type, p.w.row(r), wrow.data(), c.cols);
+      // Exact product with the kernel's own activation levels: only float rounding may differ.
+      double exact = 0, magnitude = 0, rounding = 0;
+      for (int64_t i = 0; i < c.cols; ++i) {
+        exact += double(wrow[size_t(i)]) * double(xq[size_t(i)]);
+        magnitude += std::fabs(double(wrow[size_t(i)]) * double(xt[i]));
+        rounding += std::fabs(double(wrow[size_t(i)]) * (double(xq[size_t(i)]) - double(xt[i])));
+      }
+      const float got = fast[size_t(t * c.rows + r)];
+      ASSERT_NEAR(got, exact, 2e-6 * magnitude + 1e-30) << "row " << r << " token " << t;
+      // Against the reference the activation rounding adds at most sum |w| * |x - xq|.
+      ASSERT_NEAR(got, ref[size_t(t * c.rows + r)], 1.001 * rounding + 2e-6 * magnitude + 1e-30)
+          << "row " << r << " token " << t;
+    }
+  }
+
+  // Bit-identical whatever the thread count and however tokens are grouped into tiles.
+  matmul(p.w, p.x.data(), c.tokens, other.data(), pool1);
+  EXPECT_EQ(0, std::memcmp(fast.data(), other.data(), fast.size() * sizeof(float)));
+  matmul(p.w, p.x.data(), c.tokens, other.data(), pool3);
+  EXPECT_EQ(0, std::memcmp(fast.data(), other.data(), fast.size() * sizeof(float)));
+  const int64_t last = c.tokens - 1;
+  std::vector<float> single(size_t(c.rows));
+  matmul(p.w, p.x.data() + last * c.cols, 1, single.data(), pool2);
+  EXPECT_EQ(0, std::memcmp(single.data(), fast.data() + last * c.rows, single.size() * sizeof(float)));
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> out;
+  for (DType t : {DType::Q8_0, DType::Q4_0})
+    for (int64_t cols : {32, 96, 288})
+      for (int64_t tokens : {1, 3, 6, 9}) out.push_back({t, 37, cols, tokens});
+  for (DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K})
+    for (int64_t cols : {256, 768})
+      for (int64_t tokens : {1, 2, 5, 8}) out.push_back({t, 21, cols, tokens});
+  for (DType t : {DType::F32, DType::F16, DType::BF16})
+    for (int64_t cols : {1, 7, 16, 45, 130})
+      for (int64_t tokens : {1, 4, 7}) out.push_back({t, 19, cols, tokens});
+  out.push_back({DType::Q4_K, 300, 2560, 4});  // a real row length, rows not a multiple of the block
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, FastMatmul, ::testing::ValuesIn(cases()), [](const auto& info) {
+  std::string s = name(info.param);
+  for (char& ch : s)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return s;
+});
+
+TEST(ActivationQuantization, RoundsToNearestLevel) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.f, 3.f);
+  std::vector<float> x(512);
+  for (float& v : x) v = normal(rng);
+  x[5] = 0;
+  std::fill(x.begin() + 256, x.begin() + 288, 0.f);  // an all-zero block
+  for (auto format : {cpu::ActFormat::Q8x32, cpu::ActFormat::Q8K}) {
+    const int block = format == cpu::ActFormat::Q8K ? 256 : 32;
+    std::vector<uint8_t> q(size_t(cpu::act_row_bytes(format, 512)));
+    cpu::quantize_act(format, x.data(), q.data(), 512);
+    for (int b = 0; b < 512 / block; ++b) {
+      float amax = 0;
+      for (int i = 0; i < block; ++i) amax = std::max(amax, std::fabs(x[size_t(b * block + i)]));
+      const uint8_t* blk = q.data() + b * (format == cpu::ActFormat::Q8K ? sizeof(quants::BlockQ8_K) : sizeof(cpu::BlockQ8x32));
+      float d;
+      std::memcpy(&d, blk, 4);
+      const int8_t* qs = reinterpret_cast<const int8_t*>(blk + 4);
+      // Q8x32 rounds its scale to fp16 as ggml's Q8_0 does (levels still from the exact scale).
+      const float exact_d = amax / 127.f;
+      EXPECT_EQ(d, format == cpu::ActFormat::Q8x32 ? f16_to_f32(f32_to_f16(exact_d)) : exact_d);
+      for (int i = 0; i < block; ++i) {
+        EXPECT_LE(std::abs(int(qs[i])), 127);
+        EXPECT_LE(std::fabs(d * float(qs[i]) - x[size_t(b * block + i)]),
+                  0.5001f * exact_d + 127.f * std::fabs(d - exact_d) + 1e-30f);
+      }
+      if (format == cpu::ActFormat::Q8K) {
+        const auto* k = reinterpret_cast<const quants::BlockQ8_K*>(blk);
+        for (int g = 0; g < 16; ++g) {
+          int sum = 0;
+          for (int i = 0; i < 16; ++i) sum += k->qs[16 * g + i];
+          EXPECT_EQ(k->bsums[g], sum);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace csq::kernels
