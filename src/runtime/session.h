@@ -20,16 +20,21 @@ class Session {
   // tokens do not fit in the context, naming both lengths.
   const std::vector<float>& feed(const std::vector<int32_t>& tokens, bool all_positions = false);
 
-  int64_t position() const { return position_; }
+  const Model& model() const { return model_; }
+  int64_t position() const { return int64_t(tokens_.size()); }
   int64_t n_ctx() const { return cache_.n_ctx(); }
-  void reset() { position_ = 0; }
+  // The tokens whose keys and values are in the cache, in order.
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  // Forgets everything after the first n tokens (their cache entries get overwritten).
+  void rewind(int64_t n);
+  void reset() { rewind(0); }
 
  private:
   const Model& model_;
   ThreadPool& pool_;
   KvCache cache_;
   int64_t n_batch_;
-  int64_t position_ = 0;
+  std::vector<int32_t> tokens_;
   std::vector<float> logits_;
   std::vector<float> chunk_logits_;
 };

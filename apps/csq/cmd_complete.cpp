@@ -1,0 +1,66 @@
+// csq complete — raw text completion, no chat template.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "command.h"
+#include "generation_options.h"
+#include "runtime/constraint.h"
+#include "runtime/engine.h"
+
+namespace csq::app {
+namespace {
+
+struct CompleteOptions {
+  GenerationOptions gen;
+  std::string prompt;
+  std::string prompt_file;
+  bool json = false;
+};
+
+void run_complete(const CompleteOptions& o) {
+  if (o.prompt.empty() == o.prompt_file.empty()) fail_usage("give exactly one of --prompt TEXT or --prompt-file F (- for stdin)");
+  const std::string text = o.prompt_file.empty() ? o.prompt : read_input(o.prompt_file);
+  Engine engine = load_engine(o.gen.model, o.gen.template_file);
+  GenerationRequest request = make_request(o.gen, engine);
+  request.prompt = engine.encode_raw(text);
+  request.split_reasoning = false;
+  std::unique_ptr<TokenConstraint> constraint = make_constraint(o.gen, engine);
+  request.constraint = constraint.get();
+  ThreadPool pool(o.gen.threads);
+  Session session(*engine.model, o.gen.ctx, pool);
+  StreamCallback stream;
+  if (!o.json)
+    stream = [](const std::string& content, const std::string&) {
+      std::fputs(content.c_str(), stdout);
+      std::fflush(stdout);
+      return true;
+    };
+  const GenerationResult result = generate(session, engine.tokenizer, request, stream);
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["text"] = result.content;
+    j["tokens"] = result.tokens;
+    j["finish_reason"] = finish_reason_name(result.finish);
+    j["usage"] = {{"prompt_tokens", result.prompt_tokens}, {"completion_tokens", result.tokens.size()}};
+    j["timings"] = {{"prompt_ms", result.prompt_ms}, {"tokens_per_s", result.tokens_per_second()}};
+    j["seed"] = request.sampling.seed;
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
+  } else {
+    std::fputs("\n", stdout);
+  }
+}
+
+const RegisterCommand reg([](CLI::App& root) {
+  auto opts = std::make_shared<CompleteOptions>();
+  CLI::App* cmd = root.add_subcommand("complete", "Raw text completion without a chat template");
+  add_generation_options(cmd, opts->gen);
+  add_constraint_options(cmd, opts->gen);
+  cmd->add_option("--prompt,-p", opts->prompt, "The text to continue");
+  cmd->add_option("--prompt-file,-f", opts->prompt_file, "Read the text from a file (- for stdin)");
+  cmd->add_flag("--json", opts->json, "Print {text, tokens, finish_reason, usage, timings, seed} as JSON");
+  cmd->callback([opts] { run_complete(*opts); });
+});
+
+}  // namespace
+}  // namespace csq::app

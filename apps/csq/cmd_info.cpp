@@ -1,0 +1,121 @@
+// csq info — what a checkpoint holds: architecture, hyper-parameters, tensor types, sizes,
+// and whether it carries a usable tokenizer and chat template.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "command.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace csq::app {
+namespace {
+
+struct InfoOptions {
+  std::string model;
+  bool json = false;
+};
+
+std::string human_bytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
+  return buf;
+}
+
+void run_info(const InfoOptions& o) {
+  auto model = Model::load(o.model);
+  const ModelConfig& c = model->config();
+  const CheckpointInfo& ck = model->checkpoint();
+  const std::optional<std::string> tokenizer_issue = tokenizer_problem(o.model);
+  std::optional<std::string> template_issue;
+  std::string template_origin;
+  try {
+    template_origin = ChatTemplate::from_model(o.model).origin();
+  } catch (const Error& e) {
+    template_issue = e.what();
+  }
+
+  nlohmann::ordered_json j;
+  j["path"] = ck.path;
+  j["format"] = ck.format == CheckpointFormat::Gguf ? "gguf" : "safetensors";
+  if (const io::GgufFile* g = model->gguf()) {
+    j["gguf_version"] = g->version();
+    if (auto name = g->get_string_opt("general.name")) j["name"] = *name;
+  }
+  j["architecture"] = arch_name(c.arch);
+  j["parameters"] = ck.parameter_count;
+  j["file_bytes"] = ck.file_bytes;
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.hidden_size;
+  j["layers"] = c.n_layers;
+  j["attention_heads"] = c.n_heads;
+  j["kv_heads"] = c.n_kv_heads;
+  j["head_dim"] = c.head_dim;
+  j["ffn_size"] = c.ffn_size;
+  j["context_length"] = c.max_context;
+  j["rope_theta"] = c.rope.theta;
+  if (c.rope.llama3_factor > 0)
+    j["rope_scaling"] = {{"type", "llama3"},
+                         {"factor", c.rope.llama3_factor},
+                         {"low_freq_factor", c.rope.llama3_low_freq_factor},
+                         {"high_freq_factor", c.rope.llama3_high_freq_factor},
+                         {"original_context", c.rope.llama3_original_context}};
+  j["rms_norm_eps"] = c.rms_eps;
+  j["tied_embeddings"] = c.tied_embeddings;
+  j["qk_norm"] = c.qk_norm;
+  j["qkv_bias"] = c.qkv_bias;
+  j["eos_token_ids"] = c.eos_ids;
+  j["tensor_types"] = ck.tensor_types;
+  j["tokenizer"] = tokenizer_issue ? nlohmann::ordered_json{{"usable", false}, {"problem", *tokenizer_issue}}
+                                   : nlohmann::ordered_json{{"usable", true}};
+  j["chat_template"] = template_issue ? nlohmann::ordered_json{{"present", false}, {"problem", *template_issue}}
+                                      : nlohmann::ordered_json{{"present", true}, {"source", template_origin}};
+  if (o.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  std::string types;
+  for (const auto& [name, count] : ck.tensor_types) types += (types.empty() ? "" : ", ") + name + " x" + std::to_string(count);
+  std::printf("model          %s\n", ck.path.c_str());
+  std::printf("format         %s\n", ck.format == CheckpointFormat::Gguf
+                                         ? ("GGUF v" + std::to_string(model->gguf()->version())).c_str()
+                                         : "Hugging Face safetensors");
+  std::printf("architecture   %s\n", arch_name(c.arch));
+  std::printf("parameters     %lld (%.2f B)\n", (long long)ck.parameter_count, double(ck.parameter_count) / 1e9);
+  std::printf("file size      %s\n", human_bytes(ck.file_bytes).c_str());
+  std::printf("vocabulary     %lld\n", (long long)c.vocab_size);
+  std::printf("hidden size    %lld\n", (long long)c.hidden_size);
+  std::printf("layers         %lld\n", (long long)c.n_layers);
+  std::printf("attention      %lld heads, %lld kv heads, head_dim %lld%s%s\n", (long long)c.n_heads,
+              (long long)c.n_kv_heads, (long long)c.head_dim, c.qk_norm ? ", q/k norm" : "",
+              c.qkv_bias ? ", q/k/v bias" : "");
+  std::printf("feed-forward   %lld (SwiGLU)\n", (long long)c.ffn_size);
+  std::printf("context        %lld\n", (long long)c.max_context);
+  std::printf("rope           theta %g%s\n", c.rope.theta,
+              c.rope.llama3_factor > 0 ? (", llama3 scaling x" + std::to_string(c.rope.llama3_factor)).c_str() : "");
+  std::printf("rms norm eps   %g\n", c.rms_eps);
+  std::printf("output head    %s\n", c.tied_embeddings ? "tied to the embedding" : "separate");
+  std::printf("tensor types   %s\n", types.c_str());
+  std::printf("tokenizer      %s\n", tokenizer_issue ? ("unusable: " + *tokenizer_issue).c_str() : "yes");
+  std::printf("chat template  %s\n", template_issue ? ("none: " + *template_issue).c_str() : ("yes (" + template_origin + ")").c_str());
+}
+
+const RegisterCommand reg([](CLI::App& root) {
+  auto opts = std::make_shared<InfoOptions>();
+  CLI::App* cmd = root.add_subcommand("info", "Describe a model checkpoint (directory or .gguf)");
+  cmd->add_option("--model", opts->model, "Hugging Face model directory or .gguf file")->required();
+  cmd->add_flag("--json", opts->json, "Print JSON instead of text");
+  cmd->callback([opts] { run_info(*opts); });
+});
+
+}  // namespace
+}  // namespace csq::app

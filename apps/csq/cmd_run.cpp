@@ -1,0 +1,90 @@
+// csq run — one chat turn through the model's own template, streamed to stdout.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "command.h"
+#include "generation_options.h"
+#include "runtime/constraint.h"
+#include "runtime/engine.h"
+
+namespace csq::app {
+namespace {
+
+struct RunOptions {
+  GenerationOptions gen;
+  std::string system;
+  std::string prompt;
+  std::string prompt_file;
+  bool json = false;
+  bool show_reasoning = false;
+};
+
+void run_chat_turn(const RunOptions& o) {
+  if (o.prompt.empty() == o.prompt_file.empty()) fail_usage("give exactly one of --prompt TEXT or --prompt-file F (- for stdin)");
+  const std::string user_text = o.prompt_file.empty() ? o.prompt : read_input(o.prompt_file);
+  Engine engine = load_engine(o.gen.model, o.gen.template_file);
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
+  messages.push_back({{"role", "user"}, {"content", user_text}});
+  const std::string rendered = engine.render(messages);
+
+  GenerationRequest request = make_request(o.gen, engine);
+  request.prompt = engine.encode_chat(rendered);
+  request.reasoning_open = prompt_opens_reasoning(rendered);
+  std::unique_ptr<TokenConstraint> constraint = make_constraint(o.gen, engine);
+  request.constraint = constraint.get();
+
+  ThreadPool pool(o.gen.threads);
+  Session session(*engine.model, o.gen.ctx, pool);
+  bool reasoning_printed = false;
+  StreamCallback stream;
+  if (!o.json) {
+    stream = [&](const std::string& content, const std::string& reasoning) {
+      if (o.show_reasoning && !reasoning.empty()) {
+        if (!reasoning_printed) std::fputs("<think>", stdout);
+        reasoning_printed = true;
+        std::fputs(reasoning.c_str(), stdout);
+      }
+      if (!content.empty()) {
+        if (reasoning_printed) {
+          std::fputs("</think>\n\n", stdout);
+          reasoning_printed = false;
+        }
+        std::fputs(content.c_str(), stdout);
+      }
+      std::fflush(stdout);
+      return true;
+    };
+  }
+  const GenerationResult result = generate(session, engine.tokenizer, request, stream);
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["content"] = result.content;
+    j["reasoning"] = result.reasoning;
+    j["finish_reason"] = finish_reason_name(result.finish);
+    j["usage"] = {{"prompt_tokens", result.prompt_tokens}, {"completion_tokens", result.tokens.size()}};
+    j["timings"] = {{"prompt_ms", result.prompt_ms}, {"tokens_per_s", result.tokens_per_second()}};
+    j["seed"] = request.sampling.seed;
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
+  } else {
+    std::fputs("\n", stdout);
+  }
+}
+
+const RegisterCommand reg([](CLI::App& root) {
+  auto opts = std::make_shared<RunOptions>();
+  CLI::App* cmd = root.add_subcommand("run", "One chat turn through the model's chat template, streamed to stdout");
+  add_generation_options(cmd, opts->gen);
+  add_constraint_options(cmd, opts->gen);
+  cmd->add_option("--system", opts->system, "System message");
+  cmd->add_option("--prompt,-p", opts->prompt, "The user message");
+  cmd->add_option("--prompt-file,-f", opts->prompt_file, "Read the user message from a file (- for stdin)");
+  cmd->add_flag("--json", opts->json,
+                "Print {content, reasoning, finish_reason, usage, timings, seed} as JSON instead of streaming");
+  cmd->add_flag("--show-reasoning", opts->show_reasoning, "Also stream the <think> block (hidden by default)");
+  cmd->callback([opts] { run_chat_turn(*opts); });
+});
+
+}  // namespace
+}  // namespace csq::app

@@ -1,0 +1,92 @@
+#include "generation_options.h"
+
+#include <iostream>
+#include <random>
+#include <sstream>
+
+#include "base/error.h"
+#include "io/mapped_file.h"
+#include "runtime/constraint.h"
+#include "runtime/engine.h"
+
+namespace csq::app {
+
+void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
+  cmd->add_option("--model,-m", o.model, "Hugging Face model directory or .gguf file")->required();
+  cmd->add_option("--template", o.template_file, "Jinja chat template to use instead of the model's own");
+  cmd->add_option("--threads,-t", o.threads, "Worker threads (default: all cores)");
+  cmd->add_option("--ctx,-c", o.ctx, "Context length in tokens (prompt + answer)")->capture_default_str();
+  cmd->add_option("--max-tokens,-n", o.max_tokens, "Most tokens to generate")->capture_default_str();
+  cmd->add_option("--stop", o.stop, "Stop string (repeatable); never printed");
+  cmd->add_flag("--ignore-eos", o.ignore_eos, "Do not stop at end-of-generation tokens");
+  cmd->add_option("--temperature", o.sampling.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", o.sampling.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
+  cmd->add_option("--top-p", o.sampling.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
+  cmd->add_option("--min-p", o.sampling.min_p, "Drop tokens below min_p x the top probability")->capture_default_str();
+  cmd->add_option("--repeat-penalty", o.sampling.repetition_penalty, "Repetition penalty (1 = off)")->capture_default_str();
+  cmd->add_option("--repeat-last-n", o.sampling.penalty_last_n, "Tokens the repetition penalty looks back (-1 = all)")
+      ->capture_default_str();
+  cmd->add_option("--presence-penalty", o.sampling.presence_penalty, "OpenAI presence penalty")->capture_default_str();
+  cmd->add_option("--frequency-penalty", o.sampling.frequency_penalty, "OpenAI frequency penalty")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Random seed; the same seed, options and thread count reproduce a run exactly");
+  cmd->add_option("--logit-bias", o.logit_bias, "ID=BIAS added to a token's logit (repeatable)");
+}
+
+void add_constraint_options(CLI::App* cmd, GenerationOptions& o) {
+  auto* choice = cmd->add_option("--choice", o.choice, "The answer must be one of these comma-separated strings");
+  auto* regex = cmd->add_option("--regex", o.regex, "The answer must match this regular expression entirely");
+  auto* schema = cmd->add_option("--json-schema", o.json_schema, "The answer must be JSON valid against this schema file");
+  choice->excludes(regex)->excludes(schema);
+  regex->excludes(schema);
+}
+
+GenerationRequest make_request(const GenerationOptions& o, const Engine& engine) {
+  GenerationRequest r;
+  r.sampling = o.sampling;
+  r.sampling.seed = o.seed ? *o.seed : std::random_device{}();
+  for (const std::string& item : o.logit_bias) {
+    const size_t eq = item.find('=');
+    try {
+      size_t used_id = 0, used_bias = 0;
+      const std::string id_text = item.substr(0, eq), bias_text = eq == std::string::npos ? "" : item.substr(eq + 1);
+      const long id = std::stol(id_text, &used_id);
+      const float bias = std::stof(bias_text, &used_bias);
+      if (used_id != id_text.size() || used_bias != bias_text.size()) throw std::invalid_argument("trailing text");
+      r.sampling.logit_bias[int32_t(id)] = bias;
+    } catch (const std::exception&) {
+      fail_usage("--logit-bias '" + item + "': expected ID=BIAS, e.g. 151645=-100");
+    }
+  }
+  r.max_tokens = o.max_tokens;
+  r.stop = o.stop;
+  r.eos_ids = engine.eos_ids;
+  r.ignore_eos = o.ignore_eos;
+  return r;
+}
+
+std::unique_ptr<TokenConstraint> make_constraint(const GenerationOptions& o, const Engine& engine) {
+  if (!o.choice.empty()) {
+    std::vector<std::string> choices;
+    std::stringstream ss(o.choice);
+    for (std::string item; std::getline(ss, item, ',');) choices.push_back(item);
+    return make_choice_constraint(engine.tokenizer, choices);
+  }
+  if (!o.regex.empty()) return make_regex_constraint(engine.tokenizer, o.regex);
+  if (!o.json_schema.empty()) {
+    const auto schema = nlohmann::json::parse(read_input(o.json_schema), nullptr, false);
+    if (schema.is_discarded()) fail_input(o.json_schema + ": not valid JSON");
+    return make_json_schema_constraint(engine.tokenizer, schema);
+  }
+  return nullptr;
+}
+
+std::string read_input(const std::string& path) {
+  std::ostringstream ss;
+  if (path == "-") {
+    ss << std::cin.rdbuf();
+    return ss.str();
+  }
+  return io::read_text_file(path);
+}
+
+}  // namespace csq::app

@@ -1,0 +1,50 @@
+// Command-line options shared by the commands that generate text (run, complete, chat, tasks).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/generator.h"
+
+namespace csq {
+struct Engine;
+class TokenConstraint;
+}  // namespace csq
+
+namespace csq::app {
+
+struct GenerationOptions {
+  std::string model;
+  std::string template_file;
+  int threads = 0;
+  int64_t ctx = 4096;
+  int64_t max_tokens = 512;
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+  SamplingParams sampling;
+  std::optional<uint64_t> seed;  // unset: a random seed, reported in --json output
+  std::vector<std::string> logit_bias;  // "ID=BIAS"
+  // Structured output (at most one).
+  std::string choice;       // "A,B,C,D"
+  std::string regex;
+  std::string json_schema;  // a file
+};
+
+// Adds --model, --template, --threads, --ctx, --max-tokens, --stop, --ignore-eos and the sampling options.
+void add_generation_options(CLI::App* cmd, GenerationOptions& o);
+// Adds --choice, --regex and --json-schema.
+void add_constraint_options(CLI::App* cmd, GenerationOptions& o);
+
+// Builds the request fields from the options (seed resolved, logit bias parsed); prompt left empty.
+GenerationRequest make_request(const GenerationOptions& o, const Engine& engine);
+// The constraint the options ask for, or nullptr; errors name the bad pattern or schema keyword.
+std::unique_ptr<TokenConstraint> make_constraint(const GenerationOptions& o, const Engine& engine);
+
+// Reads a whole file or, for "-", standard input; errors name the path.
+std::string read_input(const std::string& path);
+
+}  // namespace csq::app

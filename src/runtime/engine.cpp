@@ -1,0 +1,54 @@
+#include "runtime/engine.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+
+namespace csq {
+
+Engine load_engine(const std::string& model_path, const std::string& template_file) {
+  std::unique_ptr<Model> model = Model::load(model_path);
+  Engine e{std::move(model), load_tokenizer(model_path), std::nullopt, {}};
+  if (!template_file.empty()) {
+    e.chat_template = ChatTemplate::from_file(template_file);
+    e.chat_template->set_special_tokens(load_special_tokens(model_path));
+  } else {
+    try {
+      e.chat_template = ChatTemplate::from_model(model_path);
+    } catch (const Error&) {
+      e.chat_template.reset();  // raw completion still works; chat commands report the absence
+    }
+  }
+  e.eos_ids = e.model->config().eos_ids;
+  auto add = [&](std::optional<int32_t> id) {
+    if (id && std::find(e.eos_ids.begin(), e.eos_ids.end(), *id) == e.eos_ids.end()) e.eos_ids.push_back(*id);
+  };
+  add(e.tokenizer.eos_id());
+  // The end-of-turn marker the template writes after each assistant message.
+  if (e.chat_template)
+    for (const char* marker : {"<|im_end|>", "<|eot_id|>", "<|end|>"})
+      if (e.chat_template->source().find(marker) != std::string::npos) add(e.tokenizer.find_token(marker));
+  return e;
+}
+
+std::string Engine::render(const nlohmann::ordered_json& messages, const ChatRenderOptions& options) const {
+  if (!chat_template)
+    fail_input("this model has no chat template; pass --template FILE or use `csq complete` for raw text");
+  return chat_template->render(messages, options);
+}
+
+std::vector<int32_t> Engine::encode_chat(const std::string& rendered) const { return tokenizer.encode(rendered, true); }
+
+std::vector<int32_t> Engine::encode_raw(const std::string& text) const {
+  std::vector<int32_t> ids;
+  if (tokenizer.add_bos() && tokenizer.bos_id()) ids.push_back(*tokenizer.bos_id());
+  tokenizer.encode_append(text, ids, true);
+  return ids;
+}
+
+bool prompt_opens_reasoning(const std::string& rendered) {
+  const size_t open = rendered.rfind("<think>");
+  return open != std::string::npos && rendered.find("</think>", open) == std::string::npos;
+}
+
+}  // namespace csq

@@ -1,0 +1,40 @@
+// Everything needed to chat with a model, loaded from one path: weights, tokenizer, chat
+// template and the full set of end-of-generation ids.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/model.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace csq {
+
+struct Engine {
+  std::unique_ptr<Model> model;
+  Tokenizer tokenizer;
+  std::optional<ChatTemplate> chat_template;  // absent: only raw completion is possible
+  std::vector<int32_t> eos_ids;  // config + generation_config + tokenizer eos + the template's end-of-turn token
+
+  // Renders `messages` with the model's template (or `override_template`), add_generation_prompt on.
+  std::string render(const nlohmann::ordered_json& messages, const ChatRenderOptions& options = {}) const;
+  // Tokenizes a rendered chat prompt: special-token text becomes special ids, no BOS is added
+  // (the template writes it when the model wants one), as apply_chat_template(tokenize=True) does.
+  std::vector<int32_t> encode_chat(const std::string& rendered) const;
+  // Tokenizes raw text for completion: BOS first when the tokenizer asks for it.
+  std::vector<int32_t> encode_raw(const std::string& text) const;
+};
+
+// `template_file`: use this Jinja file instead of the model's own template (may be empty).
+// Throws csq::Error naming what is missing (e.g. a GGUF without a usable tokenizer).
+Engine load_engine(const std::string& model_path, const std::string& template_file = "");
+
+// True when a rendered prompt leaves a <think> block open (the answer starts inside it).
+bool prompt_opens_reasoning(const std::string& rendered);
+
+}  // namespace csq
