@@ -1,0 +1,116 @@
+// csq serve — the OpenAI-compatible HTTP server.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "base/error.h"
+#include "command.h"
+#include "io/mapped_file.h"
+#include "runtime/engine.h"
+#include "runtime/scheduler.h"
+#include "server/http_server.h"
+
+namespace csq::app {
+namespace {
+
+struct ServeOptions {
+  std::string model;
+  std::string template_file;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_key_file;
+  int parallel = 4;
+  int64_t ctx = 4096;
+  int64_t batch = 256;
+  size_t queue = 64;
+  int64_t max_tokens = 4096;
+  size_t max_body_mb = 4;
+  int timeout_s = 600;
+  int shutdown_s = 30;
+  int threads = 0;
+  std::string alias;
+  bool log_content = false;
+};
+
+std::string read_api_key(const std::string& path) {
+  std::string key = io::read_text_file(path);
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) key.pop_back();
+  if (key.size() < 16) fail_input(path + ": the API key must be at least 16 characters");
+  return key;
+}
+
+void run_serve(const ServeOptions& o) {
+  if (o.parallel < 1 || o.parallel > 256) fail_usage("--parallel must be between 1 and 256");
+  if (o.ctx < 16) fail_usage("--ctx must be at least 16");
+  server::ServerOptions options;
+  options.host = o.host;
+  options.port = o.port;
+  if (!o.api_key_file.empty()) options.api_key = read_api_key(o.api_key_file);
+  options.max_body_bytes = o.max_body_mb << 20;
+  options.limits.max_tokens_cap = std::min(o.max_tokens, o.ctx);
+  options.request_timeout = std::chrono::seconds(o.timeout_s);
+  options.log_content = o.log_content;
+  options.http_threads = int(o.queue) + o.parallel + 8;
+  options.model_alias = o.alias.empty() ? std::filesystem::path(o.model).filename().string() : o.alias;
+  if (options.model_alias.empty()) options.model_alias = std::filesystem::path(o.model).parent_path().filename().string();
+  if (o.host != "127.0.0.1" && o.host != "localhost" && o.host != "::1" && options.api_key.empty())
+    std::fprintf(stderr, "csq serve: warning: listening on %s without --api-key-file; anyone who can reach it can use the model\n",
+                 o.host.c_str());
+
+  // Signals are taken by a dedicated thread (sigwait), never by an async handler.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  Engine engine = load_engine(o.model, o.template_file);
+  ThreadPool pool(o.threads);
+  SchedulerConfig config;
+  config.n_parallel = o.parallel;
+  config.n_ctx = o.ctx;
+  config.n_batch = o.batch;
+  config.max_queue = o.queue;
+  Scheduler scheduler(*engine.model, engine.tokenizer, pool, config);
+  server::HttpServer http(engine, scheduler, options);
+  http.bind();
+  std::fprintf(stderr, "csq serve: %s on http://%s:%d/v1 (%d parallel, context %lld)\n", options.model_alias.c_str(),
+               o.host.c_str(), http.port(), o.parallel, (long long)o.ctx);
+
+  std::thread signal_thread([&] {
+    int received = 0;
+    sigwait(&signals, &received);
+    std::fprintf(stderr, "csq serve: %s received; finishing in-flight requests (up to %d s)\n",
+                 received == SIGTERM ? "SIGTERM" : "SIGINT", o.shutdown_s);
+    http.stop(std::chrono::seconds(o.shutdown_s));
+  });
+  http.serve();
+  signal_thread.join();
+  std::fprintf(stderr, "csq serve: stopped\n");
+}
+
+const RegisterCommand reg([](CLI::App& root) {
+  auto opts = std::make_shared<ServeOptions>();
+  CLI::App* cmd = root.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching");
+  cmd->add_option("--model,-m", opts->model, "Hugging Face model directory or .gguf file")->required();
+  cmd->add_option("--template", opts->template_file, "Jinja chat template to use instead of the model's own");
+  cmd->add_option("--host", opts->host, "Address to listen on (loopback by default)")->capture_default_str();
+  cmd->add_option("--port", opts->port, "Port (0: any free port)")->capture_default_str();
+  cmd->add_option("--api-key-file", opts->api_key_file, "File holding the API key clients must send as a Bearer token");
+  cmd->add_option("--parallel", opts->parallel, "Sequences decoded together")->capture_default_str();
+  cmd->add_option("--ctx,-c", opts->ctx, "Context length per sequence")->capture_default_str();
+  cmd->add_option("--batch", opts->batch, "Most tokens per forward pass")->capture_default_str();
+  cmd->add_option("--queue", opts->queue, "Requests that may wait for a slot before 429")->capture_default_str();
+  cmd->add_option("--max-tokens-cap", opts->max_tokens, "Largest max_tokens a request may ask for")->capture_default_str();
+  cmd->add_option("--max-body-mb", opts->max_body_mb, "Largest request body in MiB")->capture_default_str();
+  cmd->add_option("--timeout", opts->timeout_s, "Seconds a request may take before it is cut off")->capture_default_str();
+  cmd->add_option("--shutdown-timeout", opts->shutdown_s, "Seconds in-flight requests get on SIGTERM")->capture_default_str();
+  cmd->add_option("--threads,-t", opts->threads, "Compute threads (default: all cores)");
+  cmd->add_option("--model-alias", opts->alias, "Model id reported to and required from clients");
+  cmd->add_flag("--log-content", opts->log_content, "Log prompts and answers (off: evidence stays private)");
+  cmd->callback([opts] { run_serve(*opts); });
+});
+
+}  // namespace
+}  // namespace csq::app

@@ -1,0 +1,364 @@
+#include "server/http_server.h"
+
+#include <httplib.h>
+
+#include <cstdio>
+#include <random>
+
+#include "base/error.h"
+#include "runtime/constraint.h"
+
+namespace csq::server {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string random_id(const char* prefix) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s%016llx", prefix, (unsigned long long)rng());
+  return buf;
+}
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(dump(e.body()), "application/json");
+}
+
+ApiError error(int status, const std::string& message, const std::string& type = "invalid_request_error",
+               const std::string& code = "") {
+  ApiError e;
+  e.status = status;
+  e.message = message;
+  e.type = type;
+  e.code = code;
+  return e;
+}
+
+// The jobs of one request (n choices, or several completion prompts) and their bookkeeping.
+struct Submitted {
+  std::vector<std::shared_ptr<Job>> jobs;
+  std::vector<std::string> echo;  // completions with echo
+  void cancel_all() {
+    for (auto& j : jobs) j->cancel();
+  }
+};
+
+}  // namespace
+
+bool api_key_matches(const std::string& presented, const std::string& expected) {
+  // Touch every byte of both, whatever the lengths, so timing reveals nothing about the key.
+  const size_t n = std::max(presented.size(), expected.size());
+  unsigned char diff = presented.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char a = i < presented.size() ? presented[i] : 0;
+    const unsigned char b = i < expected.size() ? expected[i] : 0;
+    diff |= a ^ b;
+  }
+  return diff == 0;
+}
+
+HttpServer::HttpServer(const Engine& engine, Scheduler& scheduler, ServerOptions options)
+    : engine_(engine),
+      scheduler_(scheduler),
+      options_(std::move(options)),
+      vocabulary_(constraint_vocabulary(engine.tokenizer)),
+      http_(std::make_unique<httplib::Server>()) {
+  const int threads = options_.http_threads;
+  http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  http_->set_payload_max_length(options_.max_body_bytes);
+  http_->set_read_timeout(30, 0);
+  http_->set_write_timeout(30, 0);
+  install_routes();
+}
+
+HttpServer::~HttpServer() = default;
+
+void HttpServer::bind() {
+  if (options_.port == 0) {
+    port_ = http_->bind_to_any_port(options_.host);
+    if (port_ < 0) fail_runtime("cannot listen on " + options_.host + " (any port)");
+  } else {
+    if (!http_->bind_to_port(options_.host, options_.port))
+      fail_runtime("cannot listen on " + options_.host + ":" + std::to_string(options_.port) + " (in use, or not an address of this machine)");
+    port_ = options_.port;
+  }
+}
+
+void HttpServer::serve() { http_->listen_after_bind(); }
+
+void HttpServer::stop(std::chrono::milliseconds deadline) {
+  draining_ = true;
+  scheduler_.drain(deadline);
+  http_->stop();
+}
+
+void HttpServer::install_routes() {
+  auto& svr = *http_;
+
+  // Every response: no caching of evidence; errors from httplib itself (413, 404...) in OpenAI shape.
+  svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    const char* message = res.status == 413 ? "request body too large" : res.status == 404 ? "not found" : "request failed";
+    send_error(res, error(res.status, message, res.status >= 500 ? "server_error" : "invalid_request_error"));
+  });
+  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    send_error(res, error(500, "internal error", "server_error"));
+  });
+  svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-store");
+    if (req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    if (!options_.api_key.empty()) {
+      const std::string auth = req.get_header_value("Authorization");
+      const std::string prefix = "Bearer ";
+      const std::string presented = auth.rfind(prefix, 0) == 0 ? auth.substr(prefix.size()) : "";
+      if (!api_key_matches(presented, options_.api_key)) {
+        send_error(res, error(401, "invalid or missing API key (Authorization: Bearer KEY)", "authentication_error",
+                              "invalid_api_key"));
+        metrics_.count_request(req.path, 401);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    std::fprintf(stderr, "csq serve: %s %s %d\n", req.method.c_str(), req.path.c_str(), res.status);
+    if (options_.log_content && !req.body.empty()) std::fprintf(stderr, "  request: %s\n", req.body.c_str());
+  });
+
+  svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    res.status = draining_ ? 503 : 200;
+    res.set_content(draining_ ? R"({"status":"shutting down"})" : R"({"status":"ok"})", "application/json");
+  });
+  svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics_.render(scheduler_.stats()), "text/plain; version=0.0.4");
+  });
+  svr.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+    ojson model = {{"id", options_.model_alias}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "csq"},
+                   {"max_model_len", scheduler_.config().n_ctx}};
+    res.set_content(dump({{"object", "list"}, {"data", ojson::array({model})}}), "application/json");
+    metrics_.count_request(req.path, 200);
+  });
+
+  auto generation = [this](bool chat) {
+    return [this, chat](const httplib::Request& req, httplib::Response& res) {
+      const std::string endpoint = req.path;
+      const auto received = Clock::now();
+      try {
+        if (draining_) throw error(503, "the server is shutting down", "server_error");
+        const ojson body = ojson::parse(req.body, nullptr, false);
+        if (body.is_discarded()) throw error(400, "the request body is not valid JSON");
+        ApiRequest api = chat ? parse_chat_request(body, options_.limits) : parse_completion_request(body, options_.limits);
+        if (!api.model.empty() && api.model != options_.model_alias)
+          throw error(404, "model '" + api.model + "' does not exist; this server serves '" + options_.model_alias + "'",
+                      "invalid_request_error", "model_not_found");
+
+        // Prompts as token ids.
+        std::vector<std::vector<int32_t>> prompts;
+        std::vector<std::string> echo_texts;
+        bool reasoning_open = false;
+        if (chat) {
+          ChatRenderOptions render;
+          if (!api.tools.is_null()) render.tools = api.tools;
+          render.extra = api.chat_template_kwargs;
+          std::string rendered;
+          try {
+            rendered = engine_.render(api.messages, render);
+          } catch (const Error& e) {
+            throw error(400, std::string("chat template: ") + e.what());
+          }
+          reasoning_open = prompt_opens_reasoning(rendered);
+          prompts.push_back(engine_.encode_chat(rendered));
+        } else {
+          for (const std::string& text : api.prompts) {
+            prompts.push_back(engine_.encode_raw(text));
+            echo_texts.push_back(api.echo ? text : "");
+          }
+          for (const auto& ids : api.prompt_ids) {
+            prompts.push_back(ids);
+            echo_texts.push_back(api.echo ? engine_.tokenizer.decode(ids) : "");
+          }
+        }
+        const int64_t n_ctx = scheduler_.config().n_ctx;
+        for (const auto& p : prompts) {
+          if (p.empty()) throw error(400, "the prompt is empty", "invalid_request_error");
+          if (int64_t(p.size()) >= n_ctx)
+            throw error(400, "the prompt is " + std::to_string(p.size()) + " tokens but the context holds " +
+                                 std::to_string(n_ctx) + " (prompts are never truncated)",
+                        "invalid_request_error", "context_length_exceeded");
+          if (api.max_tokens && int64_t(p.size()) + *api.max_tokens > n_ctx)
+            throw error(400, "the prompt (" + std::to_string(p.size()) + " tokens) plus max_tokens (" +
+                                 std::to_string(*api.max_tokens) + ") exceeds the context of " + std::to_string(n_ctx),
+                        "invalid_request_error", "context_length_exceeded");
+        }
+
+        // The constraint is compiled once per request; each choice gets a fresh copy of it.
+        std::unique_ptr<TokenConstraint> compiled;
+        try {
+          if (api.format == ResponseFormat::JsonObject) compiled = make_json_object_constraint(vocabulary_);
+          if (api.format == ResponseFormat::JsonSchema) compiled = make_json_schema_constraint(vocabulary_, api.json_schema);
+        } catch (const Error& e) {
+          throw error(400, std::string("response_format: ") + e.what());
+        }
+
+        // One job per choice (chat: n choices of one prompt; completions: n choices of each prompt).
+        Submitted submitted;
+        std::random_device entropy;
+        int32_t choice_index = 0;
+        for (size_t p = 0; p < prompts.size(); ++p)
+          for (int32_t k = 0; k < api.n; ++k, ++choice_index) {
+            GenerationRequest g;
+            g.prompt = prompts[p];
+            g.sampling = api.sampling;
+            g.sampling.seed = api.seeded ? api.sampling.seed + uint64_t(choice_index) : (uint64_t(entropy()) << 32 | entropy());
+            g.max_tokens = api.max_tokens.value_or(std::min(options_.limits.max_tokens_cap, n_ctx - int64_t(g.prompt.size())));
+            g.stop = api.stop;
+            g.eos_ids = engine_.eos_ids;
+            g.reasoning_open = reasoning_open;
+            g.split_reasoning = chat;
+            g.top_logprobs = api.logprobs ? api.top_logprobs : -1;
+            std::unique_ptr<TokenConstraint> constraint = compiled ? compiled->fresh() : nullptr;
+            std::shared_ptr<Job> job;
+            try {
+              job = scheduler_.submit(std::move(g), std::move(constraint), options_.request_timeout);
+            } catch (const Error& e) {
+              submitted.cancel_all();
+              throw error(400, e.what());
+            }
+            if (!job) {
+              submitted.cancel_all();
+              res.set_header("Retry-After", "1");
+              throw error(429, "the server is busy: the request queue is full; retry shortly", "rate_limit_error");
+            }
+            submitted.jobs.push_back(job);
+            submitted.echo.push_back(chat ? "" : echo_texts[p]);
+          }
+
+        const std::string id = random_id(chat ? "chatcmpl-" : "cmpl-");
+        const int64_t created = unix_now();
+        const std::string model = options_.model_alias;
+        const bool log_content = options_.log_content;
+        auto record = [this, endpoint, received](const Submitted& s) {
+          double first = 0;
+          for (const auto& j : s.jobs) first = std::max(first, j->result().prompt_ms / 1000.0);
+          metrics_.count_request(endpoint, 200);
+          metrics_.observe_latency(std::chrono::duration<double>(Clock::now() - received).count(), first);
+        };
+
+        if (!api.stream) {
+          // The answer is awaited inside the response so that a client that hangs up is noticed
+          // (a failed write of the leading whitespace, which JSON ignores) and its work cancelled.
+          res.set_chunked_content_provider(
+              "application/json",
+              [this, submitted, api, id, created, model, chat, record, log_content](size_t, httplib::DataSink& sink) mutable {
+                for (auto& job : submitted.jobs) {
+                  while (!job->finished()) {
+                    if (job->next_event(std::chrono::milliseconds(1000))) continue;
+                    if (!sink.write(" ", 1)) {
+                      submitted.cancel_all();
+                      return false;
+                    }
+                  }
+                }
+                std::vector<Choice> choices;
+                int64_t cached = 0;
+                for (size_t i = 0; i < submitted.jobs.size(); ++i) {
+                  choices.push_back({submitted.jobs[i]->result(), submitted.echo[i]});
+                  cached += submitted.jobs[i]->cached_prompt_tokens();
+                }
+                ojson out = chat ? chat_response(id, created, model, choices, engine_.tokenizer, api.logprobs)
+                                 : completion_response(id, created, model, choices, engine_.tokenizer, api.logprobs);
+                out["usage"]["prompt_tokens_details"]["cached_tokens"] = cached;
+                if (log_content) std::fprintf(stderr, "  response: %s\n", dump(out).c_str());
+                const std::string text = dump(out);
+                sink.write(text.data(), text.size());
+                sink.done();
+                record(submitted);
+                return true;
+              });
+          return;
+        }
+
+        res.set_header("X-Accel-Buffering", "no");
+        res.set_chunked_content_provider(
+            "text/event-stream",
+            [this, submitted, api, id, created, model, chat, record](size_t, httplib::DataSink& sink) mutable {
+              auto send = [&](const ojson& event) {
+                const std::string text = sse(event);
+                return sink.write(text.data(), text.size());
+              };
+              std::vector<bool> done(submitted.jobs.size(), false), started(submitted.jobs.size(), false);
+              size_t remaining = submitted.jobs.size();
+              while (remaining > 0) {
+                bool progressed = false;
+                for (size_t i = 0; i < submitted.jobs.size(); ++i) {
+                  if (done[i]) continue;
+                  auto event = submitted.jobs[i]->next_event(std::chrono::milliseconds(submitted.jobs.size() > 1 ? 5 : 1000));
+                  if (!event) continue;
+                  progressed = true;
+                  bool ok = true;
+                  const int32_t index = int32_t(i);
+                  if (chat && !started[i]) {
+                    const std::string empty;
+                    ok = send(chat_chunk(id, created, model, index, &empty, nullptr, nullptr, true));
+                    started[i] = true;
+                  }
+                  if (ok && (!event->content.empty() || !event->reasoning.empty())) {
+                    if (chat)
+                      ok = send(chat_chunk(id, created, model, index, event->content.empty() ? nullptr : &event->content,
+                                           event->reasoning.empty() ? nullptr : &event->reasoning, nullptr, false));
+                    else
+                      ok = send(completion_chunk(id, created, model, index, event->content, nullptr));
+                  }
+                  if (ok && event->final) {
+                    const char* reason = api_finish_reason(submitted.jobs[i]->result());
+                    ok = chat ? send(chat_chunk(id, created, model, index, nullptr, nullptr, reason, false))
+                              : send(completion_chunk(id, created, model, index, "", reason));
+                    done[i] = true;
+                    --remaining;
+                  }
+                  if (!ok) {  // the client went away: stop generating for it
+                    submitted.cancel_all();
+                    return false;
+                  }
+                }
+                if (!progressed && !sink.is_writable()) {
+                  submitted.cancel_all();
+                  return false;
+                }
+              }
+              if (api.include_usage) {
+                int64_t prompt_tokens = 0, completion_tokens = 0, cached = 0;
+                for (const auto& j : submitted.jobs) {
+                  prompt_tokens = std::max(prompt_tokens, j->result().prompt_tokens);
+                  completion_tokens += int64_t(j->result().tokens.size());
+                  cached += j->cached_prompt_tokens();
+                }
+                send({{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
+                      {"model", model}, {"choices", ojson::array()}, {"usage", usage_json(prompt_tokens, completion_tokens, cached)}});
+              }
+              const std::string done_line = "data: [DONE]\n\n";
+              sink.write(done_line.data(), done_line.size());
+              sink.done();
+              record(submitted);
+              return true;
+            });
+      } catch (const ApiError& e) {
+        send_error(res, e);
+        metrics_.count_request(endpoint, e.status);
+      } catch (const Error& e) {
+        send_error(res, error(400, e.what()));
+        metrics_.count_request(endpoint, 400);
+      }
+    };
+  };
+  svr.Post("/v1/chat/completions", generation(true));
+  svr.Post("/v1/completions", generation(false));
+}
+
+}  // namespace csq::server

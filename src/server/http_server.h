@@ -1,0 +1,66 @@
+// The OpenAI-compatible HTTP server: /v1/models, /v1/chat/completions, /v1/completions,
+// /health and /metrics, in front of the batch scheduler. Safe by default: loopback only,
+// optional API key compared in constant time, bounded bodies, prompts, outputs and queue,
+// per-request timeout, cancellation when a client goes away, no content in logs.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "runtime/constraint.h"
+#include "runtime/engine.h"
+#include "runtime/scheduler.h"
+#include "server/metrics.h"
+#include "server/openai.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace csq::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;            // 0: any free port (see HttpServer::port())
+  std::string api_key;        // empty: no authentication
+  std::string model_alias;    // the model id clients use
+  size_t max_body_bytes = 4u << 20;
+  ApiLimits limits;
+  std::chrono::seconds request_timeout{600};
+  bool log_content = false;   // prompts and answers appear in the log only when asked
+  int http_threads = 72;
+};
+
+class HttpServer {
+ public:
+  HttpServer(const Engine& engine, Scheduler& scheduler, ServerOptions options);
+  ~HttpServer();
+
+  // Binds the listening socket; throws csq::Error when the address cannot be used.
+  void bind();
+  int port() const { return port_; }
+  // Serves until stop(); returns afterwards.
+  void serve();
+  // Graceful shutdown: new requests get 503, running ones may finish within `deadline`, then
+  // the rest is cancelled and the listener closes.
+  void stop(std::chrono::milliseconds deadline);
+
+ private:
+  void install_routes();
+
+  const Engine& engine_;
+  Scheduler& scheduler_;
+  ServerOptions options_;
+  ConstraintVocabularyPtr vocabulary_;  // built once: every json_object/json_schema request shares it
+  Metrics metrics_;
+  std::unique_ptr<httplib::Server> http_;
+  std::atomic<bool> draining_{false};
+  int port_ = 0;
+};
+
+// Constant-time comparison of a presented API key with the configured one.
+bool api_key_matches(const std::string& presented, const std::string& expected);
+
+}  // namespace csq::server

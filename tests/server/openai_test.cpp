@@ -1,0 +1,103 @@
+// Parsing and validation of OpenAI requests: good requests become generation settings,
+// bad ones become 400s naming the field.
+#include <gtest/gtest.h>
+
+#include "server/http_server.h"
+#include "server/openai.h"
+
+namespace csq::server {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+ApiError chat_error(const std::string& body) {
+  try {
+    parse_chat_request(ojson::parse(body), ApiLimits{});
+  } catch (const ApiError& e) {
+    return e;
+  }
+  ADD_FAILURE() << "accepted: " << body;
+  return {};
+}
+
+TEST(OpenAiRequest, ChatFieldsAreParsed) {
+  const auto r = parse_chat_request(ojson::parse(R"({
+    "model": "m", "messages": [{"role": "system", "content": "be brief"},
+                               {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
+    "temperature": 0.3, "top_p": 0.9, "top_k": 20, "min_p": 0.05, "seed": 42, "max_completion_tokens": 64,
+    "stop": ["</s>", "\n\n"], "n": 2, "stream": true, "stream_options": {"include_usage": true},
+    "logprobs": true, "top_logprobs": 3, "presence_penalty": 0.5, "frequency_penalty": 0.25,
+    "logit_bias": {"151645": -100},
+    "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"b": {"type": "string"}, "a": {"type": "integer"}}}}},
+    "unknown_field_is_ignored": 1})"),
+                                    ApiLimits{});
+  EXPECT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[1]["content"], "ab");
+  EXPECT_FLOAT_EQ(r.sampling.temperature, 0.3f);
+  EXPECT_EQ(r.sampling.top_k, 20);
+  EXPECT_TRUE(r.seeded);
+  EXPECT_EQ(r.sampling.seed, 42u);
+  EXPECT_EQ(r.max_tokens, 64);
+  EXPECT_EQ(r.stop, (std::vector<std::string>{"</s>", "\n\n"}));
+  EXPECT_EQ(r.n, 2);
+  EXPECT_TRUE(r.stream && r.include_usage && r.logprobs);
+  EXPECT_EQ(r.top_logprobs, 3);
+  EXPECT_FLOAT_EQ(r.sampling.logit_bias.at(151645), -100.0f);
+  EXPECT_EQ(r.format, ResponseFormat::JsonSchema);
+  // Property order survives parsing: the schema's order is the answer's order.
+  EXPECT_EQ(r.json_schema["properties"].begin().key(), "b");
+}
+
+TEST(OpenAiRequest, BadFieldsAreNamed) {
+  EXPECT_EQ(chat_error(R"({"messages": "hi"})").param, "messages");
+  EXPECT_EQ(chat_error(R"({"messages": []})").param, "messages");
+  EXPECT_EQ(chat_error(R"({"messages": [{"content": "no role"}]})").param, "messages");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "wizard", "content": "x"}]})").param, "messages");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"})").param, "temperature");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "x"}], "temperature": 9})").param, "temperature");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "x"}], "n": 100})").param, "n");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": -1})").param, "max_tokens");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 100000000})").param, "max_tokens");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "x"}], "stop": [1]})").param, "stop");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": {"x": 1}})").param, "logit_bias");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "xml"}})").param,
+            "response_format");
+  EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})").param, "messages");
+  EXPECT_EQ(chat_error(R"([1, 2])").status, 400);
+}
+
+TEST(OpenAiRequest, CompletionPrompts) {
+  auto r = parse_completion_request(ojson::parse(R"({"prompt": "text", "logprobs": 2, "echo": true})"), ApiLimits{});
+  EXPECT_EQ(r.prompts, std::vector<std::string>{"text"});
+  EXPECT_TRUE(r.logprobs);
+  EXPECT_EQ(r.top_logprobs, 2);
+  r = parse_completion_request(ojson::parse(R"({"prompt": [1, 2, 3]})"), ApiLimits{});
+  ASSERT_EQ(r.prompt_ids.size(), 1u);
+  EXPECT_EQ(r.prompt_ids[0], (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_THROW(parse_completion_request(ojson::parse(R"({"prompt": [1, "a"]})"), ApiLimits{}), ApiError);
+  EXPECT_THROW(parse_completion_request(ojson::parse(R"({"max_tokens": 3})"), ApiLimits{}), ApiError);
+}
+
+TEST(OpenAiResponse, ErrorShapeAndSse) {
+  ApiError e;
+  e.status = 429;
+  e.message = "busy";
+  e.type = "rate_limit_error";
+  const ojson body = e.body();
+  EXPECT_EQ(body["error"]["message"], "busy");
+  EXPECT_TRUE(body["error"]["param"].is_null());
+  // Invalid UTF-8 in generated text never breaks the stream.
+  const std::string event = sse(ojson{{"text", std::string("ok\xff")}});
+  EXPECT_EQ(event.rfind("data: ", 0), 0u);
+  EXPECT_EQ(event.substr(event.size() - 2), "\n\n");
+}
+
+TEST(OpenAiAuth, ConstantTimeKeyComparison) {
+  EXPECT_TRUE(api_key_matches("sk-0123456789abcdef", "sk-0123456789abcdef"));
+  EXPECT_FALSE(api_key_matches("sk-0123456789abcdeF", "sk-0123456789abcdef"));
+  EXPECT_FALSE(api_key_matches("sk-0123456789abcde", "sk-0123456789abcdef"));
+  EXPECT_FALSE(api_key_matches("", "sk-0123456789abcdef"));
+}
+
+}  // namespace
+}  // namespace csq::server
