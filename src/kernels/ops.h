@@ -26,10 +26,10 @@ struct Matrix {
 // Reference: each row decoded exactly to float, float32 dot products.
 void matmul_ref(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
-// The same product with the fastest kernel this CPU has (AVX2 for F32/F16/BF16/Q8_0/Q4_0/
-// Q4_K/Q5_K/Q6_K; the reference otherwise, or everywhere when CSQ_KERNELS=reference). For the
-// quantized types the activations are rounded to 8 bits per block first, as llama.cpp does, so
-// results differ from matmul_ref by that rounding. Rows are split between threads, never a
+// The same product with the fastest kernel this CPU has (AVX2 for F32/F16/BF16; the integer
+// AVX2 kernels for Q8_0/Q4_0/Q4_K/Q5_K/Q6_K only with CSQ_KERNELS=int8; the reference otherwise,
+// or everywhere when CSQ_KERNELS=reference). The integer kernels round the activations to 8 bits
+// per block first, as llama.cpp does, so their results differ from matmul_ref by that rounding. Rows are split between threads, never a
 // sum, so results do not depend on the thread count.
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 

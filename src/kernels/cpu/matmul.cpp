@@ -106,7 +106,23 @@ bool use_avx2() {
 
 namespace {
 
-const cpu::RowKernel* row_kernel(DType type) { return cpu::use_avx2() ? cpu::avx2_kernel(type) : nullptr; }
+// The integer kernels round activations to 8 bits, which on the fixtures agrees with llama.cpp's
+// top-1 only 92-94% of the time (below the 95% the engine promises), so they are opt-in with
+// CSQ_KERNELS=int8 until they match it; float weights always take the AVX2 path.
+bool quantized_activations_allowed() {
+  static const bool allowed = [] {
+    const char* v = std::getenv("CSQ_KERNELS");
+    return v && std::string_view(v) == "int8";
+  }();
+  return allowed;
+}
+
+const cpu::RowKernel* row_kernel(DType type) {
+  if (!cpu::use_avx2()) return nullptr;
+  const bool float_weights = type == DType::F32 || type == DType::F16 || type == DType::BF16;
+  if (!float_weights && !quantized_activations_allowed()) return nullptr;
+  return cpu::avx2_kernel(type);
+}
 
 // Rows per block: the weights of one block are reused from cache by every token tile.
 constexpr int64_t kRowBlock = 16;
