@@ -2,6 +2,8 @@
 // odd row counts, token counts that leave partial tiles, and (for float weights) column tails.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -72,6 +74,11 @@ std::vector<float> kernel_activations(const cpu::RowKernel& k, const float* x, i
 class FastMatmul : public ::testing::TestWithParam<Case> {};
 
 TEST_P(FastMatmul, MatchesReference) {
+  // The integer kernels are opt-in (see kernels/ops.h); this test is about them.
+  setenv("CSQ_KERNELS", "int8", 1);
+  struct Restore {
+    ~Restore() { unsetenv("CSQ_KERNELS"); }
+  } restore;
   const Case c = GetParam();
   SCOPED_TRACE(name(c));
   if (!cpu::cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2: matmul is the reference here";

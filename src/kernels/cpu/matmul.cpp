@@ -110,11 +110,8 @@ namespace {
 // top-1 only 92-94% of the time (below the 95% the engine promises), so they are opt-in with
 // CSQ_KERNELS=int8 until they match it; float weights always take the AVX2 path.
 bool quantized_activations_allowed() {
-  static const bool allowed = [] {
-    const char* v = std::getenv("CSQ_KERNELS");
-    return v && std::string_view(v) == "int8";
-  }();
-  return allowed;
+  const char* v = std::getenv("CSQ_KERNELS");  // read per product: negligible next to the product
+  return v && std::string_view(v) == "int8";
 }
 
 const cpu::RowKernel* row_kernel(DType type) {
