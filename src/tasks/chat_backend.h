@@ -1,0 +1,92 @@
+// Where answers come from: the in-process engine (continuous batching on the Scheduler) or any
+// OpenAI-compatible server (vLLM, llama-server, Ollama, csq serve). The task commands and
+// `csq eval run` send the same chat requests to either, so a protocol means the same thing on
+// both, and a greedy run gives the same answers in process and through `csq serve`.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/sampler.h"
+
+namespace csq {
+class TokenConstraint;
+struct Engine;
+}
+
+namespace csq::tasks {
+
+struct ChatRequest {
+  std::string label;                  // names the request in errors ("cti-rcm item 12 trial 0")
+  nlohmann::ordered_json messages;    // [{"role", "content"}, ...]
+  SamplingParams sampling;            // an endpoint receives temperature, top_p and seed
+  int64_t max_tokens = 512;
+  std::vector<std::string> stop;
+  bool ignore_eos = false;            // in process only
+  const TokenConstraint* constraint = nullptr;  // in process only; each answer gets a fresh() copy
+  // Template switches such as {"enable_thinking": false}; sent as chat_template_kwargs.
+  nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();
+};
+
+struct ChatResult {
+  std::string content;
+  std::string reasoning;
+  std::string finish;  // "stop", "length", ...
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  double ms = 0;  // wall time of this request, queueing included
+
+  // The answer as the model wrote it: a non-empty reasoning in its <think> block, then the
+  // content. The answer parsers drop the block again (strip_think).
+  std::string text() const;
+};
+
+class ChatBackend {
+ public:
+  virtual ~ChatBackend() = default;
+  // Called once with every request before the first complete(): checks that each can be served
+  // (an in-process prompt that does not fit the context is a BadInput error naming its label)
+  // and sizes what the backend needs.
+  virtual void prepare(const std::vector<ChatRequest>& requests) = 0;
+  // Thread-safe: call from up to concurrency() threads at once. Throws csq::Error.
+  virtual ChatResult complete(const ChatRequest& request) = 0;
+  // What answers the requests, for run manifests: {"kind": "local", "model"} or
+  // {"kind": "endpoint", "url", "api_model"}.
+  virtual nlohmann::ordered_json identity() const = 0;
+  // The settings that do not change answers (threads, parallel, context), for reports.
+  virtual nlohmann::ordered_json settings() const = 0;
+  virtual int concurrency() const = 0;
+};
+
+struct LocalBackendConfig {
+  std::string model;          // Hugging Face directory or .gguf
+  std::string template_file;  // optional Jinja template replacing the model's own
+  int threads = 0;            // 0: one per core
+  int parallel = 4;           // sequences decoded together
+  int64_t ctx = 0;            // positions per sequence; 0: the longest prompt plus its max_tokens
+  int64_t batch = 256;        // most tokens in one forward pass
+};
+// `engine`: one already loaded (e.g. to build constraints from its tokenizer); null: the backend
+// loads config.model in prepare().
+std::unique_ptr<ChatBackend> make_local_backend(const LocalBackendConfig& config,
+                                                std::shared_ptr<Engine> engine = nullptr);
+
+struct EndpointConfig {
+  std::string url;        // base URL, e.g. http://127.0.0.1:8080/v1 (or the full .../chat/completions)
+  std::string api_model;  // empty: the first model the server lists at GET {base}/models
+  std::string api_key;    // sent as a Bearer token when non-empty
+  int concurrency = 4;    // requests in flight
+  int retries = 5;        // on connection errors, 408, 429 and 5xx, with exponential backoff
+  std::chrono::milliseconds first_backoff{1000};
+  std::chrono::seconds timeout{600};  // per request
+};
+// Resolves the model name (GET /models) when none is given; throws csq::Error (Runtime) naming
+// the URL when the server cannot be reached or answers with an error.
+std::unique_ptr<ChatBackend> make_endpoint_backend(const EndpointConfig& config);
+
+}  // namespace csq::tasks
