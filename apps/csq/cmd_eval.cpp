@@ -62,6 +62,7 @@ void run_score(const ScoreOptions& o) {
 struct RunOptions {
   eval::RunConfig run;
   std::string model, template_file, endpoint, api_model, api_key_file;
+  std::vector<std::string> loras;
   int parallel = 4;
   int threads = 0;
   int64_t ctx = 0;
@@ -88,6 +89,7 @@ void run_run(RunOptions o) {
     tasks::LocalBackendConfig c;
     c.model = o.model;
     c.template_file = o.template_file;
+    c.loras = o.loras;
     c.threads = o.threads;
     c.parallel = o.parallel;
     c.ctx = o.ctx;
@@ -201,6 +203,7 @@ const RegisterCommand reg([](CLI::App& root) {
       ->needs(endpoint);
   run->add_option("--timeout", rn->timeout_s, "Endpoint: seconds one request may take")->capture_default_str()->needs(endpoint);
   run->add_option("--template", rn->template_file, "Jinja chat template replacing the model's own")->needs(model);
+  run->add_option("--lora", rn->loras, "LoRA adapter applied at run time, PATH[:STRENGTH] (repeatable)")->needs(model);
   run->add_option("--data", rn->run.data_dir, "Benchmark data directory (default: $CSQ_DATA)");
   run->add_option("--limit", rn->run.limit, "Only the first N items");
   run->add_option("--trials", rn->run.trials, "Only the first K of the protocol's trials (seeds)");

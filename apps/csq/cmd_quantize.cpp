@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "base/error.h"
 #include "base/half.h"
@@ -24,6 +25,7 @@ struct QuantizeOptions {
   std::string model;
   std::string type;
   std::string out;
+  std::vector<std::string> loras;
   int threads = 0;
 };
 
@@ -32,6 +34,7 @@ struct Source {
   const kernels::Matrix* matrix = nullptr;
   std::vector<float> vector;
   int64_t permute_heads = 0;  // Llama q/k from Hugging Face: rows reordered for adjacent-pair RoPE
+  std::optional<LoraTarget> target;  // the projection attached adapters may change (merged in)
 };
 
 Source find_source(const Model& model, const PlannedTensor& t) {
@@ -50,13 +53,13 @@ Source find_source(const Model& model, const PlannedTensor& t) {
   const LayerWeights& l = w.layers[size_t(t.layer)];
   const std::string suffix = t.name.substr(t.name.find('.', 4) + 1);
   const bool permute = c.arch == Arch::Llama && model.checkpoint().format == CheckpointFormat::HuggingFace;
-  if (suffix == "attn_q.weight") return {&l.wq, {}, permute ? c.n_heads : 0};
-  if (suffix == "attn_k.weight") return {&l.wk, {}, permute ? c.n_kv_heads : 0};
-  if (suffix == "attn_v.weight") return {&l.wv};
-  if (suffix == "attn_output.weight") return {&l.wo};
-  if (suffix == "ffn_gate.weight") return {&l.w_gate};
-  if (suffix == "ffn_up.weight") return {&l.w_up};
-  if (suffix == "ffn_down.weight") return {&l.w_down};
+  if (suffix == "attn_q.weight") return {&l.wq, {}, permute ? c.n_heads : 0, LoraTarget::Q};
+  if (suffix == "attn_k.weight") return {&l.wk, {}, permute ? c.n_kv_heads : 0, LoraTarget::K};
+  if (suffix == "attn_v.weight") return {&l.wv, {}, 0, LoraTarget::V};
+  if (suffix == "attn_output.weight") return {&l.wo, {}, 0, LoraTarget::O};
+  if (suffix == "ffn_gate.weight") return {&l.w_gate, {}, 0, LoraTarget::Gate};
+  if (suffix == "ffn_up.weight") return {&l.w_up, {}, 0, LoraTarget::Up};
+  if (suffix == "ffn_down.weight") return {&l.w_down, {}, 0, LoraTarget::Down};
   if (suffix == "attn_norm.weight") return {nullptr, l.attn_norm};
   if (suffix == "ffn_norm.weight") return {nullptr, l.ffn_norm};
   if (suffix == "attn_q_norm.weight") return {nullptr, l.q_norm};
@@ -120,9 +123,12 @@ void write_hf_tokenizer(const std::string& dir, const ModelConfig& c, io::GgufWr
   }
 }
 
-void run_quantize(const QuantizeOptions& o) {
-  const FileType& ft = parse_file_type(o.type);
-  auto model = Model::load(o.model);
+}  // namespace
+
+void write_gguf_model(const Model& loaded, const std::string& model_path, const std::string& type,
+                      const std::string& out, int threads) {
+  const Model* model = &loaded;
+  const FileType& ft = parse_file_type(type);
   const ModelConfig& c = model->config();
   const bool from_hf = model->checkpoint().format == CheckpointFormat::HuggingFace;
   std::vector<PlannedTensor> tensors = plan_tensors(c);
@@ -132,11 +138,11 @@ void run_quantize(const QuantizeOptions& o) {
     tensors.insert(tensors.begin() + (c.tied_embeddings ? 1 : 2), {"rope_freqs.weight", {c.head_dim / 2}});
 
   io::GgufWriter w;
-  std::string name = std::filesystem::path(o.model).filename().string();
-  if (g) name = g->get_string_opt("general.name").value_or(std::filesystem::path(o.model).stem().string());
+  std::string name = std::filesystem::path(model_path).filename().string();
+  if (g) name = g->get_string_opt("general.name").value_or(std::filesystem::path(model_path).stem().string());
   write_metadata(w, c, name, ft);
   if (g) copy_tokenizer_metadata(*g, w);
-  else write_hf_tokenizer(o.model, c, w);
+  else write_hf_tokenizer(model_path, c, w);
 
   std::vector<DType> types;
   for (const PlannedTensor& t : tensors) {
@@ -144,9 +150,9 @@ void run_quantize(const QuantizeOptions& o) {
     w.add_tensor_info(t.name, types.back(), t.dims);
   }
 
-  ThreadPool pool(o.threads);
+  ThreadPool pool(threads);
   const auto start = std::chrono::steady_clock::now();
-  w.write(o.out, [&](size_t index, std::vector<uint8_t>& bytes) {
+  w.write(out, [&](size_t index, std::vector<uint8_t>& bytes) {
     const PlannedTensor& t = tensors[index];
     const DType type = types[index];
     const Source src = find_source(*model, t);
@@ -164,7 +170,13 @@ void run_quantize(const QuantizeOptions& o) {
       pool.parallel_for(rows, [&](int64_t begin, int64_t end, int) {
         std::vector<float> row(static_cast<size_t>(cols));
         for (int64_t r = begin; r < end; ++r) {
-          dequantize_row(m.type, m.row(source_row(r, src.permute_heads, rows)), row.data(), cols);
+          const int64_t from = source_row(r, src.permute_heads, rows);
+          dequantize_row(m.type, m.row(from), row.data(), cols);
+          if (src.target)
+            for (const AttachedLora& lora : model->adapters()) {
+              const LoraPair& pair = lora.adapter->layers[size_t(t.layer)][size_t(*src.target)];
+              if (!pair.empty()) lora_add_to_row(pair, lora.adapter->rank, cols, lora.factor, from, row.data());
+            }
           if (via_f16)
             for (float& v : row) v = f16_to_f32(f32_to_f16(v));
           quantize_row(type, row.data(), bytes.data() + r * rb, cols);
@@ -178,12 +190,24 @@ void run_quantize(const QuantizeOptions& o) {
   std::fprintf(stderr, "\n");
 }
 
+namespace {
+
+void run_quantize(const QuantizeOptions& o) {
+  parse_file_type(o.type);  // a usage error before minutes of loading
+  auto model = Model::load(o.model);
+  std::vector<AttachedLora> adapters;
+  for (const std::string& spec : o.loras) adapters.push_back(load_lora_spec(spec, model->config()));
+  model->set_adapters(std::move(adapters));
+  write_gguf_model(*model, o.model, o.type, o.out, o.threads);
+}
+
 const RegisterCommand reg([](CLI::App& root) {
   auto opts = std::make_shared<QuantizeOptions>();
   CLI::App* cmd = root.add_subcommand("quantize", "Write a GGUF of another type, as llama.cpp's converter and llama-quantize do");
   cmd->add_option("--model", opts->model, "Hugging Face model directory or .gguf file")->required();
   cmd->add_option("--type", opts->type, "File type: " + file_type_names())->required();
   cmd->add_option("--out", opts->out, "Output .gguf file")->required();
+  cmd->add_option("--lora", opts->loras, "Merge this LoRA adapter, PATH[:STRENGTH], into the weights (repeatable)");
   cmd->add_option("--threads,-t", opts->threads, "Worker threads (default: all cores)");
   cmd->callback([opts] { run_quantize(*opts); });
 });

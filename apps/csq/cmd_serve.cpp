@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "command.h"
+#include "generation_options.h"
 #include "io/mapped_file.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
@@ -17,6 +18,7 @@ namespace {
 struct ServeOptions {
   std::string model;
   std::string template_file;
+  std::vector<std::string> loras;
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string api_key_file;
@@ -65,7 +67,7 @@ void run_serve(const ServeOptions& o) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  Engine engine = load_engine(o.model, o.template_file);
+  Engine engine = load_engine(o.model, o.template_file, o.loras);
   ThreadPool pool(o.threads);
   SchedulerConfig config;
   config.n_parallel = o.parallel;
@@ -95,6 +97,7 @@ const RegisterCommand reg([](CLI::App& root) {
   CLI::App* cmd = root.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching");
   cmd->add_option("--model,-m", opts->model, "Hugging Face model directory or .gguf file")->required();
   cmd->add_option("--template", opts->template_file, "Jinja chat template to use instead of the model's own");
+  add_lora_option(cmd, opts->loras);
   cmd->add_option("--host", opts->host, "Address to listen on (loopback by default)")->capture_default_str();
   cmd->add_option("--port", opts->port, "Port (0: any free port)")->capture_default_str();
   cmd->add_option("--api-key-file", opts->api_key_file, "File holding the API key clients must send as a Bearer token");

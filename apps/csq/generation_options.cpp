@@ -14,6 +14,7 @@ namespace csq::app {
 void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
   cmd->add_option("--model,-m", o.model, "Hugging Face model directory or .gguf file")->required();
   cmd->add_option("--template", o.template_file, "Jinja chat template to use instead of the model's own");
+  add_lora_option(cmd, o.loras);
   cmd->add_option("--threads,-t", o.threads, "Worker threads (default: all cores)");
   cmd->add_option("--ctx,-c", o.ctx, "Context length in tokens (prompt + answer)")->capture_default_str();
   cmd->add_option("--max-tokens,-n", o.max_tokens, "Most tokens to generate")->capture_default_str();
@@ -38,6 +39,12 @@ void add_constraint_options(CLI::App* cmd, GenerationOptions& o) {
   auto* schema = cmd->add_option("--json-schema", o.json_schema, "The answer must be JSON valid against this schema file");
   choice->excludes(regex)->excludes(schema);
   regex->excludes(schema);
+}
+
+void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras) {
+  cmd->add_option("--lora", loras,
+                  "LoRA adapter applied at run time: a PEFT directory or a LoRA .gguf, optionally :STRENGTH "
+                  "(repeatable)");
 }
 
 GenerationRequest make_request(const GenerationOptions& o, const Engine& engine) {

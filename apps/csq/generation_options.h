@@ -20,6 +20,7 @@ namespace csq::app {
 struct GenerationOptions {
   std::string model;
   std::string template_file;
+  std::vector<std::string> loras;  // "PATH[:STRENGTH]"
   int threads = 0;
   int64_t ctx = 4096;
   int64_t max_tokens = 512;
@@ -34,8 +35,10 @@ struct GenerationOptions {
   std::string json_schema;  // a file
 };
 
-// Adds --model, --template, --threads, --ctx, --max-tokens, --stop, --ignore-eos and the sampling options.
+// Adds --model, --template, --lora, --threads, --ctx, --max-tokens, --stop, --ignore-eos and the sampling options.
 void add_generation_options(CLI::App* cmd, GenerationOptions& o);
+// Adds --lora PATH[:STRENGTH] (repeatable).
+void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras);
 // Adds --choice, --regex and --json-schema.
 void add_constraint_options(CLI::App* cmd, GenerationOptions& o);
 

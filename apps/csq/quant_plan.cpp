@@ -9,7 +9,7 @@ namespace csq::app {
 namespace {
 
 constexpr FileType kFileTypes[] = {
-    {"F16", 1, DType::F16, false},     {"BF16", 32, DType::BF16, false}, {"Q8_0", 7, DType::Q8_0, false},
+    {"F32", 0, DType::F32, false},     {"F16", 1, DType::F16, false},     {"BF16", 32, DType::BF16, false}, {"Q8_0", 7, DType::Q8_0, false},
     {"Q4_0", 2, DType::Q4_0, false},   {"Q4_K_M", 15, DType::Q4_K, true}, {"Q5_K_M", 17, DType::Q5_K, true},
     {"Q6_K", 18, DType::Q6_K, false},
 };
@@ -78,7 +78,7 @@ std::vector<PlannedTensor> plan_tensors(const ModelConfig& c) {
 
 DType tensor_type(const FileType& ft, const ModelConfig& c, const PlannedTensor& t) {
   if (t.dims.size() < 2) return DType::F32;  // norms, biases and rope factors stay float
-  if (!ft.mixed && (ft.base == DType::F16 || ft.base == DType::BF16)) return ft.base;
+  if (!ft.mixed && (ft.base == DType::F32 || ft.base == DType::F16 || ft.base == DType::BF16)) return ft.base;
   DType type = ft.base;
   const bool is_output = t.name == "output.weight" || (c.tied_embeddings && t.name == "token_embd.weight");
   if (is_output) {
@@ -118,7 +118,7 @@ void write_metadata(io::GgufWriter& w, const ModelConfig& c, const std::string& 
   w.set_f32(a + ".rope.freq_base", float(c.rope.theta));
   w.set_f32(a + ".attention.layer_norm_rms_epsilon", float(c.rms_eps));
   w.set_u32("general.file_type", ft.ftype);
-  if (ft.base != DType::F16 && ft.base != DType::BF16) w.set_u32("general.quantization_version", 2);
+  if (ft.base != DType::F32 && ft.base != DType::F16 && ft.base != DType::BF16) w.set_u32("general.quantization_version", 2);
 }
 
 std::vector<float> llama3_rope_factors(const ModelConfig& c) {

@@ -11,6 +11,10 @@
 #include "kernels/dtype.h"
 #include "model/config.h"
 
+namespace csq {
+class Model;
+}
+
 namespace csq::app {
 
 struct FileType {
@@ -41,6 +45,11 @@ DType tensor_type(const FileType& ft, const ModelConfig& c, const PlannedTensor&
 
 // Architecture, hyper-parameters and file type, under llama.cpp's keys.
 void write_metadata(io::GgufWriter& w, const ModelConfig& c, const std::string& model_name, const FileType& ft);
+
+// Writes `model` (loaded from model_path) as a GGUF of file type `type` in llama.cpp's layout,
+// with the model's attached LoRA adapters merged into the weights. Used by quantize and merge.
+void write_gguf_model(const Model& model, const std::string& model_path, const std::string& type,
+                      const std::string& out, int threads);
 
 // llama.cpp's rope_freqs tensor for Llama-3 frequency scaling: one divisor per frequency.
 std::vector<float> llama3_rope_factors(const ModelConfig& c);

@@ -9,6 +9,7 @@
 
 #include "kernels/ops.h"
 #include "model/config.h"
+#include "model/lora.h"
 
 namespace csq {
 namespace io {
@@ -57,6 +58,11 @@ class Model {
   // The GGUF file when the model came from one (tokenizer and template metadata live there).
   const io::GgufFile* gguf() const { return gguf_.get(); }
 
+  // LoRA adapters added to the projections by every forward pass (none by default). Set them
+  // before the model is used: forward passes read the list without locking.
+  void set_adapters(std::vector<AttachedLora> adapters) { adapters_ = std::move(adapters); }
+  const std::vector<AttachedLora>& adapters() const { return adapters_; }
+
  private:
   Model() = default;
   void load_hf(const std::string& dir);
@@ -69,6 +75,7 @@ class Model {
   std::unique_ptr<kernels::Rope> rope_;
   std::unique_ptr<io::GgufFile> gguf_;
   std::unique_ptr<io::SafetensorsCheckpoint> safetensors_;
+  std::vector<AttachedLora> adapters_;
 };
 
 }  // namespace csq

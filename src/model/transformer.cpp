@@ -51,6 +51,20 @@ void check_batch(const Model& model, const Batch& batch, const KvCache& cache) {
   }
 }
 
+// y = W x, plus factor · B A x of every attached adapter that adapts this projection.
+void project(const Model& model, int64_t layer, LoraTarget target, const kernels::Matrix& w, const float* x,
+             int64_t n, float* y, ThreadPool& pool) {
+  kernels::matmul(w, x, n, y, pool);
+  for (const AttachedLora& lora : model.adapters()) {
+    const LoraPair& pair = lora.adapter->layers[size_t(layer)][size_t(target)];
+    if (pair.empty()) continue;
+    pool.parallel_for(n, [&](int64_t begin, int64_t end, int) {
+      lora_apply(pair, lora.adapter->rank, w.cols, w.rows, lora.factor, x + begin * w.cols, end - begin,
+                 y + begin * w.rows);
+    });
+  }
+}
+
 void add_bias(float* x, const std::vector<float>& bias, int64_t n_rows) {
   const int64_t width = int64_t(bias.size());
   for (int64_t r = 0; r < n_rows; ++r) kernels::add_inplace(x + r * width, bias.data(), width);
@@ -77,9 +91,9 @@ void forward(const Model& model, const Batch& batch, KvCache& cache, ThreadPool&
 
     // Self-attention block: x += Wo . attention(rope(norm(Wq xn)), rope(norm(Wk xn)), Wv xn)
     kernels::rmsnorm(x.data(), lw.attn_norm.data(), xn.data(), n, hidden, eps);
-    kernels::matmul(lw.wq, xn.data(), n, q.data(), pool);
-    kernels::matmul(lw.wk, xn.data(), n, k.data(), pool);
-    kernels::matmul(lw.wv, xn.data(), n, v.data(), pool);
+    project(model, layer, LoraTarget::Q, lw.wq, xn.data(), n, q.data(), pool);
+    project(model, layer, LoraTarget::K, lw.wk, xn.data(), n, k.data(), pool);
+    project(model, layer, LoraTarget::V, lw.wv, xn.data(), n, v.data(), pool);
     if (c.qkv_bias) {
       add_bias(q.data(), lw.bq, n);
       add_bias(k.data(), lw.bk, n);
@@ -108,15 +122,15 @@ void forward(const Model& model, const Batch& batch, KvCache& cache, ThreadPool&
                                  attn.data() + head0);
       }
     });
-    kernels::matmul(lw.wo, attn.data(), n, proj.data(), pool);
+    project(model, layer, LoraTarget::O, lw.wo, attn.data(), n, proj.data(), pool);
     kernels::add_inplace(x.data(), proj.data(), n * hidden);
 
     // Feed-forward block (SwiGLU): x += W_down (silu(W_gate xn) * W_up xn)
     kernels::rmsnorm(x.data(), lw.ffn_norm.data(), xn.data(), n, hidden, eps);
-    kernels::matmul(lw.w_gate, xn.data(), n, gate.data(), pool);
-    kernels::matmul(lw.w_up, xn.data(), n, up.data(), pool);
+    project(model, layer, LoraTarget::Gate, lw.w_gate, xn.data(), n, gate.data(), pool);
+    project(model, layer, LoraTarget::Up, lw.w_up, xn.data(), n, up.data(), pool);
     kernels::silu_mul(gate.data(), up.data(), n * c.ffn_size);
-    kernels::matmul(lw.w_down, gate.data(), n, proj.data(), pool);
+    project(model, layer, LoraTarget::Down, lw.w_down, gate.data(), n, proj.data(), pool);
     kernels::add_inplace(x.data(), proj.data(), n * hidden);
   }
 

@@ -6,8 +6,12 @@
 
 namespace csq {
 
-Engine load_engine(const std::string& model_path, const std::string& template_file) {
+Engine load_engine(const std::string& model_path, const std::string& template_file,
+                   const std::vector<std::string>& lora_specs) {
   std::unique_ptr<Model> model = Model::load(model_path);
+  std::vector<AttachedLora> adapters;
+  for (const std::string& spec : lora_specs) adapters.push_back(load_lora_spec(spec, model->config()));
+  model->set_adapters(std::move(adapters));
   Engine e{std::move(model), load_tokenizer(model_path), std::nullopt, {}};
   if (!template_file.empty()) {
     e.chat_template = ChatTemplate::from_file(template_file);

@@ -42,7 +42,7 @@ class LocalBackend final : public ChatBackend {
 
   void prepare(const std::vector<ChatRequest>& requests) override {
     // Loaded here, not in the constructor, so that a run refused for its manifest costs nothing.
-    if (!engine_) engine_ = std::make_shared<Engine>(load_engine(config_.model, config_.template_file));
+    if (!engine_) engine_ = std::make_shared<Engine>(load_engine(config_.model, config_.template_file, config_.loras));
     const int64_t model_max = engine_->model->config().max_context;
     int64_t need = 16;
     for (const auto& r : requests) {
@@ -102,6 +102,7 @@ class LocalBackend final : public ChatBackend {
     const auto canonical = std::filesystem::weakly_canonical(config_.model, ec);
     ojson j = {{"kind", "local"}, {"model", ec ? config_.model : canonical.string()}};
     if (!config_.template_file.empty()) j["template"] = config_.template_file;
+    if (!config_.loras.empty()) j["loras"] = config_.loras;
     return j;
   }
 

@@ -66,6 +66,7 @@ class ChatBackend {
 struct LocalBackendConfig {
   std::string model;          // Hugging Face directory or .gguf
   std::string template_file;  // optional Jinja template replacing the model's own
+  std::vector<std::string> loras;  // LoRA adapters applied at run time, "PATH[:STRENGTH]"
   int threads = 0;            // 0: one per core
   int parallel = 4;           // sequences decoded together
   int64_t ctx = 0;            // positions per sequence; 0: the longest prompt plus its max_tokens
