@@ -55,13 +55,20 @@ class Rope {
   Rope(int64_t head_dim, double theta, double llama3_factor, double llama3_low, double llama3_high,
        double llama3_original_context, bool adjacent_pairs);
   // Rotates n_heads consecutive vectors of head_dim at `position`.
-  void apply(float* heads, int64_t n_heads, int64_t position) const;
+  void apply(float* heads, int64_t n_heads, int64_t position) const { rotate(heads, n_heads, position, 1.0f); }
+  // The transposed (inverse) rotation: turns the gradient of rotated vectors into the gradient
+  // of the vectors before rotation.
+  void apply_transposed(float* heads, int64_t n_heads, int64_t position) const {
+    rotate(heads, n_heads, position, -1.0f);
+  }
   const std::vector<float>& inv_freq() const { return inv_freq_; }
   // llama.cpp's rope_freqs tensor (Llama-3 scaling stored in GGUF): frequency i is divided by factors[i].
   void divide_frequencies(const std::vector<float>& factors);
 
  private:
   int64_t head_dim_;
+  void rotate(float* heads, int64_t n_heads, int64_t position, float direction) const;
+
   bool adjacent_pairs_;
   std::vector<float> inv_freq_;  // head_dim / 2 entries
 };

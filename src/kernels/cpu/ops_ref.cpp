@@ -83,11 +83,11 @@ void Rope::divide_frequencies(const std::vector<float>& factors) {
   for (size_t i = 0; i < inv_freq_.size() && i < factors.size(); ++i) inv_freq_[i] /= factors[i];
 }
 
-void Rope::apply(float* heads, int64_t n_heads, int64_t position) const {
+void Rope::rotate(float* heads, int64_t n_heads, int64_t position, float direction) const {
   const int64_t half = head_dim_ / 2;
   for (int64_t i = 0; i < half; ++i) {
     const float angle = float(position) * inv_freq_[i];
-    const float c = std::cos(angle), s = std::sin(angle);
+    const float c = std::cos(angle), s = direction * std::sin(angle);
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = heads + h * head_dim_;
       float* a = adjacent_pairs_ ? v + 2 * i : v + i;

@@ -1,0 +1,49 @@
+// The operations training needs beyond the forward pass: the gradient of each forward
+// operation with respect to its inputs, attention over packed sequences that keeps what its
+// backward pass needs, and the causal-LM cross-entropy. float32 throughout; the reductions have
+// a fixed order, so results do not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+
+#include "base/thread_pool.h"
+#include "kernels/ops.h"
+
+namespace csq::kernels {
+
+// dx[t, c] = sum_r dy[t, r] w[r, c]: the gradient of y = W x with respect to x, W in its stored
+// type (a frozen base weight). dx is [n_tokens, cols], dy [n_tokens, rows]; dx is overwritten.
+// The reference decodes one row at a time; the fast version decodes a tile of rows per
+// block-aligned column slab and threads over the slabs.
+void matmul_transposed_ref(const Matrix& w, const float* dy, int64_t n_tokens, float* dx);
+void matmul_transposed(const Matrix& w, const float* dy, int64_t n_tokens, float* dx, ThreadPool& pool);
+
+// For y = rmsnorm(x) * weight: dx from dy (n_rows rows of dim). dx may alias dy.
+void rmsnorm_backward(const float* x, const float* weight, const float* dy, float* dx, int64_t n_rows, int64_t dim,
+                      float eps);
+
+// For h = silu(gate) * up: dgate and dup from dh, given the pre-activation gate and up.
+void silu_mul_backward(const float* gate, const float* up, const float* dh, float* dgate, float* dup, int64_t n);
+
+// Causal self-attention over packed examples: token t attends to tokens segment_start[t]..t
+// (its own example only). q [n, n_heads*head_dim], k and v [n, n_kv_heads*head_dim], out like q.
+// lse [n, n_heads] receives each row's log-sum-exp of the scaled scores, which is all the
+// backward pass needs to recompute the probabilities.
+struct PackedAttention {
+  int64_t n_tokens, n_heads, n_kv_heads, head_dim;
+  const int32_t* segment_start;
+};
+void attention_packed(const PackedAttention& shape, const float* q, const float* k, const float* v, float* out,
+                      float* lse, ThreadPool& pool);
+// Gradients of attention_packed: dq [n, q width], dk and dv [n, kv width], all overwritten.
+void attention_packed_backward(const PackedAttention& shape, const float* q, const float* k, const float* v,
+                               const float* out, const float* lse, const float* dout, float* dq, float* dk, float* dv,
+                               ThreadPool& pool);
+
+// Cross-entropy of n rows of logits against target ids (rows with target < 0 are ignored).
+// Returns the summed loss; when dlogits is non-null writes (softmax - onehot) * grad_scale
+// for each row (zero rows for ignored targets). dlogits may alias logits.
+double cross_entropy(const float* logits, const int32_t* targets, int64_t n, int64_t vocab, float grad_scale,
+                     float* dlogits);
+
+}  // namespace csq::kernels

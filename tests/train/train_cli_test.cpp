@@ -1,0 +1,159 @@
+// `csq train` end to end on a fixture model: the loss falls, the outputs are written, an
+// interrupted run resumes to exactly the same losses, and the adapter runs and merges.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "model/lora.h"
+#include "model/model.h"
+#include "model/transformer.h"
+#include "test_paths.h"
+
+namespace csq {
+namespace {
+
+using test::fixture;
+using test::run_csq;
+namespace fs = std::filesystem;
+
+std::string write_data() {
+  const std::string path = test::temp_dir() + "/train.jsonl";
+  std::ofstream out(path);
+  const char* cwes[] = {"CWE-79", "CWE-89", "CWE-787", "CWE-22"};
+  for (int i = 0; i < 16; ++i)
+    out << nlohmann::json{{"prompt", "Map CVE-2024-" + std::to_string(1000 + i) + " to its CWE."},
+                          {"response", std::string("This maps to ") + cwes[i % 4] + ".\n\n" + cwes[i % 4]}}
+               .dump()
+        << "\n";
+  return path;
+}
+
+std::vector<nlohmann::json> read_log(const std::string& path) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+std::vector<std::string> train_args(const std::string& data, const std::string& out) {
+  return {"train", "--model", fixture("hf/qwen3-tiny-vocab"), "--data", data, "--out", out, "--max-steps", "6",
+          "--save-steps", "3", "--lr", "3e-3", "--seq-len", "96", "--batch", "2", "--grad-accum", "2",
+          "--lora-r", "4", "--lora-alpha", "8", "--lora-dropout", "0.1", "--warmup-ratio", "0.2", "--val-split", "0.125",
+          "--threads", "2", "--quiet"};
+}
+
+TEST(TrainCli, TrainsResumesExactlyAndTheAdapterRuns) {
+  CSQ_REQUIRE_FIXTURES();
+  const std::string data = write_data(), out = test::temp_dir() + "/run", resumed = test::temp_dir() + "/resumed";
+  fs::remove_all(out);
+  fs::remove_all(resumed);
+  const auto first = run_csq(train_args(data, out));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_NE(first.out.find("validation loss"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("peak memory"), std::string::npos) << first.out;
+  for (const char* file : {"adapter_model.safetensors", "adapter_config.json", "adapter.gguf", "train_log.jsonl",
+                           "loss.svg", "checkpoint-3/trainer_state.json", "checkpoint-6/optimizer_m/adapter_model.safetensors"})
+    EXPECT_TRUE(fs::exists(out + "/" + file)) << file;
+  const auto log = read_log(out + "/train_log.jsonl");
+  ASSERT_EQ(log.size(), 6u);
+  for (size_t i = 0; i < log.size(); ++i) {
+    EXPECT_EQ(log[i]["step"], i + 1);
+    for (const char* key : {"loss", "lr", "tokens_per_s", "grad_norm"}) EXPECT_TRUE(log[i].contains(key));
+  }
+  EXPECT_EQ(log[0]["lr"].get<double>(), 0.0);  // warm-up starts from zero
+  EXPECT_LT(log[5]["loss"].get<double>(), log[0]["loss"].get<double>());
+  const auto config = nlohmann::json::parse(std::ifstream(out + "/adapter_config.json"));
+  EXPECT_EQ(config["r"], 4);
+  EXPECT_EQ(config["lora_alpha"], 8.0);
+  EXPECT_EQ(config["peft_type"], "LORA");
+  EXPECT_EQ(config["target_modules"].size(), 7u);
+
+  // Resume from the step-3 checkpoint into a fresh directory: steps 4..6 exactly as before.
+  auto args = train_args(data, resumed);
+  args.push_back("--resume");
+  args.push_back(out + "/checkpoint-3");
+  const auto second = run_csq(args);
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  const auto resumed_log = read_log(resumed + "/train_log.jsonl");
+  ASSERT_EQ(resumed_log.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(resumed_log[i]["step"], log[i + 3]["step"]);
+    EXPECT_EQ(resumed_log[i]["loss"].get<double>(), log[i + 3]["loss"].get<double>()) << "step " << i + 4;
+    EXPECT_EQ(resumed_log[i]["grad_norm"].get<double>(), log[i + 3]["grad_norm"].get<double>());
+  }
+  std::ifstream a(out + "/adapter_model.safetensors", std::ios::binary), b(resumed + "/adapter_model.safetensors", std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(a), {}), std::string(std::istreambuf_iterator<char>(b), {}));
+
+  // Other settings refuse to resume from this checkpoint.
+  auto other = train_args(data, resumed);
+  *(std::find(other.begin(), other.end(), "--lr") + 1) = "1e-3";
+  other.push_back("--resume");
+  other.push_back(out);
+  const auto refused = run_csq(other);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("other training settings"), std::string::npos) << refused.err;
+
+  // The adapter runs in csq run (PEFT directory and GGUF), and strength 0 is the base model.
+  const std::vector<std::string> run = {"run", "--model", fixture("hf/qwen3-tiny-vocab"), "--prompt", "Map CVE-2024-1003 to its CWE.",
+                                        "-n", "8", "--ignore-eos", "--temperature", "0", "--threads", "2"};
+  auto with = [&](const std::string& lora) {
+    auto a2 = run;
+    if (!lora.empty()) a2.insert(a2.end(), {"--lora", lora});
+    const auto r = run_csq(a2);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  };
+  const std::string base = with(""), peft = with(out), gguf = with(out + "/adapter.gguf");
+  EXPECT_EQ(peft, gguf);
+  EXPECT_EQ(with(out + ":0"), base);
+  const auto bad = run_csq({"run", "--model", fixture("hf/qwen3-tiny-vocab"), "--prompt", "x", "--lora", out + ":strong"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("strength"), std::string::npos) << bad.err;
+}
+
+std::vector<float> last_logits(const Model& model, const std::vector<int32_t>& tokens) {
+  ThreadPool pool(2);
+  KvCache cache(model.config(), 1, int64_t(tokens.size()));
+  Batch batch;
+  for (size_t i = 0; i < tokens.size(); ++i) batch.add(tokens[i], int32_t(i), 0, i + 1 == tokens.size());
+  std::vector<float> logits;
+  forward(model, batch, cache, pool, logits);
+  return logits;
+}
+
+TEST(MergeCli, MergedModelsMatchTheAttachedAdapter) {
+  CSQ_REQUIRE_FIXTURES();
+  const std::string base = fixture("hf/qwen3-tiny-gqa"), adapter = fixture("lora/adapter_after8");
+  const std::string hf_out = test::temp_dir() + "/merged-hf", gguf_out = test::temp_dir() + "/merged-f32.gguf";
+  fs::remove_all(hf_out);
+  auto r = run_csq({"merge", "--model", base, "--lora", adapter, "--out", hf_out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_csq({"merge", "--model", base, "--lora", adapter, "--out", gguf_out, "--type", "F32"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(hf_out + "/config.json"));
+  EXPECT_TRUE(fs::exists(hf_out + "/generation_config.json"));
+
+  auto attached = Model::load(base);
+  attached->set_adapters({load_lora_spec(adapter, attached->config())});
+  const std::vector<int32_t> tokens = {11, 200, 3000, 45, 900, 17, 1024, 5};
+  const std::vector<float> want = last_logits(*attached, tokens);
+  auto relative = [&](const std::vector<float>& got) {
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < want.size(); ++i) diff += double(got[i] - want[i]) * (got[i] - want[i]), norm += double(want[i]) * want[i];
+    return std::sqrt(diff / norm);
+  };
+  // float32 GGUF: the merge itself is the only difference (sums in another order).
+  EXPECT_LT(relative(last_logits(*Model::load(gguf_out), tokens)), 1e-5);
+  // The Hugging Face merge keeps the base's bfloat16, which rounds the merged weights.
+  EXPECT_LT(relative(last_logits(*Model::load(hf_out), tokens)), 2e-2);
+
+  r = run_csq({"merge", "--model", base, "--lora", adapter, "--out", base});
+  EXPECT_NE(r.exit_code, 0);
+}
+
+}  // namespace
+}  // namespace csq
