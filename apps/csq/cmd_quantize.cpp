@@ -125,6 +125,12 @@ void write_hf_tokenizer(const std::string& dir, const ModelConfig& c, io::GgufWr
 
 }  // namespace
 
+void write_tokenizer_metadata(const std::string& source, const ModelConfig& c, io::GgufWriter& w) {
+  if (std::filesystem::is_directory(source)) return write_hf_tokenizer(source, c, w);
+  const io::GgufFile g(source);
+  copy_tokenizer_metadata(g, w);
+}
+
 void write_gguf_model(const Model& loaded, const std::string& model_path, const std::string& type,
                       const std::string& out, int threads) {
   const Model* model = &loaded;

@@ -23,6 +23,7 @@ struct SynthOptions {
   std::string preset;
   std::string type;
   std::string out;
+  std::string tokenizer;  // optional: a model whose tokenizer and chat template are copied
   uint64_t seed = 1;
   int threads = 0;
 };
@@ -102,6 +103,7 @@ void run_synth(const SynthOptions& o) {
 
   io::GgufWriter w;
   write_metadata(w, c, "qwen3-" + o.preset + "-synthetic", ft);
+  if (!o.tokenizer.empty()) write_tokenizer_metadata(o.tokenizer, c, w);
   std::vector<DType> types;
   for (const PlannedTensor& t : tensors) {
     types.push_back(tensor_type(ft, c, t));
@@ -143,6 +145,9 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("--type", opts->type, "File type: " + file_type_names())->required();
   cmd->add_option("--out", opts->out, "Output .gguf file")->required();
   cmd->add_option("--seed", opts->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--tokenizer", opts->tokenizer,
+                  "Copy the tokenizer and chat template of this model (Hugging Face directory or .gguf), so that "
+                  "the synthetic model can chat and train");
   cmd->add_option("--threads,-t", opts->threads, "Worker threads (default: all cores)");
   cmd->callback([opts] { run_synth(*opts); });
 });

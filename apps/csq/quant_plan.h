@@ -51,6 +51,10 @@ void write_metadata(io::GgufWriter& w, const ModelConfig& c, const std::string& 
 void write_gguf_model(const Model& model, const std::string& model_path, const std::string& type,
                       const std::string& out, int threads);
 
+// The tokenizer and chat template of `source` (a Hugging Face directory or a .gguf) as GGUF
+// metadata; a directory without a usable tokenizer only gets a warning.
+void write_tokenizer_metadata(const std::string& source, const ModelConfig& c, io::GgufWriter& w);
+
 // llama.cpp's rope_freqs tensor for Llama-3 frequency scaling: one divisor per frequency.
 std::vector<float> llama3_rope_factors(const ModelConfig& c);
 

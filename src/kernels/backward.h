@@ -11,10 +11,15 @@
 
 namespace csq::kernels {
 
+// y = W x as matmul computes it, but never rounding the activations to 8 bits: gradients need
+// the exact products. Quantized weights are decoded a tile of rows at a time and multiplied by
+// the float kernel (as QLoRA computes with dequantized weights).
+void matmul_float_activations(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+
 // dx[t, c] = sum_r dy[t, r] w[r, c]: the gradient of y = W x with respect to x, W in its stored
 // type (a frozen base weight). dx is [n_tokens, cols], dy [n_tokens, rows]; dx is overwritten.
-// The reference decodes one row at a time; the fast version decodes a tile of rows per
-// block-aligned column slab and threads over the slabs.
+// The reference decodes one row at a time; the fast version decodes a tile of rows, transposes
+// it and runs the float matrix kernel over it.
 void matmul_transposed_ref(const Matrix& w, const float* dy, int64_t n_tokens, float* dx);
 void matmul_transposed(const Matrix& w, const float* dy, int64_t n_tokens, float* dx, ThreadPool& pool);
 

@@ -137,17 +137,22 @@ std::vector<Example> load_examples(const Engine& engine, const std::string& path
     }
     // The first token's label is never used (nothing predicts it).
     const int64_t trained = std::count_if(e.labels.begin() + 1, e.labels.end(), [](int32_t l) { return l >= 0; });
-    if (trained == 0)
-      fail_input(where + ": nothing left to train on" +
-                 (int64_t(e.tokens.size()) == max_tokens ? " after cutting it to " + std::to_string(max_tokens) +
-                                                               " tokens (raise --seq-len)"
-                                                         : ""));
+    if (trained == 0) {
+      // Only a cut can leave an example with no assistant token: drop it, and say so.
+      ++report.dropped;
+      if (report.dropped_lines.size() < 10) report.dropped_lines.push_back(e.line);
+      continue;
+    }
     report.tokens += int64_t(e.tokens.size());
     report.trained_tokens += trained;
     examples.push_back(std::move(e));
   }
   report.examples = examples.size();
-  if (examples.empty()) fail_input(path + ": no training examples");
+  if (examples.empty())
+    fail_input(path + ": no training examples" +
+               (report.dropped ? " (every one lost its answer when cut to " + std::to_string(max_tokens) +
+                                     " tokens; raise --seq-len)"
+                               : ""));
   return examples;
 }
 

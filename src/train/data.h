@@ -29,6 +29,8 @@ struct DataReport {
   size_t truncated = 0;         // examples cut to the sequence length
   int64_t truncated_tokens = 0;
   std::vector<size_t> truncated_lines;  // the first few, for the report
+  size_t dropped = 0;           // cut examples whose answer lay wholly beyond the cut
+  std::vector<size_t> dropped_lines;
   size_t longest = 0;           // tokens of the longest example before truncation
 };
 
@@ -40,7 +42,8 @@ struct DataReport {
 Example render_example(const Engine& engine, const std::string& json_line, const std::string& where);
 
 // Reads every non-empty line of a JSONL file. Examples longer than max_tokens are cut to it and
-// counted in the report (never silently); examples with nothing left to train on are an error.
+// counted in the report (never silently); those left with no assistant token are dropped and
+// counted too. Throws csq::Error when no example remains.
 std::vector<Example> load_examples(const Engine& engine, const std::string& path, int64_t max_tokens,
                                    DataReport& report);
 

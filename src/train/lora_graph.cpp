@@ -11,16 +11,15 @@
 namespace csq::train {
 namespace {
 
-// c[i, j] (+)= sum_p a[i, p] b[j, p]: every small product of the LoRA path in dot-product form.
+// c[i, j] (+)= sum_p a[i, p] b[j, p]: every small product of the LoRA path, as the float
+// matrix kernel computes it (b as an [n, k] weight, a as m tokens).
 void matmul_nt(const float* a, const float* b, int64_t m, int64_t n, int64_t k, float* c, bool accumulate,
                ThreadPool& pool) {
-  pool.parallel_for(m, [&](int64_t begin, int64_t end, int) {
-    for (int64_t i = begin; i < end; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        const float v = kernels::dot(a + i * k, b + j * k, k);
-        c[i * n + j] = accumulate ? c[i * n + j] + v : v;
-      }
-  });
+  const kernels::Matrix w{DType::F32, n, k, reinterpret_cast<const uint8_t*>(b)};
+  if (!accumulate) return kernels::matmul(w, a, m, c, pool);
+  std::vector<float> product(size_t(m * n));
+  kernels::matmul(w, a, m, product.data(), pool);
+  kernels::add_inplace(c, product.data(), m * n);
 }
 
 std::vector<float> transposed(const float* src, int64_t rows, int64_t cols) {
@@ -106,7 +105,7 @@ void LoraGraph::layer_forward(int64_t layer, const PackedBatch& batch, const flo
 
   // y = W x + factor · B (A dropout(x)), recording what the backward pass needs.
   auto project = [&](LoraTarget target, const kernels::Matrix& w, const float* x, float* y) {
-    kernels::matmul(w, x, n, y, pool);
+    kernels::matmul_float_activations(w, x, n, y, pool);
     const LoraPair& pair = params_.layers[size_t(layer)][size_t(target)];
     auto& tape = acts.tapes[size_t(target)];
     if (pair.empty()) return;
@@ -281,7 +280,7 @@ double LoraGraph::head(const PackedBatch& batch, const float* x, float grad_scal
     kernels::rmsnorm(xs.data(), w.output_norm.data(), xn.data(), m, hidden, eps);
     if (options_.precision == Precision::BF16) round_to_bf16(xn.data(), m * hidden);
     logits.resize(size_t(m * vocab));
-    kernels::matmul(w.lm_head, xn.data(), m, logits.data(), pool);
+    kernels::matmul_float_activations(w.lm_head, xn.data(), m, logits.data(), pool);
     total += kernels::cross_entropy(logits.data(), targets.data(), m, vocab, grad_scale, dx ? logits.data() : nullptr);
     if (!dx) continue;
     dxn.resize(size_t(m * hidden));

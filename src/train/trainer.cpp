@@ -169,6 +169,12 @@ TrainSummary run_training(const TrainConfig& cfg) {
                  (long long)cfg.seq_len, (long long)report.truncated_tokens, lines.c_str(),
                  report.truncated > report.truncated_lines.size() ? ", ..." : "");
   }
+  if (report.dropped) {
+    std::string lines;
+    for (size_t l : report.dropped_lines) lines += (lines.empty() ? "" : ", ") + std::to_string(l);
+    std::fprintf(stderr, "; %zu dropped: no answer token left within %lld tokens (lines %s%s)", report.dropped,
+                 (long long)cfg.seq_len, lines.c_str(), report.dropped > report.dropped_lines.size() ? ", ..." : "");
+  }
   std::fprintf(stderr, "\n");
 
   // Validation examples: a seeded draw, disjoint from training.

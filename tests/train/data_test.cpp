@@ -108,9 +108,13 @@ TEST(TrainData, LongExamplesAreCutAndReported) {
   EXPECT_EQ(examples[1].line, 3u);
   EXPECT_GT(report.truncated_tokens, 100);
   EXPECT_EQ(report.longest, size_t(64 + report.truncated_tokens));
-  // An example whose answer lies wholly beyond the cut has nothing left to train on.
+  // An example whose answer lies wholly beyond the cut is dropped and reported; none left is an error.
   DataReport tiny;
   EXPECT_THROW(load_examples(engine, path, 8, tiny), Error);
+  DataReport some;
+  const auto kept = load_examples(engine, path, 12, some);
+  EXPECT_EQ(kept.size() + some.dropped, 2u);
+  EXPECT_EQ(some.dropped_lines.size(), some.dropped);
 }
 
 TEST(TrainData, ShuffleIsASeededPermutation) {

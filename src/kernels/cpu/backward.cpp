@@ -19,37 +19,55 @@ void matmul_transposed_ref(const Matrix& w, const float* dy, int64_t n_tokens, f
   }
 }
 
-void matmul_transposed(const Matrix& w, const float* dy, int64_t n_tokens, float* dx, ThreadPool& pool) {
-  // Column slabs start on block boundaries so that each can be decoded on its own; a tile of
-  // decoded rows stays in cache while every token's slab of dx accumulates from it, in row
-  // order (the same sums as the reference).
-  constexpr int64_t kTileRows = 32, kSlabBlocks = 8;
-  const DTypeInfo& info = dtype_info(w.type);
-  const int64_t block = info.block_elems;
-  const int64_t slab_elems = std::max<int64_t>(block * kSlabBlocks, 256 / block * block);
-  const int64_t n_slabs = (w.cols + slab_elems - 1) / slab_elems;
-  pool.parallel_for(n_slabs, [&](int64_t begin, int64_t end, int) {
-    std::vector<float> tile(size_t(kTileRows * slab_elems));
-    for (int64_t s = begin; s < end; ++s) {
-      const int64_t c0 = s * slab_elems, width = std::min(slab_elems, w.cols - c0);
-      const int64_t byte_offset = c0 / block * info.block_bytes;
-      for (int64_t t = 0; t < n_tokens; ++t) std::fill(dx + t * w.cols + c0, dx + t * w.cols + c0 + width, 0.0f);
-      for (int64_t r0 = 0; r0 < w.rows; r0 += kTileRows) {
-        const int64_t rows = std::min(kTileRows, w.rows - r0);
-        for (int64_t i = 0; i < rows; ++i)
-          dequantize_row(w.type, w.row(r0 + i) + byte_offset, tile.data() + i * slab_elems, width);
-        for (int64_t t = 0; t < n_tokens; ++t) {
-          float* out = dx + t * w.cols + c0;
-          const float* g = dy + t * w.rows + r0;
-          for (int64_t i = 0; i < rows; ++i) {
-            const float gi = g[i];
-            const float* src = tile.data() + i * slab_elems;
-            for (int64_t c = 0; c < width; ++c) out[c] += gi * src[c];
-          }
-        }
-      }
-    }
+namespace {
+
+// Rows of a frozen weight decoded to float at a time: the tile (rows × cols floats) stays in
+// cache while the float kernel runs over every token.
+constexpr int64_t kTileRows = 128;
+
+bool float_weights(DType type) { return type == DType::F32 || type == DType::F16 || type == DType::BF16; }
+
+void decode_rows(const Matrix& w, int64_t r0, int64_t rows, float* out, ThreadPool& pool) {
+  pool.parallel_for(rows, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) dequantize_row(w.type, w.row(r0 + i), out + i * w.cols, w.cols);
   });
+}
+
+}  // namespace
+
+void matmul_float_activations(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+  if (float_weights(w.type)) return matmul(w, x, n_tokens, y, pool);
+  std::vector<float> tile(size_t(kTileRows * w.cols)), out(size_t(kTileRows * n_tokens));
+  for (int64_t r0 = 0; r0 < w.rows; r0 += kTileRows) {
+    const int64_t rows = std::min(kTileRows, w.rows - r0);
+    decode_rows(w, r0, rows, tile.data(), pool);
+    matmul({DType::F32, rows, w.cols, reinterpret_cast<const uint8_t*>(tile.data())}, x, n_tokens, out.data(), pool);
+    for (int64_t t = 0; t < n_tokens; ++t)
+      std::copy(out.begin() + t * rows, out.begin() + (t + 1) * rows, y + t * w.rows + r0);
+  }
+}
+
+void matmul_transposed(const Matrix& w, const float* dy, int64_t n_tokens, float* dx, ThreadPool& pool) {
+  // dx = sum over row tiles of dy[:, tile] · W[tile, :]: each tile is decoded, transposed to
+  // [cols, rows] and multiplied with the float kernel; tiles are added in row order.
+  std::fill(dx, dx + n_tokens * w.cols, 0.0f);
+  std::vector<float> tile(size_t(kTileRows * w.cols)), tile_t(tile.size()), dy_tile(size_t(n_tokens * kTileRows)),
+      part(size_t(n_tokens * w.cols));
+  for (int64_t r0 = 0; r0 < w.rows; r0 += kTileRows) {
+    const int64_t rows = std::min(kTileRows, w.rows - r0);
+    decode_rows(w, r0, rows, tile.data(), pool);
+    pool.parallel_for(w.cols, [&](int64_t begin, int64_t end, int) {
+      for (int64_t c = begin; c < end; ++c)
+        for (int64_t i = 0; i < rows; ++i) tile_t[size_t(c * rows + i)] = tile[size_t(i * w.cols + c)];
+    });
+    for (int64_t t = 0; t < n_tokens; ++t)
+      std::copy(dy + t * w.rows + r0, dy + t * w.rows + r0 + rows, dy_tile.begin() + t * rows);
+    matmul({DType::F32, w.cols, rows, reinterpret_cast<const uint8_t*>(tile_t.data())}, dy_tile.data(), n_tokens,
+           part.data(), pool);
+    pool.parallel_for(n_tokens, [&](int64_t begin, int64_t end, int) {
+      for (int64_t i = begin * w.cols; i < end * w.cols; ++i) dx[i] += part[size_t(i)];
+    });
+  }
 }
 
 void rmsnorm_backward(const float* x, const float* weight, const float* dy, float* dx, int64_t n_rows, int64_t dim,
