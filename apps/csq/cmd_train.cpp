@@ -95,6 +95,8 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("--seed", c.seed, "Seed for initialisation, shuffling and dropout")->capture_default_str();
   cmd->add_option("--precision", o->precision, "bf16 (mixed: bf16 products, float32 master weights) or f32")
       ->capture_default_str();
+  cmd->add_flag("--stochastic-rounding", c.stochastic_rounding,
+                "With bf16: round the LoRA weights' bfloat16 copies stochastically (unbiased) instead of to nearest");
   cmd->add_option("--resume", c.resume, "Continue from a checkpoint-N directory or an output directory's latest");
   cmd->add_option("--threads,-t", c.threads, "Worker threads (default: all cores)");
   cmd->add_flag("--quiet,-q", o->quiet, "No progress line");

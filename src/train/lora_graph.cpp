@@ -40,6 +40,19 @@ uint64_t mix64(uint64_t x) {  // splitmix64's finaliser: a counter-based generat
   return x ^ (x >> 31);
 }
 
+// Rounds to bfloat16 up or down with probability proportional to the distance (unbiased: the
+// expected value is x), by adding 16 random bits below the kept mantissa before truncating.
+void round_to_bf16_stochastic(float* x, int64_t n, uint64_t stream) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &x[i], 4);
+    if ((bits & 0x7f800000u) == 0x7f800000u) continue;  // inf and NaN stay as they are
+    bits += uint32_t(mix64(stream + uint64_t(i)) & 0xffffu);
+    bits &= 0xffff0000u;
+    std::memcpy(&x[i], &bits, 4);
+  }
+}
+
 void add_bias(float* x, const std::vector<float>& bias, int64_t n_rows) {
   const int64_t width = int64_t(bias.size());
   for (int64_t r = 0; r < n_rows; ++r) kernels::add_inplace(x + r * width, bias.data(), width);
@@ -69,6 +82,7 @@ struct LoraGraph::LayerActivations {
     std::vector<float> dropped;    // that input when dropout made a copy
     std::vector<float> keep;       // dropout's per-element factor (0 or 1/(1-p)); empty without dropout
     std::vector<float> u;          // A · input, [n, rank]
+    std::vector<float> a, b;       // the LoRA weights as multiplied (rounded in bf16 mode)
   };
   std::array<Tape, kLoraTargetCount> tapes;
   std::vector<float> xn, q_raw, k_raw, q, k, v, attn, lse, x1, hn, gate, up, mlp;
@@ -124,15 +138,21 @@ void LoraGraph::layer_forward(int64_t layer, const PackedBatch& batch, const flo
       }
       tape.input = tape.dropped.data();
     }
-    std::vector<float> a = pair.a, b = pair.b;
-    if (bf16) {
-      round_to_bf16(a.data(), int64_t(a.size()));
-      round_to_bf16(b.data(), int64_t(b.size()));
+    tape.a = pair.a;
+    tape.b = pair.b;
+    if (bf16 && options_.stochastic_rounding) {
+      // Keyed like dropout, so the recomputation in the backward pass rounds the same way.
+      const uint64_t stream = mix64(~options_.dropout_seed ^ mix64(dropout_key ^ mix64(uint64_t(layer) * 8 + uint64_t(target))));
+      round_to_bf16_stochastic(tape.a.data(), int64_t(tape.a.size()), stream);
+      round_to_bf16_stochastic(tape.b.data(), int64_t(tape.b.size()), mix64(stream));
+    } else if (bf16) {
+      round_to_bf16(tape.a.data(), int64_t(tape.a.size()));
+      round_to_bf16(tape.b.data(), int64_t(tape.b.size()));
     }
     resize(tape.u, n * rank);
-    matmul_nt(tape.input, a.data(), n, rank, w.cols, tape.u.data(), false, pool);
+    matmul_nt(tape.input, tape.a.data(), n, rank, w.cols, tape.u.data(), false, pool);
     std::vector<float> delta(size_t(n * w.rows));
-    matmul_nt(tape.u.data(), b.data(), n, w.rows, rank, delta.data(), false, pool);
+    matmul_nt(tape.u.data(), tape.b.data(), n, w.rows, rank, delta.data(), false, pool);
     for (size_t i = 0; i < delta.size(); ++i) y[i] += lora_factor_ * delta[i];
   };
 
@@ -204,13 +224,13 @@ void LoraGraph::layer_backward(int64_t layer, const PackedBatch& batch, const fl
     const std::vector<float> dy_t = transposed(dy_scaled.data(), n, out);
     const std::vector<float> u_t = transposed(tape.u.data(), n, rank);
     matmul_nt(dy_t.data(), u_t.data(), out, rank, n, grad.b.data(), true, pool);
-    const std::vector<float> b_t = transposed(pair.b.data(), out, rank);
+    const std::vector<float> b_t = transposed(tape.b.data(), out, rank);
     std::vector<float> du(size_t(n * rank));
     matmul_nt(dy_scaled.data(), b_t.data(), n, rank, out, du.data(), false, pool);
     const std::vector<float> du_t = transposed(du.data(), n, rank);
     const std::vector<float> input_t = transposed(tape.input, n, in);
     matmul_nt(du_t.data(), input_t.data(), rank, in, n, grad.a.data(), true, pool);
-    const std::vector<float> a_t = transposed(pair.a.data(), rank, in);
+    const std::vector<float> a_t = transposed(tape.a.data(), rank, in);
     std::vector<float> dx_lora(size_t(n * in));
     matmul_nt(du.data(), a_t.data(), n, in, rank, dx_lora.data(), false, pool);
     for (size_t i = 0; i < dx_lora.size(); ++i) dx_out[i] += tape.keep.empty() ? dx_lora[i] : dx_lora[i] * tape.keep[i];

@@ -44,6 +44,9 @@ struct GraphOptions {
   float dropout = 0;  // LoRA dropout on each adapted projection's input (its own mask per target)
   uint64_t dropout_seed = 0;
   Precision precision = Precision::F32;
+  // BF16 only: round the LoRA weights' bfloat16 copies stochastically (unbiased) instead of to
+  // nearest, so that updates smaller than a bfloat16 step still move the products on average.
+  bool stochastic_rounding = false;
 };
 
 class LoraGraph {

@@ -43,7 +43,8 @@ ojson math_settings(const TrainConfig& c) {
           {"max_grad_norm", c.max_grad_norm},
           {"val_split", c.val_split},
           {"seed", c.seed},
-          {"precision", c.precision == Precision::BF16 ? "bf16" : "f32"}};
+          {"precision", c.precision == Precision::BF16 ? "bf16" : "f32"},
+          {"stochastic_rounding", c.stochastic_rounding}};
 }
 
 // One optimizer step: which micro-batches (of which epoch's packing) it consumes.
@@ -240,7 +241,7 @@ TrainSummary run_training(const TrainConfig& cfg) {
   }
 
   ThreadPool pool(cfg.threads);
-  GraphOptions graph_options{float(cfg.lora_dropout), cfg.seed, cfg.precision};
+  GraphOptions graph_options{float(cfg.lora_dropout), cfg.seed, cfg.precision, cfg.stochastic_rounding};
   LoraGraph graph(model, params, grads, graph_options);
   const std::vector<AdamWSlot> slots = slots_of(params, grads, m, v);
   std::vector<std::vector<float>*> grad_vectors;

@@ -46,6 +46,7 @@ struct TrainConfig {
   int64_t save_steps = 0;   // checkpoint every N steps (0: only at the end)
   uint64_t seed = 42;
   Precision precision = Precision::BF16;
+  bool stochastic_rounding = false;
   int threads = 0;
   bool progress = true;
 };

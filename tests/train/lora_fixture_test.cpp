@@ -105,6 +105,15 @@ TEST(LoraFixture, Bf16MixedPrecisionStaysCloseToTheReference) {
   EXPECT_NEAR(loss, loss0, 1e-2 * std::fabs(loss0));
   const double worst = check_gradients(grads, f.ref, 5e-2);
   std::printf("bf16: loss %.5f (PEFT float32 %.5f); worst gradient relative difference %.2e\n", loss, loss0, worst);
+
+  // Stochastic rounding stays as close, and is reproducible for the same key.
+  LoraAdapter g1 = zero_like(params, f.model->config()), g2 = g1;
+  train::LoraGraph sr1(*f.model, params, g1, {0.0f, 5, train::Precision::BF16, true});
+  train::LoraGraph sr2(*f.model, params, g2, {0.0f, 5, train::Precision::BF16, true});
+  const double loss_sr = sr1.forward_backward(batch, float(1.0 / count), 3, pool) / count;
+  EXPECT_EQ(sr2.forward_backward(batch, float(1.0 / count), 3, pool) / count, loss_sr);
+  EXPECT_NEAR(loss_sr, loss0, 1e-2 * std::fabs(loss0));
+  check_gradients(g1, f.ref, 5e-2);
 }
 
 TEST(LoraFixture, AdamWLossesMatchTorch) {
