@@ -27,8 +27,6 @@ void run_complete(const CompleteOptions& o) {
   request.split_reasoning = false;
   std::unique_ptr<TokenConstraint> constraint = make_constraint(o.gen, engine);
   request.constraint = constraint.get();
-  ThreadPool pool(o.gen.threads);
-  Session session(*engine.model, o.gen.ctx, pool);
   StreamCallback stream;
   if (!o.json)
     stream = [](const std::string& content, const std::string&) {
@@ -36,19 +34,11 @@ void run_complete(const CompleteOptions& o) {
       std::fflush(stdout);
       return true;
     };
-  const GenerationResult result = generate(session, engine.tokenizer, request, stream);
-  if (o.json) {
-    nlohmann::ordered_json j;
-    j["text"] = result.content;
-    j["tokens"] = result.tokens;
-    j["finish_reason"] = finish_reason_name(result.finish);
-    j["usage"] = {{"prompt_tokens", result.prompt_tokens}, {"completion_tokens", result.tokens.size()}};
-    j["timings"] = {{"prompt_ms", result.prompt_ms}, {"tokens_per_s", result.tokens_per_second()}};
-    j["seed"] = request.sampling.seed;
-    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
-  } else {
+  const GenerationResult result = run_generation(engine, o.gen, request, stream);
+  if (o.json)
+    print_result_json({{"text", result.content}, {"tokens", result.tokens}}, result, request.sampling.seed);
+  else
     std::fputs("\n", stdout);
-  }
 }
 
 const RegisterCommand reg([](CLI::App& root) {

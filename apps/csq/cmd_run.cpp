@@ -35,8 +35,6 @@ void run_chat_turn(const RunOptions& o) {
   std::unique_ptr<TokenConstraint> constraint = make_constraint(o.gen, engine);
   request.constraint = constraint.get();
 
-  ThreadPool pool(o.gen.threads);
-  Session session(*engine.model, o.gen.ctx, pool);
   bool reasoning_printed = false;
   StreamCallback stream;
   if (!o.json) {
@@ -57,19 +55,11 @@ void run_chat_turn(const RunOptions& o) {
       return true;
     };
   }
-  const GenerationResult result = generate(session, engine.tokenizer, request, stream);
-  if (o.json) {
-    nlohmann::ordered_json j;
-    j["content"] = result.content;
-    j["reasoning"] = result.reasoning;
-    j["finish_reason"] = finish_reason_name(result.finish);
-    j["usage"] = {{"prompt_tokens", result.prompt_tokens}, {"completion_tokens", result.tokens.size()}};
-    j["timings"] = {{"prompt_ms", result.prompt_ms}, {"tokens_per_s", result.tokens_per_second()}};
-    j["seed"] = request.sampling.seed;
-    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
-  } else {
+  const GenerationResult result = run_generation(engine, o.gen, request, stream);
+  if (o.json)
+    print_result_json({{"content", result.content}, {"reasoning", result.reasoning}}, result, request.sampling.seed);
+  else
     std::fputs("\n", stdout);
-  }
 }
 
 const RegisterCommand reg([](CLI::App& root) {

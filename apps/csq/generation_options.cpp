@@ -1,5 +1,6 @@
 #include "generation_options.h"
 
+#include <cstdio>
 #include <iostream>
 #include <random>
 #include <sstream>
@@ -85,6 +86,21 @@ std::unique_ptr<TokenConstraint> make_constraint(const GenerationOptions& o, con
     return make_json_schema_constraint(engine.tokenizer, schema);
   }
   return nullptr;
+}
+
+GenerationResult run_generation(const Engine& engine, const GenerationOptions& o, const GenerationRequest& request,
+                                const StreamCallback& stream) {
+  ThreadPool pool(o.threads);
+  Session session(*engine.model, o.ctx, pool);
+  return generate(session, engine.tokenizer, request, stream);
+}
+
+void print_result_json(nlohmann::ordered_json j, const GenerationResult& result, uint64_t seed) {
+  j["finish_reason"] = finish_reason_name(result.finish);
+  j["usage"] = {{"prompt_tokens", result.prompt_tokens}, {"completion_tokens", result.tokens.size()}};
+  j["timings"] = {{"prompt_ms", result.prompt_ms}, {"tokens_per_s", result.tokens_per_second()}};
+  j["seed"] = seed;
+  std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
 }
 
 std::string read_input(const std::string& path) {

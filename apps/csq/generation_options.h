@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <memory>
 #include <optional>
@@ -46,6 +47,13 @@ void add_constraint_options(CLI::App* cmd, GenerationOptions& o);
 GenerationRequest make_request(const GenerationOptions& o, const Engine& engine);
 // The constraint the options ask for, or nullptr; errors name the bad pattern or schema keyword.
 std::unique_ptr<TokenConstraint> make_constraint(const GenerationOptions& o, const Engine& engine);
+
+// Generates `request` on a fresh session of the options' context and threads, streaming
+// through `stream` (may be empty).
+GenerationResult run_generation(const Engine& engine, const GenerationOptions& o, const GenerationRequest& request,
+                                const StreamCallback& stream);
+// Prints `j` plus finish_reason, usage, timings and seed as one JSON line (run/complete --json).
+void print_result_json(nlohmann::ordered_json j, const GenerationResult& result, uint64_t seed);
 
 // Reads a whole file or, for "-", standard input; errors name the path.
 std::string read_input(const std::string& path);
