@@ -11,15 +11,24 @@
 
 namespace csq::kernels {
 
+// c[i * ldc + j] += sum_p a[i * lda + p] * b[j * ldb + p] (i < m, j < n, p < k): the dense
+// float32 product of training, C += A · B^T with both operands row-major over k. The reference is
+// plain loops; the fast version is a register-blocked AVX2 micro-kernel over packed k-panels
+// (threads own whole column blocks, so results do not depend on the thread count).
+void gemm_nt_ref(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n,
+                 int64_t k);
+void gemm_nt(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n,
+             int64_t k, ThreadPool& pool);
+
 // y = W x as matmul computes it, but never rounding the activations to 8 bits: gradients need
-// the exact products. Quantized weights are decoded a tile of rows at a time and multiplied by
-// the float kernel (as QLoRA computes with dequantized weights).
+// the exact products. Weights are decoded a tile of rows at a time and multiplied by gemm_nt (as
+// QLoRA computes with dequantized weights); a few tokens go through matmul's float kernels.
 void matmul_float_activations(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
 // dx[t, c] = sum_r dy[t, r] w[r, c]: the gradient of y = W x with respect to x, W in its stored
 // type (a frozen base weight). dx is [n_tokens, cols], dy [n_tokens, rows]; dx is overwritten.
 // The reference decodes one row at a time; the fast version decodes a tile of rows, transposes
-// it and runs the float matrix kernel over it.
+// it and runs gemm_nt over it.
 void matmul_transposed_ref(const Matrix& w, const float* dy, int64_t n_tokens, float* dx);
 void matmul_transposed(const Matrix& w, const float* dy, int64_t n_tokens, float* dx, ThreadPool& pool);
 

@@ -11,15 +11,11 @@
 namespace csq::train {
 namespace {
 
-// c[i, j] (+)= sum_p a[i, p] b[j, p]: every small product of the LoRA path, as the float
-// matrix kernel computes it (b as an [n, k] weight, a as m tokens).
+// c[i, j] (+)= sum_p a[i, p] b[j, p]: every product of the LoRA path.
 void matmul_nt(const float* a, const float* b, int64_t m, int64_t n, int64_t k, float* c, bool accumulate,
                ThreadPool& pool) {
-  const kernels::Matrix w{DType::F32, n, k, reinterpret_cast<const uint8_t*>(b)};
-  if (!accumulate) return kernels::matmul(w, a, m, c, pool);
-  std::vector<float> product(size_t(m * n));
-  kernels::matmul(w, a, m, product.data(), pool);
-  kernels::add_inplace(c, product.data(), m * n);
+  if (!accumulate) std::fill(c, c + m * n, 0.0f);
+  kernels::gemm_nt(a, k, b, k, c, n, m, n, k, pool);
 }
 
 std::vector<float> transposed(const float* src, int64_t rows, int64_t cols) {

@@ -2,6 +2,7 @@
 // fast transposed product against its reference, on random data with odd sizes.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <functional>
 #include <random>
@@ -142,6 +143,24 @@ TEST(Backward, CrossEntropyMatchesFiniteDifferences) {
   }), 1e-3);
 }
 
+TEST(Backward, GemmMatchesTheReferenceWithOddSizesAndStrides) {
+  ThreadPool pool(2);
+  for (auto [m, n, k] : {std::array<int64_t, 3>{1, 1, 1}, {7, 17, 300}, {13, 5, 257}, {64, 48, 512}, {5, 33, 9}}) {
+    const int64_t lda = k + 3, ldb = k + 1, ldc = n + 2;
+    const auto a = random_vector(size_t(m * lda), 16), b = random_vector(size_t(n * ldb), 17);
+    auto want = random_vector(size_t(m * ldc), 18);
+    auto got = want;
+    gemm_nt_ref(a.data(), lda, b.data(), ldb, want.data(), ldc, m, n, k);
+    gemm_nt(a.data(), lda, b.data(), ldb, got.data(), ldc, m, n, k, pool);
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4f * (1 + std::fabs(want[i]))) << m << "x" << n << "x" << k;
+    // Thread count never changes a result.
+    ThreadPool one(1);
+    auto single = random_vector(size_t(m * ldc), 18);
+    gemm_nt(a.data(), lda, b.data(), ldb, single.data(), ldc, m, n, k, one);
+    EXPECT_EQ(single, got);
+  }
+}
+
 TEST(Backward, FrozenWeightProductsMatchTheReferenceForEveryWeightType) {
   ThreadPool pool(2);
   for (DType type : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
@@ -152,7 +171,7 @@ TEST(Backward, FrozenWeightProductsMatchTheReferenceForEveryWeightType) {
     for (int64_t r = 0; r < rows; ++r)
       quantize_row(type, values.data() + r * cols, bytes.data() + r * row_bytes(type, cols), cols);
     const Matrix w{type, rows, cols, bytes.data()};
-    const int64_t tokens = 7;
+    for (const int64_t tokens : {int64_t(7), int64_t(40)}) {
     const auto dy = random_vector(size_t(tokens * rows), 14);
     std::vector<float> want(size_t(tokens * cols)), got(size_t(tokens * cols), 123.0f);
     matmul_transposed_ref(w, dy.data(), tokens, want.data());
@@ -166,6 +185,7 @@ TEST(Backward, FrozenWeightProductsMatchTheReferenceForEveryWeightType) {
     matmul_float_activations(w, x.data(), tokens, y_fast.data(), pool);
     for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y_fast[i], y[i], 1e-4f * (1 + std::fabs(y[i]))) << dtype_info(type).name;
     EXPECT_NEAR(weighted_sum(want, x), weighted_sum(y, dy), 1e-3 * std::fabs(weighted_sum(y, dy)) + 1e-2);
+    }
   }
 }
 

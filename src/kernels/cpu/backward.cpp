@@ -1,5 +1,8 @@
 #include "kernels/backward.h"
 
+#include "kernels/cpu/fast_kernels.h"
+#include "kernels/cpu/gemm.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -19,13 +22,30 @@ void matmul_transposed_ref(const Matrix& w, const float* dy, int64_t n_tokens, f
   }
 }
 
+void gemm_nt_ref(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n,
+                 int64_t k) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float sum = 0;
+      for (int64_t p = 0; p < k; ++p) sum += a[i * lda + p] * b[j * ldb + p];
+      c[i * ldc + j] += sum;
+    }
+}
+
+void gemm_nt(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n,
+             int64_t k, ThreadPool& pool) {
+  if (cpu::use_avx2()) return cpu::gemm_nt_avx2(a, lda, b, ldb, c, ldc, m, n, k, pool);
+  pool.parallel_for(m, [&](int64_t begin, int64_t end, int) {
+    gemm_nt_ref(a + begin * lda, lda, b, ldb, c + begin * ldc, ldc, end - begin, n, k);
+  });
+}
+
 namespace {
 
-// Rows of a frozen weight decoded to float at a time: the tile (rows × cols floats) stays in
-// cache while the float kernel runs over every token.
-constexpr int64_t kTileRows = 128;
-
-bool float_weights(DType type) { return type == DType::F32 || type == DType::F16 || type == DType::BF16; }
+// Rows of a frozen weight decoded to float at a time (rows × cols floats).
+constexpr int64_t kTileRows = 256;
+// Below this many tokens the matrix-vector kernels of matmul are faster than packing for gemm.
+constexpr int64_t kGemmMinTokens = 16;
 
 void decode_rows(const Matrix& w, int64_t r0, int64_t rows, float* out, ThreadPool& pool) {
   pool.parallel_for(rows, [&](int64_t begin, int64_t end, int) {
@@ -36,23 +56,22 @@ void decode_rows(const Matrix& w, int64_t r0, int64_t rows, float* out, ThreadPo
 }  // namespace
 
 void matmul_float_activations(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
-  if (float_weights(w.type)) return matmul(w, x, n_tokens, y, pool);
-  std::vector<float> tile(size_t(kTileRows * w.cols)), out(size_t(kTileRows * n_tokens));
+  const bool float_weights = w.type == DType::F32 || w.type == DType::F16 || w.type == DType::BF16;
+  if (float_weights && n_tokens < kGemmMinTokens) return matmul(w, x, n_tokens, y, pool);
+  std::vector<float> tile(size_t(std::min(kTileRows, w.rows) * w.cols));
   for (int64_t r0 = 0; r0 < w.rows; r0 += kTileRows) {
     const int64_t rows = std::min(kTileRows, w.rows - r0);
     decode_rows(w, r0, rows, tile.data(), pool);
-    matmul({DType::F32, rows, w.cols, reinterpret_cast<const uint8_t*>(tile.data())}, x, n_tokens, out.data(), pool);
-    for (int64_t t = 0; t < n_tokens; ++t)
-      std::copy(out.begin() + t * rows, out.begin() + (t + 1) * rows, y + t * w.rows + r0);
+    for (int64_t t = 0; t < n_tokens; ++t) std::fill(y + t * w.rows + r0, y + t * w.rows + r0 + rows, 0.0f);
+    gemm_nt(x, w.cols, tile.data(), w.cols, y + r0, w.rows, n_tokens, rows, w.cols, pool);
   }
 }
 
 void matmul_transposed(const Matrix& w, const float* dy, int64_t n_tokens, float* dx, ThreadPool& pool) {
-  // dx = sum over row tiles of dy[:, tile] · W[tile, :]: each tile is decoded, transposed to
-  // [cols, rows] and multiplied with the float kernel; tiles are added in row order.
+  // dx = sum over row tiles of dy[:, tile] · W[tile, :]: each tile is decoded and transposed to
+  // [cols, rows] for gemm_nt; tiles are added in row order.
   std::fill(dx, dx + n_tokens * w.cols, 0.0f);
-  std::vector<float> tile(size_t(kTileRows * w.cols)), tile_t(tile.size()), dy_tile(size_t(n_tokens * kTileRows)),
-      part(size_t(n_tokens * w.cols));
+  std::vector<float> tile(size_t(std::min(kTileRows, w.rows) * w.cols)), tile_t(tile.size());
   for (int64_t r0 = 0; r0 < w.rows; r0 += kTileRows) {
     const int64_t rows = std::min(kTileRows, w.rows - r0);
     decode_rows(w, r0, rows, tile.data(), pool);
@@ -60,13 +79,7 @@ void matmul_transposed(const Matrix& w, const float* dy, int64_t n_tokens, float
       for (int64_t c = begin; c < end; ++c)
         for (int64_t i = 0; i < rows; ++i) tile_t[size_t(c * rows + i)] = tile[size_t(i * w.cols + c)];
     });
-    for (int64_t t = 0; t < n_tokens; ++t)
-      std::copy(dy + t * w.rows + r0, dy + t * w.rows + r0 + rows, dy_tile.begin() + t * rows);
-    matmul({DType::F32, w.cols, rows, reinterpret_cast<const uint8_t*>(tile_t.data())}, dy_tile.data(), n_tokens,
-           part.data(), pool);
-    pool.parallel_for(n_tokens, [&](int64_t begin, int64_t end, int) {
-      for (int64_t i = begin * w.cols; i < end * w.cols; ++i) dx[i] += part[size_t(i)];
-    });
+    gemm_nt(dy + r0, w.rows, tile_t.data(), rows, dx, w.cols, n_tokens, w.cols, rows, pool);
   }
 }
 
