@@ -302,16 +302,20 @@ LoraAdapter read_adapter(const std::string& path, const ModelConfig& config) {
   return read_peft_adapter(path, config);
 }
 
+void convert_rotary_order(LoraAdapter& adapter, const ModelConfig& config, bool to_model_order) {
+  if (!config.rope.adjacent_pairs) return;
+  for (auto& layer : adapter.layers)
+    for (LoraTarget target : {LoraTarget::Q, LoraTarget::K})
+      if (!layer[size_t(target)].empty())
+        permute_rotary_rows(layer[size_t(target)].b.data(), rotary_heads(config, target), config.head_dim, adapter.rank,
+                            !to_model_order);
+}
+
 AttachedLora attach_lora(LoraAdapter adapter, const ModelConfig& config, float strength) {
   if (int64_t(adapter.layers.size()) != config.n_layers)
     fail_input("the LoRA adapter has " + std::to_string(adapter.layers.size()) + " layers, the model " +
                std::to_string(config.n_layers));
-  if (config.rope.adjacent_pairs)
-    for (auto& layer : adapter.layers)
-      for (LoraTarget target : {LoraTarget::Q, LoraTarget::K})
-        if (!layer[size_t(target)].empty())
-          permute_rotary_rows(layer[size_t(target)].b.data(), rotary_heads(config, target), config.head_dim,
-                              adapter.rank, false);
+  convert_rotary_order(adapter, config, true);
   const float factor = float(adapter.scale()) * strength;
   return {std::make_shared<const LoraAdapter>(std::move(adapter)), factor};
 }

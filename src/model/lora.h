@@ -83,6 +83,10 @@ AttachedLora load_lora_spec(const std::string& spec, const ModelConfig& config);
 // Adds factor · (B A)[row, :] of `pair` to one row of the projection's weight (merging).
 void lora_add_to_row(const LoraPair& pair, int64_t rank, int64_t in, float factor, int64_t row, float* values);
 
+// Converts an adapter between Hugging Face row order and the model's (they differ only for llama
+// GGUF files, whose q/k rows are permuted for adjacent-pair RoPE): B of q_proj and k_proj.
+void convert_rotary_order(LoraAdapter& adapter, const ModelConfig& config, bool to_model_order);
+
 // Permutes the rows of an [n_heads * head_dim, cols] matrix from Hugging Face's half-split rotary
 // layout to the adjacent-pair layout of llama GGUF files (or back, `inverse`).
 void permute_rotary_rows(float* rows, int64_t n_heads, int64_t head_dim, int64_t cols, bool inverse);

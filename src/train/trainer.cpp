@@ -219,6 +219,7 @@ TrainSummary run_training(const TrainConfig& cfg) {
                  state["settings"].dump() + "\n  now        " + settings.dump());
     start_step = state["step"].get<int64_t>();
     params = read_peft_adapter(dir, mc);
+    convert_rotary_order(params, mc, true);  // moments are kept in the model's order already
     m = read_peft_adapter(dir + "/optimizer_m", mc);
     v = read_peft_adapter(dir + "/optimizer_v", mc);
     params.rslora = m.rslora = v.rslora = cfg.rslora;
@@ -249,10 +250,15 @@ TrainSummary run_training(const TrainConfig& cfg) {
   const AdamWConfig adamw{cfg.lr, 0.9, 0.999, 1e-8, cfg.weight_decay};
   const std::string base_name = fs::path(cfg.model).filename().string();
 
+  // The graph trains B in the model's row order; files hold Hugging Face's.
+  auto hf_order = [&](LoraAdapter adapter) {
+    convert_rotary_order(adapter, mc, false);
+    return adapter;
+  };
   auto save_checkpoint = [&](int64_t step) {
     const std::string dir = cfg.out + "/checkpoint-" + std::to_string(step), tmp = dir + ".partial";
     fs::remove_all(tmp);
-    write_peft_adapter(tmp, params, mc, base_name, cfg.lora_dropout);
+    write_peft_adapter(tmp, hf_order(params), mc, base_name, cfg.lora_dropout);
     write_peft_adapter(tmp + "/optimizer_m", m, mc, base_name);
     write_peft_adapter(tmp + "/optimizer_v", v, mc, base_name);
     std::ofstream(tmp + "/trainer_state.json") << ojson{{"step", step}, {"total_steps", total_steps}, {"settings", settings}}.dump(2)
@@ -333,8 +339,8 @@ TrainSummary run_training(const TrainConfig& cfg) {
     summary.val_loss = sum / double(std::max<int64_t>(1, count));
   }
   save_checkpoint(total_steps);
-  write_peft_adapter(cfg.out, params, mc, base_name, cfg.lora_dropout);
-  if (!cfg.rslora) write_gguf_adapter(cfg.out + "/adapter.gguf", params, mc);
+  write_peft_adapter(cfg.out, hf_order(params), mc, base_name, cfg.lora_dropout);
+  if (!cfg.rslora) write_gguf_adapter(cfg.out + "/adapter.gguf", hf_order(params), mc);
   write_loss_svg(cfg.out + "/loss.svg", losses, summary.val_loss);
   return summary;
 }
