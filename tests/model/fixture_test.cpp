@@ -138,7 +138,9 @@ TEST_P(GgufFixture, MatchesExactDequantizationAndLlamaCpp) {
     const std::vector<float> logits = session.feed(tokens, true);
     const float* last = logits.data() + (T - 1) * vocab;
     const Scores sc = compare(last, exact.data(), vocab);
-    if (GetParam() == "F16") EXPECT_LE(sc.max_abs_diff, 1e-3f * sc.max_abs_ref);
+    if (GetParam() == "F16") {
+      EXPECT_LE(sc.max_abs_diff, 1e-3f * sc.max_abs_ref);
+    }
     for (int64_t i = 0; i < vocab; ++i) {
       ours_sq += double(last[i] - exact[size_t(i)]) * double(last[i] - exact[size_t(i)]);
       llama_sq += double(llama[size_t(i)] - exact[size_t(i)]) * double(llama[size_t(i)] - exact[size_t(i)]);
