@@ -191,7 +191,7 @@ void run_bench(const BenchOptions& o) {
   std::snprintf(size_class, sizeof size_class, "%.1fB", double(model->checkpoint().parameter_count) / 1e9);
   const std::string model_label = std::string(arch_name(c.arch)) + " " + size_class + " " + model_type_name(*model);
   const double size = double(model->checkpoint().file_bytes);
-  const double kv_bytes = 2.0 * double(c.n_layers * c.kv_width()) * double(std::max(o.prompt, o.gen)) * sizeof(float);
+  const double kv_bytes = double(KvCache(c, 1, std::max(o.prompt, o.gen)).bytes());
 
   if (o.json) {
     nlohmann::json j;

@@ -48,8 +48,11 @@ ModelConfig qwen3_preset(const std::string& preset) {
     c.hidden_size = 2560, c.n_layers = 36, c.n_heads = 32, c.ffn_size = 9728;
   } else if (preset == "8b") {
     c.hidden_size = 4096, c.n_layers = 36, c.n_heads = 32, c.ffn_size = 12288, c.tied_embeddings = false;
+  } else if (preset == "tiny") {
+    // For tests: the real vocabulary and head geometry, two narrow layers.
+    c.hidden_size = 256, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.ffn_size = 768;
   } else {
-    fail_usage("unknown preset '" + preset + "' (expected 0.6b, 1.7b, 4b or 8b)");
+    fail_usage("unknown preset '" + preset + "' (expected 0.6b, 1.7b, 4b, 8b or tiny)");
   }
   return c;
 }
@@ -141,7 +144,7 @@ const RegisterCommand reg([](CLI::App& root) {
   auto opts = std::make_shared<SynthOptions>();
   CLI::App* cmd = root.add_subcommand("synth", "Write a random-weight GGUF with the exact shapes of a real model (for benchmarks)");
   cmd->add_option("--arch", opts->arch, "Architecture (qwen3)")->capture_default_str();
-  cmd->add_option("--preset", opts->preset, "Model size: 0.6b, 1.7b, 4b or 8b")->required();
+  cmd->add_option("--preset", opts->preset, "Model size: 0.6b, 1.7b, 4b, 8b (or tiny, for tests)")->required();
   cmd->add_option("--type", opts->type, "File type: " + file_type_names())->required();
   cmd->add_option("--out", opts->out, "Output .gguf file")->required();
   cmd->add_option("--seed", opts->seed, "Random seed")->capture_default_str();

@@ -26,11 +26,13 @@ struct Matrix {
 // Reference: each row decoded exactly to float, float32 dot products.
 void matmul_ref(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
-// The same product with the fastest kernel this CPU has (AVX2 for F32/F16/BF16; the integer
-// AVX2 kernels for Q8_0/Q4_0/Q4_K/Q5_K/Q6_K only with CSQ_KERNELS=int8; the reference otherwise,
-// or everywhere when CSQ_KERNELS=reference). The integer kernels round the activations to 8 bits
-// per block first, as llama.cpp does, so their results differ from matmul_ref by that rounding. Rows are split between threads, never a
-// sum, so results do not depend on the thread count.
+// The same product with the fastest kernel this CPU has: AVX2 float kernels for F32/F16/BF16,
+// AVX2 integer kernels for Q8_0/Q4_0/Q4_K/Q5_K/Q6_K, the reference otherwise. The integer kernels
+// round the activations to 8 bits per block first, exactly as llama.cpp's CPU backend does
+// (Q8_0 levels for Q8_0/Q4_0 weights, Q8_K for the k-quants), so they differ from matmul_ref by
+// that rounding and agree with llama.cpp. CSQ_KERNELS=float sends quantized weights to the
+// reference instead; CSQ_KERNELS=reference sends everything there. Rows are split between
+// threads, never a sum, so results do not depend on the thread count.
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
 // out[t, :] = table row ids[t], decoded to float.

@@ -2,8 +2,6 @@
 // odd row counts, token counts that leave partial tiles, and (for float weights) column tails.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -74,11 +72,6 @@ std::vector<float> kernel_activations(const cpu::RowKernel& k, const float* x, i
 class FastMatmul : public ::testing::TestWithParam<Case> {};
 
 TEST_P(FastMatmul, MatchesReference) {
-  // The integer kernels are opt-in (see kernels/ops.h); this test is about them.
-  setenv("CSQ_KERNELS", "int8", 1);
-  struct Restore {
-    ~Restore() { unsetenv("CSQ_KERNELS"); }
-  } restore;
   const Case c = GetParam();
   SCOPED_TRACE(name(c));
   if (!cpu::cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2: matmul is the reference here";
@@ -145,42 +138,33 @@ INSTANTIATE_TEST_SUITE_P(Kernels, FastMatmul, ::testing::ValuesIn(cases()), [](c
   return s;
 });
 
-TEST(ActivationQuantization, RoundsToNearestLevel) {
+// Activations are encoded as ggml-cpu encodes them, level for level: any other rounding makes
+// the 8-bit products drift away from llama.cpp's.
+TEST(ActivationQuantization, MatchesGgml) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.f, 3.f);
   std::vector<float> x(512);
   for (float& v : x) v = normal(rng);
   x[5] = 0;
+  x[32] = 127.f, x[33] = 2.5f, x[34] = -3.5f;  // block 1 scales by exactly 1: ties go to even
   std::fill(x.begin() + 256, x.begin() + 288, 0.f);  // an all-zero block
-  for (auto format : {cpu::ActFormat::Q8x32, cpu::ActFormat::Q8K}) {
-    const int block = format == cpu::ActFormat::Q8K ? 256 : 32;
-    std::vector<uint8_t> q(size_t(cpu::act_row_bytes(format, 512)));
-    cpu::quantize_act(format, x.data(), q.data(), 512);
-    for (int b = 0; b < 512 / block; ++b) {
-      float amax = 0;
-      for (int i = 0; i < block; ++i) amax = std::max(amax, std::fabs(x[size_t(b * block + i)]));
-      const uint8_t* blk = q.data() + b * (format == cpu::ActFormat::Q8K ? sizeof(quants::BlockQ8_K) : sizeof(cpu::BlockQ8x32));
-      float d;
-      std::memcpy(&d, blk, 4);
-      const int8_t* qs = reinterpret_cast<const int8_t*>(blk + 4);
-      // Q8x32 rounds its scale to fp16 as ggml's Q8_0 does (levels still from the exact scale).
-      const float exact_d = amax / 127.f;
-      EXPECT_EQ(d, format == cpu::ActFormat::Q8x32 ? f16_to_f32(f32_to_f16(exact_d)) : exact_d);
-      for (int i = 0; i < block; ++i) {
-        EXPECT_LE(std::abs(int(qs[i])), 127);
-        EXPECT_LE(std::fabs(d * float(qs[i]) - x[size_t(b * block + i)]),
-                  0.5001f * exact_d + 127.f * std::fabs(d - exact_d) + 1e-30f);
-      }
-      if (format == cpu::ActFormat::Q8K) {
-        const auto* k = reinterpret_cast<const quants::BlockQ8_K*>(blk);
-        for (int g = 0; g < 16; ++g) {
-          int sum = 0;
-          for (int i = 0; i < 16; ++i) sum += k->qs[16 * g + i];
-          EXPECT_EQ(k->bsums[g], sum);
-        }
-      }
-    }
+
+  // Q8x32: levels round(x * (127 / max|x|)) with ties to even, scale max|x| / 127 through fp16.
+  std::vector<cpu::BlockQ8x32> q(512 / 32);
+  cpu::quantize_act(cpu::ActFormat::Q8x32, x.data(), q.data(), 512);
+  for (int b = 0; b < 512 / 32; ++b) {
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[size_t(b * 32 + i)]));
+    EXPECT_EQ(q[size_t(b)].d, f16_to_f32(f32_to_f16(amax / 127.f)));
+    const float id = amax != 0 ? 127.f / amax : 0.f;
+    for (int i = 0; i < 32; ++i) EXPECT_EQ(q[size_t(b)].qs[i], int8_t(std::nearbyint(x[size_t(b * 32 + i)] * id)));
   }
+
+  // Q8K: the bytes of ggml's quantize_row_q8_K (quants::quantize_q8_k).
+  std::vector<quants::BlockQ8_K> k(2), expected(2);
+  cpu::quantize_act(cpu::ActFormat::Q8K, x.data(), k.data(), 512);
+  quants::quantize_q8_k(x.data(), expected.data(), 512);
+  EXPECT_EQ(0, std::memcmp(k.data(), expected.data(), sizeof(quants::BlockQ8_K) * 2));
 }
 
 }  // namespace

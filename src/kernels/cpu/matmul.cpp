@@ -11,6 +11,7 @@
 #include "base/half.h"
 #include "kernels/cpu/fast_kernels.h"
 #include "kernels/ops.h"
+#include "kernels/quantize.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -20,7 +21,7 @@ namespace csq::kernels {
 namespace cpu {
 namespace {
 
-// Round to nearest, ties to even (as _mm256_cvtps_epi32 would), for |v| < 2^22.
+// Round to nearest, ties to even (as _mm256_round_ps does), for |v| < 2^22.
 inline int round_nearest(float v) {
   const float shifted = v + 12582912.f;
   int32_t bits;
@@ -28,14 +29,15 @@ inline int round_nearest(float v) {
   return (bits & 0x007fffff) - 0x00400000;
 }
 
-// Symmetric 8-bit levels for one block: scale = max|x| / 127. Returns the scale.
-float quantize_block(const float* x, int8_t* q, int n) {
+// One 32-element block as ggml-cpu's quantize_row_q8_0 encodes activations (not the file
+// quantizer's quantize_row_q8_0_ref): levels from 127 / max|x| rounded to nearest even, scale
+// max|x| / 127 stored in fp16. Any other rounding gives different levels for some inputs.
+void quantize_block_q8x32(const float* x, BlockQ8x32& y) {
   float amax = 0;
-  for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
-  const float d = amax / 127.f;
-  const float id = d != 0 ? 1.f / d : 0.f;
-  for (int i = 0; i < n; ++i) q[i] = int8_t(round_nearest(x[i] * id));
-  return d;
+  for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float id = amax != 0 ? 127.f / amax : 0.f;
+  y.d = f16_to_f32(f32_to_f16(amax / 127.f));
+  for (int i = 0; i < 32; ++i) y.qs[i] = int8_t(round_nearest(x[i] * id));
 }
 
 }  // namespace
@@ -51,24 +53,14 @@ int64_t act_row_bytes(ActFormat format, int64_t cols) {
 void quantize_act(ActFormat format, const float* x, void* dst, int64_t cols) {
   switch (format) {
     case ActFormat::Q8x32: {
-      // ggml keeps Q8_0's scale in fp16; rounding it the same way makes the products agree with
-      // llama.cpp's, not only come as close to the exact ones.
       BlockQ8x32* y = static_cast<BlockQ8x32*>(dst);
-      for (int64_t b = 0; b < cols / 32; ++b) y[b].d = f16_to_f32(f32_to_f16(quantize_block(x + 32 * b, y[b].qs, 32)));
+      for (int64_t b = 0; b < cols / 32; ++b) quantize_block_q8x32(x + 32 * b, y[b]);
       return;
     }
-    case ActFormat::Q8K: {
-      quants::BlockQ8_K* y = static_cast<quants::BlockQ8_K*>(dst);
-      for (int64_t b = 0; b < cols / quants::QK_K; ++b) {
-        y[b].d = quantize_block(x + quants::QK_K * b, y[b].qs, quants::QK_K);
-        for (int g = 0; g < quants::QK_K / 16; ++g) {
-          int sum = 0;
-          for (int i = 0; i < 16; ++i) sum += y[b].qs[16 * g + i];
-          y[b].bsums[g] = int16_t(sum);
-        }
-      }
+    case ActFormat::Q8K:
+      // ggml-cpu encodes k-quant activations with the reference quantize_row_q8_K on every ISA.
+      quants::quantize_q8_k(x, static_cast<quants::BlockQ8_K*>(dst), cols);
       return;
-    }
     default: std::memcpy(dst, x, size_t(cols) * sizeof(float));
   }
 }
@@ -106,18 +98,17 @@ bool use_avx2() {
 
 namespace {
 
-// The integer kernels round activations to 8 bits, which on the fixtures agrees with llama.cpp's
-// top-1 only 92-94% of the time (below the 95% the engine promises), so they are opt-in with
-// CSQ_KERNELS=int8 until they match it; float weights always take the AVX2 path.
-bool quantized_activations_allowed() {
+// CSQ_KERNELS=float keeps quantized weights off the integer kernels (decoded exactly, float32
+// products: the reference path), for comparisons with the 8-bit activation rounding.
+bool integer_kernels_allowed() {
   const char* v = std::getenv("CSQ_KERNELS");  // read per product: negligible next to the product
-  return v && std::string_view(v) == "int8";
+  return !(v && std::string_view(v) == "float");
 }
 
 const cpu::RowKernel* row_kernel(DType type) {
   if (!cpu::use_avx2()) return nullptr;
   const bool float_weights = type == DType::F32 || type == DType::F16 || type == DType::BF16;
-  if (!float_weights && !quantized_activations_allowed()) return nullptr;
+  if (!float_weights && !integer_kernels_allowed()) return nullptr;
   return cpu::avx2_kernel(type);
 }
 
