@@ -209,7 +209,7 @@ TEST(LoraGraph, QuantizedBaseGivesNearlyTheReferenceGradients) {
 
 std::vector<float> logits_of_tokens(const Model& model, const std::vector<int32_t>& tokens) {
   ThreadPool pool(2);
-  KvCache cache(model.config(), 1, int64_t(tokens.size()));
+  KvCache cache(model.config(), 1, int64_t(tokens.size()), DType::F32);  // adapter arithmetic, not cache rounding
   Batch batch;
   for (size_t i = 0; i < tokens.size(); ++i) batch.add(tokens[i], int32_t(i), 0, true);
   std::vector<float> logits;
