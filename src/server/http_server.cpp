@@ -1,7 +1,10 @@
 #include "server/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
 
@@ -51,6 +54,19 @@ struct Submitted {
 
 }  // namespace
 
+// httplib's server with a way to close the listener even before listening started (httplib's
+// own stop() does nothing then, so a stop that came early would be lost).
+class HttpServer::Listener : public httplib::Server {
+ public:
+  void close_listener() {
+    const socket_t sock = svr_sock_.exchange(INVALID_SOCKET);
+    if (sock == INVALID_SOCKET) return;
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+  }
+
+};
+
 bool api_key_matches(const std::string& presented, const std::string& expected) {
   // Touch every byte of both, whatever the lengths, so timing reveals nothing about the key.
   const size_t n = std::max(presented.size(), expected.size());
@@ -68,7 +84,7 @@ HttpServer::HttpServer(const Engine& engine, Scheduler& scheduler, ServerOptions
       scheduler_(scheduler),
       options_(std::move(options)),
       vocabulary_(constraint_vocabulary(engine.tokenizer)),
-      http_(std::make_unique<httplib::Server>()) {
+      http_(std::make_unique<Listener>()) {
   const int threads = options_.http_threads;
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   http_->set_payload_max_length(options_.max_body_bytes);
@@ -95,7 +111,7 @@ void HttpServer::serve() { http_->listen_after_bind(); }
 void HttpServer::stop(std::chrono::milliseconds deadline) {
   draining_ = true;
   scheduler_.drain(deadline);
-  http_->stop();
+  http_->close_listener();  // the accept loop ends, or never starts
 }
 
 void HttpServer::install_routes() {
@@ -219,6 +235,7 @@ void HttpServer::install_routes() {
             g.max_tokens = api.max_tokens.value_or(std::min(options_.limits.max_tokens_cap, n_ctx - int64_t(g.prompt.size())));
             g.stop = api.stop;
             g.eos_ids = engine_.eos_ids;
+            g.ignore_eos = api.ignore_eos;
             g.reasoning_open = reasoning_open;
             g.split_reasoning = chat;
             g.top_logprobs = api.logprobs ? api.top_logprobs : -1;

@@ -15,10 +15,6 @@
 #include "server/metrics.h"
 #include "server/openai.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace csq::server {
 
 struct ServerOptions {
@@ -41,13 +37,14 @@ class HttpServer {
   // Binds the listening socket; throws csq::Error when the address cannot be used.
   void bind();
   int port() const { return port_; }
-  // Serves until stop(); returns afterwards.
+  // Serves until stop(); returns afterwards, at once if stop() came first.
   void serve();
   // Graceful shutdown: new requests get 503, running ones may finish within `deadline`, then
-  // the rest is cancelled and the listener closes.
+  // the rest is cancelled and the listener closes. May be called before serve() starts.
   void stop(std::chrono::milliseconds deadline);
 
  private:
+  class Listener;
   void install_routes();
 
   const Engine& engine_;
@@ -55,7 +52,7 @@ class HttpServer {
   ServerOptions options_;
   ConstraintVocabularyPtr vocabulary_;  // built once: every json_object/json_schema request shares it
   Metrics metrics_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<Listener> http_;
   std::atomic<bool> draining_{false};
   int port_ = 0;
 };

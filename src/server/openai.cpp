@@ -87,6 +87,7 @@ void parse_common(const json& body, const ApiLimits& limits, ApiRequest& r) {
   }
   if (field(body, "n")) r.n = int32_t(integer(body, "n", 1, limits.max_n));
   if (field(body, "stream")) r.stream = boolean(body, "stream");
+  if (field(body, "ignore_eos")) r.ignore_eos = boolean(body, "ignore_eos");
   if (const json* v = field(body, "stream_options")) {
     if (!v->is_object()) bad("stream_options", "'stream_options' must be an object");
     if (field(*v, "include_usage")) r.include_usage = boolean(*v, "include_usage");

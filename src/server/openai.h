@@ -48,6 +48,7 @@ struct ApiRequest {
   bool logprobs = false;
   int32_t top_logprobs = 0;
   bool echo = false;
+  bool ignore_eos = false;  // extension (vLLM, llama-server): run to max_tokens past end-of-text
   ResponseFormat format = ResponseFormat::Text;
   nlohmann::ordered_json json_schema;  // for ResponseFormat::JsonSchema (property order kept)
   nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();
