@@ -7,7 +7,9 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 
 #include "runtime/constraint.h"
 #include "runtime/engine.h"
@@ -26,6 +28,7 @@ struct ServerOptions {
   ApiLimits limits;
   std::chrono::seconds request_timeout{600};
   bool log_content = false;   // prompts and answers appear in the log only when asked
+  bool log_requests = true;   // a line per request (method, path, status) on stderr
   int http_threads = 72;
 };
 
@@ -42,6 +45,10 @@ class HttpServer {
   // Graceful shutdown: new requests get 503, running ones may finish within `deadline`, then
   // the rest is cancelled and the listener closes. May be called before serve() starts.
   void stop(std::chrono::milliseconds deadline);
+  // Answers raw HTTP request bytes (several requests if pipelined) with the raw response
+  // bytes, as if a client had sent them over a connection: the same parsing, limits and
+  // handlers, no socket. For the HTTP fuzzer.
+  std::string respond(std::string_view raw_request);
 
  private:
   class Listener;

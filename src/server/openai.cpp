@@ -158,6 +158,16 @@ ojson ApiError::body() const {
   return {{"error", err}};
 }
 
+ojson parse_body(std::string_view text) {
+  const auto limit_depth = [](int depth, ojson::parse_event_t, ojson&) {
+    if (depth > kMaxJsonDepth) bad("", "the request body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return true;
+  };
+  ojson body = ojson::parse(text, limit_depth, false);
+  if (body.is_discarded()) bad("", "the request body is not valid JSON");
+  return body;
+}
+
 ApiRequest parse_chat_request(const json& body, const ApiLimits& limits) {
   ApiRequest r;
   r.chat = true;

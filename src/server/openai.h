@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -61,6 +62,14 @@ struct ApiLimits {
   int32_t max_top_logprobs = 20;
   int64_t max_tokens_cap = 4096;
 };
+
+// The deepest JSON nesting a request may have: copying, rendering and compiling a request
+// recurse over its JSON, and a few megabytes of brackets would exhaust a thread's stack.
+constexpr int kMaxJsonDepth = 64;
+
+// Parses a request body keeping key order; ApiError (400) when it is not JSON or nests deeper
+// than kMaxJsonDepth.
+nlohmann::ordered_json parse_body(std::string_view text);
 
 // Throws ApiError (400) naming the offending field. The body is parsed keeping key order:
 // schema properties and message fields are rendered in the order the client sent them.

@@ -1,4 +1,5 @@
-// `csq serve` as a running program: shutdown on signals, during start-up and while answering.
+// `csq serve` as a running program: shutdown on signals (during start-up and while answering)
+// and the socket-free request path the HTTP fuzzer drives.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -8,6 +9,9 @@
 #include <fstream>
 #include <thread>
 
+#include "runtime/engine.h"
+#include "runtime/scheduler.h"
+#include "server/http_server.h"
 #include "server/serve_process.h"
 #include "test_paths.h"
 
@@ -82,6 +86,56 @@ TEST(ServeShutdown, SigtermWhileStreamingEndsTheStreamAndExits) {
   expect_clean_exit(server);
   EXPECT_NE(server.log().find("SIGTERM received; finishing in-flight requests"), std::string::npos) << server.log();
   EXPECT_NE(server.log().find("csq serve: stopped"), std::string::npos) << server.log();
+}
+
+// The socket-free path: raw request bytes in, raw response bytes out, through httplib's
+// parsing and the real handlers.
+class RawRequests : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CSQ_REQUIRE_FIXTURES();
+    engine_ = std::make_unique<Engine>(load_engine(test::fixture("hf/qwen3-tiny-vocab")));
+    pool_ = std::make_unique<ThreadPool>(1);
+    SchedulerConfig config;
+    config.n_ctx = 256;
+    scheduler_ = std::make_unique<Scheduler>(*engine_->model, engine_->tokenizer, *pool_, config);
+    ServerOptions options;
+    options.model_alias = "tiny";
+    options.log_requests = false;
+    http_ = std::make_unique<HttpServer>(*engine_, *scheduler_, options);
+  }
+  std::string post(const std::string& path, const std::string& json) {
+    return http_->respond("POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                          std::to_string(json.size()) + "\r\n\r\n" + json);
+  }
+
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<HttpServer> http_;
+};
+
+TEST_F(RawRequests, AnswersLikeAConnection) {
+  EXPECT_TRUE(http_->respond("GET /health HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 200 OK\r\n"));
+  const std::string answer = post("/v1/completions", R"({"prompt": "Alert:", "max_tokens": 3, "temperature": 0})");
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 200 OK\r\n")) << answer;
+  EXPECT_NE(answer.find(R"("object":"text_completion")"), std::string::npos) << answer;
+  const std::string bad = post("/v1/chat/completions", R"({"messages": [)");
+  EXPECT_TRUE(bad.starts_with("HTTP/1.1 400 ")) << bad;
+  EXPECT_NE(bad.find(R"("error":{"message")"), std::string::npos) << bad;
+  EXPECT_TRUE(http_->respond("GARBAGE\r\n\r\n").starts_with("HTTP/1.1 400 ")) << http_->respond("GARBAGE\r\n\r\n");
+  // Two pipelined requests get two answers.
+  const std::string two = http_->respond("GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(two.find(R"("id":"tiny")"), std::string::npos) << two;
+}
+
+TEST_F(RawRequests, DeeplyNestedJsonIsRefused) {
+  // Copying and rendering a request recurses over its JSON; nesting this deep would overflow
+  // the stack of the handler thread.
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  const std::string answer = post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}], "tools": )" + deep + "}");
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 400 ")) << answer.substr(0, 300);
+  EXPECT_NE(answer.find("nests deeper than 64 levels"), std::string::npos) << answer.substr(0, 300);
 }
 
 }  // namespace
