@@ -19,6 +19,7 @@ namespace {
 struct ServeOptions {
   std::string model;
   std::string template_file;
+  std::string tokenizer;
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string api_key_file;
@@ -116,7 +117,7 @@ void run_serve(const ServeOptions& o) {
                  o.host.c_str());
 
   ShutdownSignals signals(std::chrono::seconds(o.shutdown_s));
-  Engine engine = load_engine(o.model, o.template_file);
+  Engine engine = load_engine(o.model, o.template_file, o.tokenizer);
   ThreadPool pool(o.threads);
   SchedulerConfig config;
   config.n_parallel = o.parallel;
@@ -139,6 +140,8 @@ const RegisterCommand reg([](CLI::App& root) {
   CLI::App* cmd = root.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching");
   cmd->add_option("--model,-m", opts->model, "Hugging Face model directory or .gguf file")->required();
   cmd->add_option("--template", opts->template_file, "Jinja chat template to use instead of the model's own");
+  cmd->add_option("--tokenizer", opts->tokenizer,
+                  "Model directory or .gguf whose tokenizer and chat template to use (e.g. for a `csq synth` GGUF)");
   cmd->add_option("--host", opts->host, "Address to listen on (loopback by default)")->capture_default_str();
   cmd->add_option("--port", opts->port, "Port (0: any free port)")->capture_default_str();
   cmd->add_option("--api-key-file", opts->api_key_file, "File holding the API key clients must send as a Bearer token");

@@ -88,6 +88,15 @@ TEST(ServeShutdown, SigtermWhileStreamingEndsTheStreamAndExits) {
   EXPECT_NE(server.log().find("csq serve: stopped"), std::string::npos) << server.log();
 }
 
+TEST(ServeTokenizer, ABorrowedTokenizerMustFitTheModel) {
+  CSQ_REQUIRE_FIXTURES();
+  const test::RunResult r = test::run_csq({"serve", "--model", test::fixture("gguf/qwen3-tiny-gqa-Q4_0.gguf"), "--tokenizer",
+                                           test::fixture("hf/qwen3-tiny-vocab"), "--port", "0"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("the tokenizer has 151669 tokens but the model"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("has only 4096"), std::string::npos) << r.err;
+}
+
 // The socket-free path: raw request bytes in, raw response bytes out, through httplib's
 // parsing and the real handlers.
 class RawRequests : public ::testing::Test {
