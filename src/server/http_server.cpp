@@ -89,11 +89,16 @@ class MemoryStream : public httplib::Stream {
 
 }  // namespace
 
-// httplib's server with the protected parts we need: answering a request from a stream
-// without a socket, and closing the listener even before listening started (httplib's own
-// stop() does nothing then, so a stop that came early would be lost).
+// httplib's server with the protected parts we need: a deeper accept queue, answering a
+// request from a stream without a socket, and closing the listener even before listening
+// started (httplib's own stop() does nothing then, so a stop that came early would be lost).
 class HttpServer::Listener : public httplib::Server {
  public:
+  // httplib 0.11 listens with a backlog of 5: a burst of clients connecting at once (64 in the
+  // load test) overflows it and the kernel resets some of their connections. Linux lets
+  // listen() be called again on a listening socket to enlarge the queue.
+  void deepen_backlog() { ::listen(svr_sock_, SOMAXCONN); }
+
   void close_listener() {
     const socket_t sock = svr_sock_.exchange(INVALID_SOCKET);
     if (sock == INVALID_SOCKET) return;
@@ -156,6 +161,7 @@ void HttpServer::bind() {
       fail_runtime("cannot listen on " + options_.host + ":" + std::to_string(options_.port) + " (in use, or not an address of this machine)");
     port_ = options_.port;
   }
+  http_->deepen_backlog();
 }
 
 void HttpServer::serve() { http_->listen_after_bind(); }
