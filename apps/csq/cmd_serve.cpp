@@ -1,7 +1,9 @@
 // csq serve — the OpenAI-compatible HTTP server.
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "base/error.h"
@@ -19,6 +21,7 @@ struct ServeOptions {
   std::string model;
   std::string template_file;
   std::vector<std::string> loras;
+  std::string tokenizer;
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string api_key_file;
@@ -42,6 +45,61 @@ std::string read_api_key(const std::string& path) {
   return key;
 }
 
+// SIGTERM and SIGINT are taken by a dedicated thread (sigwait), never by an async handler. It
+// watches from before the model loads: a signal during start-up ends the process at once (the
+// load cannot be interrupted, and nothing has been served or written yet); once the server is
+// up, a signal starts the graceful shutdown.
+class ShutdownSignals {
+ public:
+  explicit ShutdownSignals(std::chrono::seconds deadline) : deadline_(deadline) {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);  // before any other thread exists, so all inherit it
+    thread_ = std::thread([this] { watch(); });
+  }
+  ~ShutdownSignals() { close(); }
+
+  // From now on a signal stops `http` gracefully.
+  void serving(server::HttpServer* http) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    http_ = http;
+  }
+  // Ends the watch (waiting for a shutdown in progress); call before the server goes away.
+  void close() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      closing_ = true;
+    }
+    pthread_kill(thread_.native_handle(), SIGTERM);  // wakes sigwait; closing_ says why
+    thread_.join();
+  }
+
+ private:
+  void watch() {
+    int received = 0;
+    sigwait(&set_, &received);
+    const char* name = received == SIGTERM ? "SIGTERM" : "SIGINT";
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (closing_) return;
+    if (!http_) {
+      std::fprintf(stderr, "csq serve: %s received while starting (loading the model); exiting without serving\n", name);
+      std::_Exit(0);
+    }
+    std::fprintf(stderr, "csq serve: %s received; finishing in-flight requests (up to %lld s)\n", name,
+                 (long long)deadline_.count());
+    http_->stop(deadline_);
+  }
+
+  std::chrono::seconds deadline_;
+  sigset_t set_;
+  std::mutex mutex_;
+  server::HttpServer* http_ = nullptr;
+  bool closing_ = false;
+  std::thread thread_;
+};
+
 void run_serve(const ServeOptions& o) {
   if (o.parallel < 1 || o.parallel > 256) fail_usage("--parallel must be between 1 and 256");
   if (o.ctx < 16) fail_usage("--ctx must be at least 16");
@@ -60,14 +118,8 @@ void run_serve(const ServeOptions& o) {
     std::fprintf(stderr, "csq serve: warning: listening on %s without --api-key-file; anyone who can reach it can use the model\n",
                  o.host.c_str());
 
-  // Signals are taken by a dedicated thread (sigwait), never by an async handler.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  Engine engine = load_engine(o.model, o.template_file, o.loras);
+  ShutdownSignals signals(std::chrono::seconds(o.shutdown_s));
+  Engine engine = load_engine(o.model, o.template_file, o.loras, o.tokenizer);
   ThreadPool pool(o.threads);
   SchedulerConfig config;
   config.n_parallel = o.parallel;
@@ -77,18 +129,11 @@ void run_serve(const ServeOptions& o) {
   Scheduler scheduler(*engine.model, engine.tokenizer, pool, config);
   server::HttpServer http(engine, scheduler, options);
   http.bind();
+  signals.serving(&http);
   std::fprintf(stderr, "csq serve: %s on http://%s:%d/v1 (%d parallel, context %lld)\n", options.model_alias.c_str(),
                o.host.c_str(), http.port(), o.parallel, (long long)o.ctx);
-
-  std::thread signal_thread([&] {
-    int received = 0;
-    sigwait(&signals, &received);
-    std::fprintf(stderr, "csq serve: %s received; finishing in-flight requests (up to %d s)\n",
-                 received == SIGTERM ? "SIGTERM" : "SIGINT", o.shutdown_s);
-    http.stop(std::chrono::seconds(o.shutdown_s));
-  });
   http.serve();
-  signal_thread.join();
+  signals.close();
   std::fprintf(stderr, "csq serve: stopped\n");
 }
 
@@ -98,6 +143,8 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("--model,-m", opts->model, "Hugging Face model directory or .gguf file")->required();
   cmd->add_option("--template", opts->template_file, "Jinja chat template to use instead of the model's own");
   add_lora_option(cmd, opts->loras);
+  cmd->add_option("--tokenizer", opts->tokenizer,
+                  "Model directory or .gguf whose tokenizer and chat template to use (e.g. for a `csq synth` GGUF)");
   cmd->add_option("--host", opts->host, "Address to listen on (loopback by default)")->capture_default_str();
   cmd->add_option("--port", opts->port, "Port (0: any free port)")->capture_default_str();
   cmd->add_option("--api-key-file", opts->api_key_file, "File holding the API key clients must send as a Bearer token");

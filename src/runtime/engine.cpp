@@ -7,18 +7,22 @@
 namespace csq {
 
 Engine load_engine(const std::string& model_path, const std::string& template_file,
-                   const std::vector<std::string>& lora_specs) {
+                   const std::vector<std::string>& lora_specs, const std::string& tokenizer_path) {
   std::unique_ptr<Model> model = Model::load(model_path);
   std::vector<AttachedLora> adapters;
   for (const std::string& spec : lora_specs) adapters.push_back(load_lora_spec(spec, model->config()));
   model->set_adapters(std::move(adapters));
-  Engine e{std::move(model), load_tokenizer(model_path), std::nullopt, {}};
+  const std::string& vocab = tokenizer_path.empty() ? model_path : tokenizer_path;
+  Engine e{std::move(model), load_tokenizer(vocab), std::nullopt, {}};
+  if (e.tokenizer.vocab_size() > e.model->config().vocab_size)
+    fail_input(vocab + ": the tokenizer has " + std::to_string(e.tokenizer.vocab_size()) + " tokens but the model " +
+               model_path + " has only " + std::to_string(e.model->config().vocab_size));
   if (!template_file.empty()) {
     e.chat_template = ChatTemplate::from_file(template_file);
-    e.chat_template->set_special_tokens(load_special_tokens(model_path));
+    e.chat_template->set_special_tokens(load_special_tokens(vocab));
   } else {
     try {
-      e.chat_template = ChatTemplate::from_model(model_path);
+      e.chat_template = ChatTemplate::from_model(vocab);
     } catch (const Error&) {
       e.chat_template.reset();  // raw completion still works; chat commands report the absence
     }

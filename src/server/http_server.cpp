@@ -1,8 +1,13 @@
 #include "server/http_server.h"
 
+#include <fcntl.h>
 #include <httplib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <random>
 
 #include "base/error.h"
@@ -49,7 +54,75 @@ struct Submitted {
   }
 };
 
+// A connection held in memory: reads the given request bytes, collects the response bytes.
+class MemoryStream : public httplib::Stream {
+ public:
+  explicit MemoryStream(std::string_view input) : input_(input) {}
+  bool is_readable() const override { return read_ < input_.size(); }
+  bool is_writable() const override { return true; }
+  ssize_t read(char* ptr, size_t size) override {
+    const size_t n = std::min(size, input_.size() - read_);
+    std::memcpy(ptr, input_.data() + read_, n);
+    read_ += n;
+    return ssize_t(n);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    output_.append(ptr, size);
+    return ssize_t(size);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip = "127.0.0.1";
+    port = 0;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    ip = "127.0.0.1";
+    port = 0;
+  }
+  socket_t socket() const override { return INVALID_SOCKET; }
+  std::string& output() { return output_; }
+
+ private:
+  std::string_view input_;
+  size_t read_ = 0;
+  std::string output_;
+};
+
 }  // namespace
+
+// httplib's server with the protected parts we need: a deeper accept queue, answering a
+// request from a stream without a socket, and closing the listener even before listening
+// started (httplib's own stop() does nothing then, so a stop that came early would be lost).
+class HttpServer::Listener : public httplib::Server {
+ public:
+  // httplib 0.11 listens with a backlog of 5: a burst of clients connecting at once (64 in the
+  // load test) overflows it and the kernel resets some of their connections. Linux lets
+  // listen() be called again on a listening socket to enlarge the queue.
+  void deepen_backlog() { ::listen(svr_sock_, SOMAXCONN); }
+
+  void close_listener() {
+    const socket_t sock = svr_sock_.exchange(INVALID_SOCKET);
+    if (sock == INVALID_SOCKET) return;
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+  }
+
+  std::string respond(std::string_view raw_request) {
+    // httplib runs content providers (all our generation answers) only while the listening
+    // descriptor is valid, reading its absence as a shutdown; with no socket bound, a stand-in
+    // descriptor takes its place for the call.
+    const socket_t stand_in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    socket_t none = INVALID_SOCKET;
+    const bool placed = stand_in != INVALID_SOCKET && svr_sock_.compare_exchange_strong(none, stand_in);
+    MemoryStream stream(raw_request);
+    bool closed = false;
+    while (!closed && stream.is_readable())
+      if (!process_request(stream, false, closed, nullptr)) break;
+    socket_t mine = stand_in;
+    if (placed) svr_sock_.compare_exchange_strong(mine, INVALID_SOCKET);
+    if (stand_in != INVALID_SOCKET) ::close(stand_in);
+    return std::move(stream.output());
+  }
+};
 
 bool api_key_matches(const std::string& presented, const std::string& expected) {
   // Touch every byte of both, whatever the lengths, so timing reveals nothing about the key.
@@ -68,7 +141,7 @@ HttpServer::HttpServer(const Engine& engine, Scheduler& scheduler, ServerOptions
       scheduler_(scheduler),
       options_(std::move(options)),
       vocabulary_(constraint_vocabulary(engine.tokenizer)),
-      http_(std::make_unique<httplib::Server>()) {
+      http_(std::make_unique<Listener>()) {
   const int threads = options_.http_threads;
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   http_->set_payload_max_length(options_.max_body_bytes);
@@ -88,6 +161,7 @@ void HttpServer::bind() {
       fail_runtime("cannot listen on " + options_.host + ":" + std::to_string(options_.port) + " (in use, or not an address of this machine)");
     port_ = options_.port;
   }
+  http_->deepen_backlog();
 }
 
 void HttpServer::serve() { http_->listen_after_bind(); }
@@ -95,8 +169,10 @@ void HttpServer::serve() { http_->listen_after_bind(); }
 void HttpServer::stop(std::chrono::milliseconds deadline) {
   draining_ = true;
   scheduler_.drain(deadline);
-  http_->stop();
+  http_->close_listener();  // the accept loop ends, or never starts
 }
+
+std::string HttpServer::respond(std::string_view raw_request) { return http_->respond(raw_request); }
 
 void HttpServer::install_routes() {
   auto& svr = *http_;
@@ -127,6 +203,7 @@ void HttpServer::install_routes() {
     return httplib::Server::HandlerResponse::Unhandled;
   });
   svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    if (!options_.log_requests) return;
     std::fprintf(stderr, "csq serve: %s %s %d\n", req.method.c_str(), req.path.c_str(), res.status);
     if (options_.log_content && !req.body.empty()) std::fprintf(stderr, "  request: %s\n", req.body.c_str());
   });
@@ -151,8 +228,7 @@ void HttpServer::install_routes() {
       const auto received = Clock::now();
       try {
         if (draining_) throw error(503, "the server is shutting down", "server_error");
-        const ojson body = ojson::parse(req.body, nullptr, false);
-        if (body.is_discarded()) throw error(400, "the request body is not valid JSON");
+        const ojson body = parse_body(req.body);
         ApiRequest api = chat ? parse_chat_request(body, options_.limits) : parse_completion_request(body, options_.limits);
         if (!api.model.empty() && api.model != options_.model_alias)
           throw error(404, "model '" + api.model + "' does not exist; this server serves '" + options_.model_alias + "'",
@@ -219,6 +295,7 @@ void HttpServer::install_routes() {
             g.max_tokens = api.max_tokens.value_or(std::min(options_.limits.max_tokens_cap, n_ctx - int64_t(g.prompt.size())));
             g.stop = api.stop;
             g.eos_ids = engine_.eos_ids;
+            g.ignore_eos = api.ignore_eos;
             g.reasoning_open = reasoning_open;
             g.split_reasoning = chat;
             g.top_logprobs = api.logprobs ? api.top_logprobs : -1;

@@ -7,17 +7,15 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 
 #include "runtime/constraint.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
 #include "server/metrics.h"
 #include "server/openai.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace csq::server {
 
@@ -30,6 +28,7 @@ struct ServerOptions {
   ApiLimits limits;
   std::chrono::seconds request_timeout{600};
   bool log_content = false;   // prompts and answers appear in the log only when asked
+  bool log_requests = true;   // a line per request (method, path, status) on stderr
   int http_threads = 72;
 };
 
@@ -41,13 +40,18 @@ class HttpServer {
   // Binds the listening socket; throws csq::Error when the address cannot be used.
   void bind();
   int port() const { return port_; }
-  // Serves until stop(); returns afterwards.
+  // Serves until stop(); returns afterwards, at once if stop() came first.
   void serve();
   // Graceful shutdown: new requests get 503, running ones may finish within `deadline`, then
-  // the rest is cancelled and the listener closes.
+  // the rest is cancelled and the listener closes. May be called before serve() starts.
   void stop(std::chrono::milliseconds deadline);
+  // Answers raw HTTP request bytes (several requests if pipelined) with the raw response
+  // bytes, as if a client had sent them over a connection: the same parsing, limits and
+  // handlers, no socket. For the HTTP fuzzer.
+  std::string respond(std::string_view raw_request);
 
  private:
+  class Listener;
   void install_routes();
 
   const Engine& engine_;
@@ -55,7 +59,7 @@ class HttpServer {
   ServerOptions options_;
   ConstraintVocabularyPtr vocabulary_;  // built once: every json_object/json_schema request shares it
   Metrics metrics_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<Listener> http_;
   std::atomic<bool> draining_{false};
   int port_ = 0;
 };

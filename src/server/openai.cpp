@@ -87,6 +87,7 @@ void parse_common(const json& body, const ApiLimits& limits, ApiRequest& r) {
   }
   if (field(body, "n")) r.n = int32_t(integer(body, "n", 1, limits.max_n));
   if (field(body, "stream")) r.stream = boolean(body, "stream");
+  if (field(body, "ignore_eos")) r.ignore_eos = boolean(body, "ignore_eos");
   if (const json* v = field(body, "stream_options")) {
     if (!v->is_object()) bad("stream_options", "'stream_options' must be an object");
     if (field(*v, "include_usage")) r.include_usage = boolean(*v, "include_usage");
@@ -155,6 +156,16 @@ ojson ApiError::body() const {
   err["param"] = param.empty() ? ojson(nullptr) : ojson(param);
   err["code"] = code.empty() ? ojson(nullptr) : ojson(code);
   return {{"error", err}};
+}
+
+ojson parse_body(std::string_view text) {
+  const auto limit_depth = [](int depth, ojson::parse_event_t, ojson&) {
+    if (depth > kMaxJsonDepth) bad("", "the request body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return true;
+  };
+  ojson body = ojson::parse(text, limit_depth, false);
+  if (body.is_discarded()) bad("", "the request body is not valid JSON");
+  return body;
 }
 
 ApiRequest parse_chat_request(const json& body, const ApiLimits& limits) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -48,6 +49,7 @@ struct ApiRequest {
   bool logprobs = false;
   int32_t top_logprobs = 0;
   bool echo = false;
+  bool ignore_eos = false;  // extension (vLLM, llama-server): run to max_tokens past end-of-text
   ResponseFormat format = ResponseFormat::Text;
   nlohmann::ordered_json json_schema;  // for ResponseFormat::JsonSchema (property order kept)
   nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();
@@ -60,6 +62,14 @@ struct ApiLimits {
   int32_t max_top_logprobs = 20;
   int64_t max_tokens_cap = 4096;
 };
+
+// The deepest JSON nesting a request may have: copying, rendering and compiling a request
+// recurse over its JSON, and a few megabytes of brackets would exhaust a thread's stack.
+constexpr int kMaxJsonDepth = 64;
+
+// Parses a request body keeping key order; ApiError (400) when it is not JSON or nests deeper
+// than kMaxJsonDepth.
+nlohmann::ordered_json parse_body(std::string_view text);
 
 // Throws ApiError (400) naming the offending field. The body is parsed keeping key order:
 // schema properties and message fields are rendered in the order the client sent them.

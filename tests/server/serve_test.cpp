@@ -1,0 +1,151 @@
+// `csq serve` as a running program: shutdown on signals (during start-up and while answering)
+// and the socket-free request path the HTTP fuzzer drives.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "runtime/engine.h"
+#include "runtime/scheduler.h"
+#include "server/http_server.h"
+#include "server/serve_process.h"
+#include "test_paths.h"
+
+namespace csq::server {
+namespace {
+
+using namespace std::chrono_literals;
+
+// True once the process blocks SIGTERM (csq serve does so before it loads the model), read
+// from the SigBlk mask in /proc/PID/status.
+bool blocks_sigterm(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("SigBlk:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> (SIGTERM - 1)) & 1;
+  return false;
+}
+
+void expect_clean_exit(ServeProcess& server) {
+  const std::optional<int> status = server.wait_exit(60s);  // a hang, not a slow exit, fails this
+  ASSERT_TRUE(status) << "csq serve did not exit after SIGTERM; log:\n" << server.log();
+  ASSERT_TRUE(WIFEXITED(*status)) << "killed by signal " << WTERMSIG(*status) << "; log:\n" << server.log();
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << server.log();
+}
+
+TEST(ServeShutdown, SigtermWhileLoadingExits) {
+  CSQ_REQUIRE_FIXTURES();
+  ServeProcess server(test::csq_binary(), {"--model", test::fixture("hf/qwen3-tiny-vocab"), "--threads", "1"});
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  while (!blocks_sigterm(server.pid()) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(blocks_sigterm(server.pid())) << server.log();
+  server.signal(SIGTERM);
+  expect_clean_exit(server);
+  EXPECT_NE(server.log().find("SIGTERM received while starting"), std::string::npos) << server.log();
+  EXPECT_EQ(server.log().find("/v1 ("), std::string::npos) << "it should not have started serving:\n" << server.log();
+}
+
+TEST(ServeShutdown, SigtermWhileStreamingEndsTheStreamAndExits) {
+  CSQ_REQUIRE_FIXTURES();
+  ServeProcess server(test::csq_binary(), {"--model", test::fixture("hf/qwen3-tiny-vocab"), "--threads", "1", "--ctx",
+                                           "4096", "--shutdown-timeout", "1"});
+  httplib::Client client(server.wait_listening(60s));
+  client.set_read_timeout(120, 0);
+
+  // An answer long enough to be running when the signal comes; whether it is cut at the
+  // deadline or finishes first, the stream must end properly.
+  httplib::Request request;
+  request.method = "POST";
+  request.path = "/v1/completions";
+  request.set_header("Content-Type", "application/json");
+  request.body = R"({"prompt": "Incident timeline:", "max_tokens": 4000, "ignore_eos": true, "temperature": 0, "stream": true})";
+  std::string body;
+  std::atomic<bool> streaming{false};
+  request.content_receiver = [&](const char* data, size_t size, uint64_t, uint64_t) {
+    body.append(data, size);
+    streaming = true;
+    return true;
+  };
+  int status = 0;
+  std::thread reader([&] {
+    auto res = client.send(request);
+    status = res ? res->status : -1;
+  });
+  const auto until = std::chrono::steady_clock::now() + 60s;
+  while (!streaming && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  server.signal(SIGTERM);
+  reader.join();
+  ASSERT_TRUE(streaming) << server.log();
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(body.find(R"("finish_reason":")"), std::string::npos) << body.substr(body.size() > 400 ? body.size() - 400 : 0);
+  EXPECT_TRUE(body.ends_with("data: [DONE]\n\n")) << body.substr(body.size() > 400 ? body.size() - 400 : 0);
+  expect_clean_exit(server);
+  EXPECT_NE(server.log().find("SIGTERM received; finishing in-flight requests"), std::string::npos) << server.log();
+  EXPECT_NE(server.log().find("csq serve: stopped"), std::string::npos) << server.log();
+}
+
+TEST(ServeTokenizer, ABorrowedTokenizerMustFitTheModel) {
+  CSQ_REQUIRE_FIXTURES();
+  const test::RunResult r = test::run_csq({"serve", "--model", test::fixture("gguf/qwen3-tiny-gqa-Q4_0.gguf"), "--tokenizer",
+                                           test::fixture("hf/qwen3-tiny-vocab"), "--port", "0"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("the tokenizer has 151669 tokens but the model"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("has only 4096"), std::string::npos) << r.err;
+}
+
+// The socket-free path: raw request bytes in, raw response bytes out, through httplib's
+// parsing and the real handlers.
+class RawRequests : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CSQ_REQUIRE_FIXTURES();
+    engine_ = std::make_unique<Engine>(load_engine(test::fixture("hf/qwen3-tiny-vocab")));
+    pool_ = std::make_unique<ThreadPool>(1);
+    SchedulerConfig config;
+    config.n_ctx = 256;
+    scheduler_ = std::make_unique<Scheduler>(*engine_->model, engine_->tokenizer, *pool_, config);
+    ServerOptions options;
+    options.model_alias = "tiny";
+    options.log_requests = false;
+    http_ = std::make_unique<HttpServer>(*engine_, *scheduler_, options);
+  }
+  std::string post(const std::string& path, const std::string& json) {
+    return http_->respond("POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                          std::to_string(json.size()) + "\r\n\r\n" + json);
+  }
+
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<HttpServer> http_;
+};
+
+TEST_F(RawRequests, AnswersLikeAConnection) {
+  EXPECT_TRUE(http_->respond("GET /health HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 200 OK\r\n"));
+  const std::string answer = post("/v1/completions", R"({"prompt": "Alert:", "max_tokens": 3, "temperature": 0})");
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 200 OK\r\n")) << answer;
+  EXPECT_NE(answer.find(R"("object":"text_completion")"), std::string::npos) << answer;
+  const std::string bad = post("/v1/chat/completions", R"({"messages": [)");
+  EXPECT_TRUE(bad.starts_with("HTTP/1.1 400 ")) << bad;
+  EXPECT_NE(bad.find(R"("error":{"message")"), std::string::npos) << bad;
+  EXPECT_TRUE(http_->respond("GARBAGE\r\n\r\n").starts_with("HTTP/1.1 400 ")) << http_->respond("GARBAGE\r\n\r\n");
+  // Two pipelined requests get two answers.
+  const std::string two = http_->respond("GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(two.find(R"("id":"tiny")"), std::string::npos) << two;
+}
+
+TEST_F(RawRequests, DeeplyNestedJsonIsRefused) {
+  // Copying and rendering a request recurses over its JSON; nesting this deep would overflow
+  // the stack of the handler thread.
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  const std::string answer = post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}], "tools": )" + deep + "}");
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 400 ")) << answer.substr(0, 300);
+  EXPECT_NE(answer.find("nests deeper than 64 levels"), std::string::npos) << answer.substr(0, 300);
+}
+
+}  // namespace
+}  // namespace csq::server
