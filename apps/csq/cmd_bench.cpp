@@ -1,7 +1,6 @@
 // csq bench — prompt-processing and generation speed in llama-bench's layout (token ids in,
 // so tokenization is excluded), with the memory-bandwidth roofline of generation and the peak
 // resident memory.
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -11,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/process.h"
 #include "base/thread_pool.h"
 #include "command.h"
 #include "io/gguf.h"
@@ -124,12 +124,6 @@ uint64_t weight_bytes_per_token(const Model& model) {
   return total;
 }
 
-double peak_rss_bytes() {
-  struct rusage u {};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_maxrss) * 1024.0;  // Linux reports KiB
-}
-
 std::string model_type_name(const Model& model) {
   if (const io::GgufFile* g = model.gguf())
     if (auto ft = g->get_int_opt("general.file_type"))
@@ -183,7 +177,7 @@ void run_bench(const BenchOptions& o) {
   }
   std::fprintf(stderr, "\r%40s\r", "");
 
-  const double rss = peak_rss_bytes();
+  const double rss = double(peak_resident_kib()) * 1024.0;
   const uint64_t per_token = weight_bytes_per_token(*model);
   const double bandwidth = o.roofline ? measure_read_bandwidth(pool) : 0;
   const double roof_tps = bandwidth > 0 ? bandwidth / double(per_token) : 0;

@@ -23,9 +23,7 @@ struct MergeOptions {
 void run_merge(const MergeOptions& o) {
   if (!o.type.empty()) parse_file_type(o.type);
   auto model = Model::load(o.model);
-  std::vector<AttachedLora> adapters;
-  for (const std::string& spec : o.loras) adapters.push_back(load_lora_spec(spec, model->config()));
-  model->set_adapters(std::move(adapters));
+  model->set_adapters(load_lora_specs(o.loras, model->config()));
   if (std::filesystem::path(o.out).extension() == ".gguf") {
     const bool bf16_base = model->weights().layers.front().wq.type == DType::BF16;
     write_gguf_model(*model, o.model, o.type.empty() ? (bf16_base ? "BF16" : "F16") : o.type, o.out, o.threads);

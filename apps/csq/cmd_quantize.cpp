@@ -201,9 +201,7 @@ namespace {
 void run_quantize(const QuantizeOptions& o) {
   parse_file_type(o.type);  // a usage error before minutes of loading
   auto model = Model::load(o.model);
-  std::vector<AttachedLora> adapters;
-  for (const std::string& spec : o.loras) adapters.push_back(load_lora_spec(spec, model->config()));
-  model->set_adapters(std::move(adapters));
+  model->set_adapters(load_lora_specs(o.loras, model->config()));
   write_gguf_model(*model, o.model, o.type, o.out, o.threads);
 }
 

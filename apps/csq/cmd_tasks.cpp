@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/jsonl.h"
 #include "command.h"
 #include "generation_options.h"
 #include "runtime/constraint.h"
@@ -57,14 +58,9 @@ std::vector<Input> read_inputs(Task task, const TaskOptions& o) {
   }
   if (!o.options.empty()) fail_usage("--option is for a single question; in --jsonl give \"options\" per line");
   std::istringstream lines(read_input(o.jsonl));
-  std::string line;
-  for (size_t n = 1; std::getline(lines, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = o.jsonl + ":" + std::to_string(n);
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded()) fail_input(where + ": not valid JSON");
-    inputs.push_back({where, n, tasks::task_input_from_json(task, j, where)});
-  }
+  for_each_jsonl_line(lines, o.jsonl, [&](const std::string& line, const std::string& where, size_t n) {
+    inputs.push_back({where, n, tasks::task_input_from_json(task, parse_jsonl_line(line, where), where)});
+  });
   if (inputs.empty()) fail_input(o.jsonl + ": no input lines");
   return inputs;
 }

@@ -1,9 +1,9 @@
 // csq train — LoRA supervised fine-tuning (the CyberSecQwen recipe or your own settings).
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 
 #include "base/error.h"
+#include "base/process.h"
 #include "command.h"
 #include "train/trainer.h"
 
@@ -17,14 +17,6 @@ struct TrainOptions {
   std::string precision = "bf16";
   bool quiet = false;
 };
-
-// Peak resident memory of this process (VmHWM), in MiB; 0 where /proc is unavailable.
-double peak_rss_mib() {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  return 0;
-}
 
 void run_train(TrainOptions& o, const CLI::App& cmd) {
   train::TrainConfig& c = o.config;
@@ -59,7 +51,7 @@ void run_train(TrainOptions& o, const CLI::App& cmd) {
   const train::TrainSummary s = train::run_training(c);
   std::printf("steps %lld  final loss %.4f", (long long)s.steps, s.final_loss);
   if (s.val_loss >= 0) std::printf("  validation loss %.4f", s.val_loss);
-  std::printf("  %.1f tokens/s  %.1f s  peak memory %.0f MiB\n", s.tokens_per_s, s.seconds, peak_rss_mib());
+  std::printf("  %.1f tokens/s  %.1f s  peak memory %.0f MiB\n", s.tokens_per_s, s.seconds, double(peak_resident_kib()) / 1024.0);
   std::printf("adapter: %s/adapter_model.safetensors (PEFT)%s; log: %s/train_log.jsonl\n", c.out.c_str(),
               c.rslora ? "" : (", " + c.out + "/adapter.gguf (llama.cpp)").c_str(), c.out.c_str());
 }

@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "base/error.h"
+#include "base/jsonl.h"
 
 namespace csq::eval {
 namespace {
@@ -61,16 +62,8 @@ std::vector<std::string> read_training_texts(const std::string& path) {
   std::ifstream in(path);
   if (!in) fail_input(path + ": cannot open training file");
   std::vector<std::string> out;
-  std::string line;
-  for (size_t line_no = 1; std::getline(in, line); ++line_no) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string at = path + ":" + std::to_string(line_no);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      fail_input(at + ": not valid JSON (" + e.what() + ")");
-    }
+  for_each_jsonl_line(in, path, [&](const std::string& line, const std::string& at, size_t) {
+    const nlohmann::json j = parse_jsonl_line(line, at);
     std::string text;
     if (j.is_object() && j.contains("messages") && j["messages"].is_array()) {
       for (const auto& m : j["messages"]) {
@@ -87,7 +80,7 @@ std::vector<std::string> read_training_texts(const std::string& path) {
       fail_input(at + ": expected {\"prompt\", \"response\"}, {\"messages\": [...]} or {\"text\"}");
     }
     out.push_back(std::move(text));
-  }
+  });
   return out;
 }
 

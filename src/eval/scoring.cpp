@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "base/jsonl.h"
 #include "tasks/cvss.h"
 
 namespace csq::eval {
@@ -40,16 +41,8 @@ std::vector<Response> read_responses(const std::string& path, size_t item_count)
   if (!in) fail_input(path + ": cannot open responses file");
   std::vector<Response> out;
   std::set<std::pair<int, size_t>> seen;
-  std::string line;
-  for (size_t line_no = 1; std::getline(in, line); ++line_no) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string at = path + ":" + std::to_string(line_no);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      fail_input(at + ": not valid JSON (" + e.what() + ")");
-    }
+  for_each_jsonl_line(in, path, [&](const std::string& line, const std::string& at, size_t) {
+    const nlohmann::json j = parse_jsonl_line(line, at);
     if (!j.is_object()) fail_input(at + ": expected an object {\"index\", \"response\", \"trial\"?}");
     if (!j.contains("index") || !j["index"].is_number_integer() || j["index"].get<long long>() < 0)
       fail_input(at + ": \"index\" must be a non-negative integer");
@@ -69,7 +62,7 @@ std::vector<Response> read_responses(const std::string& path, size_t item_count)
                  " appears twice");
     r.text = j["response"].get<std::string>();
     out.push_back(std::move(r));
-  }
+  });
   return out;
 }
 

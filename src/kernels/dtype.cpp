@@ -82,4 +82,10 @@ void dequantize_row(DType type, const void* src, float* dst, int64_t n) {
   }
 }
 
+std::vector<float> dequantize_vector(DType type, const void* src, int64_t n) {
+  std::vector<float> out(static_cast<size_t>(n));
+  dequantize_row(type, src, out.data(), n);
+  return out;
+}
+
 }  // namespace csq

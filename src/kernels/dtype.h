@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace csq {
 
@@ -52,5 +53,7 @@ inline int64_t row_bytes(DType type, int64_t n) {
 // Decodes n consecutive elements (n a multiple of the block size) to float, bit-exactly
 // as ggml's reference dequantizers do.
 void dequantize_row(DType type, const void* src, float* dst, int64_t n);
+// The same, into a new vector.
+std::vector<float> dequantize_vector(DType type, const void* src, int64_t n);
 
 }  // namespace csq

@@ -37,9 +37,7 @@ std::string gguf_tensor_name(int64_t layer, LoraTarget target, char which) {
 std::vector<float> decode_tensor(DType type, const uint8_t* data, int64_t n, const std::string& where) {
   if (type != DType::F32 && type != DType::F16 && type != DType::BF16)
     fail_input(where + " has type " + dtype_info(type).name + " (expected F32, F16 or BF16)");
-  std::vector<float> out(static_cast<size_t>(n));
-  dequantize_row(type, data, out.data(), n);
-  return out;
+  return dequantize_vector(type, data, n);
 }
 
 std::vector<uint8_t> float_bytes(const std::vector<float>& v) {
@@ -335,6 +333,12 @@ AttachedLora load_lora_spec(const std::string& spec, const ModelConfig& config) 
     }
   }
   return attach_lora(read_adapter(path, config), config, strength);
+}
+
+std::vector<AttachedLora> load_lora_specs(const std::vector<std::string>& specs, const ModelConfig& config) {
+  std::vector<AttachedLora> adapters;
+  for (const std::string& spec : specs) adapters.push_back(load_lora_spec(spec, config));
+  return adapters;
 }
 
 void lora_add_to_row(const LoraPair& pair, int64_t rank, int64_t in, float factor, int64_t row, float* values) {

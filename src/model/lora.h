@@ -79,6 +79,8 @@ AttachedLora attach_lora(LoraAdapter adapter, const ModelConfig& config, float s
 // "PATH" or "PATH:STRENGTH" (as --lora takes it): reads and attaches the adapter. Throws
 // csq::Error naming the spec when the strength is not a number or the file is bad.
 AttachedLora load_lora_spec(const std::string& spec, const ModelConfig& config);
+// Every spec of a repeated --lora, in order.
+std::vector<AttachedLora> load_lora_specs(const std::vector<std::string>& specs, const ModelConfig& config);
 
 // Adds factor · (B A)[row, :] of `pair` to one row of the projection's weight (merging).
 void lora_add_to_row(const LoraPair& pair, int64_t rank, int64_t in, float factor, int64_t row, float* values);

@@ -30,12 +30,6 @@ void require_weight_type(DType type, const std::string& where) {
     fail_input(where + " has type " + dtype_info(type).name + ", which cannot be used as a weight");
 }
 
-std::vector<float> decode_vector(DType type, const uint8_t* data, int64_t n) {
-  std::vector<float> out(static_cast<size_t>(n));
-  dequantize_row(type, data, out.data(), n);
-  return out;
-}
-
 class SafetensorsSource : public TensorSource {
  public:
   explicit SafetensorsSource(const io::SafetensorsCheckpoint& ckpt) : ckpt_(ckpt) {}
@@ -60,7 +54,7 @@ class SafetensorsSource : public TensorSource {
     if (t.shape.size() != 1 || t.shape[0] != n)
       fail_input(ckpt_.dir() + ": tensor '" + name + "' has shape " + t.shape_string() + ", expected [" +
                  std::to_string(n) + "]");
-    return decode_vector(t.dtype, t.data, n);
+    return dequantize_vector(t.dtype, t.data, n);
   }
   bool has(const std::string& name) const override { return ckpt_.find(name) != nullptr; }
 
@@ -90,7 +84,7 @@ class GgufSource : public TensorSource {
     if (t.dims.size() != 1 || t.dims[0] != n)
       fail_input(gguf_.path() + ": tensor '" + name + "' has dims " + dims_str(t.dims) + ", expected [" +
                  std::to_string(n) + "]");
-    return decode_vector(t.type, t.data, n);
+    return dequantize_vector(t.type, t.data, n);
   }
   bool has(const std::string& name) const override { return gguf_.find_tensor(name) != nullptr; }
 

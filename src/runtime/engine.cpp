@@ -9,9 +9,7 @@ namespace csq {
 Engine load_engine(const std::string& model_path, const std::string& template_file,
                    const std::vector<std::string>& lora_specs, const std::string& tokenizer_path) {
   std::unique_ptr<Model> model = Model::load(model_path);
-  std::vector<AttachedLora> adapters;
-  for (const std::string& spec : lora_specs) adapters.push_back(load_lora_spec(spec, model->config()));
-  model->set_adapters(std::move(adapters));
+  model->set_adapters(load_lora_specs(lora_specs, model->config()));
   const std::string& vocab = tokenizer_path.empty() ? model_path : tokenizer_path;
   Engine e{std::move(model), load_tokenizer(vocab), std::nullopt, {}};
   if (e.tokenizer.vocab_size() > e.model->config().vocab_size)

@@ -7,10 +7,10 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
 #include <regex>
 
 #include "base/error.h"
+#include "base/process.h"
 
 extern char** environ;
 
@@ -109,13 +109,7 @@ std::optional<int> ServeProcess::wait_exit(std::chrono::milliseconds timeout) {
   return status_;
 }
 
-int64_t ServeProcess::peak_rss_kib() const {
-  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
-  fail_runtime("no VmHWM in /proc/" + std::to_string(pid_) + "/status (has the server exited?)");
-}
+int64_t ServeProcess::peak_rss_kib() const { return peak_resident_kib(pid_); }
 
 std::string ServeProcess::log() const {
   std::lock_guard<std::mutex> lock(mutex_);

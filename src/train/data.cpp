@@ -6,6 +6,7 @@
 #include <random>
 
 #include "base/error.h"
+#include "base/jsonl.h"
 #include "runtime/engine.h"
 
 namespace csq::train {
@@ -52,12 +53,7 @@ bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; 
 }  // namespace
 
 Example render_example(const Engine& engine, const std::string& json_line, const std::string& where) {
-  ojson object;
-  try {
-    object = ojson::parse(json_line);
-  } catch (const nlohmann::json::exception& e) {
-    fail_input(where + ": not valid JSON: " + e.what());
-  }
+  const ojson object = parse_jsonl_line<ojson>(json_line, where);
   const ojson messages = conversation(object, where);
   ChatRenderOptions whole;
   whole.add_generation_prompt = false;
@@ -120,13 +116,9 @@ std::vector<Example> load_examples(const Engine& engine, const std::string& path
   std::ifstream in(path);
   if (!in) fail_input(path + ": cannot open the training data");
   std::vector<Example> examples;
-  std::string line;
-  while (std::getline(in, line)) {
-    ++report.lines;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + ":" + std::to_string(report.lines);
+  report.lines = for_each_jsonl_line(in, path, [&](const std::string& line, const std::string& where, size_t line_no) {
     Example e = render_example(engine, line, where);
-    e.line = report.lines;
+    e.line = line_no;
     report.longest = std::max(report.longest, e.tokens.size());
     if (int64_t(e.tokens.size()) > max_tokens) {
       ++report.truncated;
@@ -141,12 +133,12 @@ std::vector<Example> load_examples(const Engine& engine, const std::string& path
       // Only a cut can leave an example with no assistant token: drop it, and say so.
       ++report.dropped;
       if (report.dropped_lines.size() < 10) report.dropped_lines.push_back(e.line);
-      continue;
+      return;
     }
     report.tokens += int64_t(e.tokens.size());
     report.trained_tokens += trained;
     examples.push_back(std::move(e));
-  }
+  });
   report.examples = examples.size();
   if (examples.empty())
     fail_input(path + ": no training examples" +
