@@ -110,10 +110,13 @@ TEST_P(FastMatmul, MatchesReference) {
   EXPECT_EQ(0, std::memcmp(fast.data(), other.data(), fast.size() * sizeof(float)));
   matmul(p.w, p.x.data(), c.tokens, other.data(), pool3);
   EXPECT_EQ(0, std::memcmp(fast.data(), other.data(), fast.size() * sizeof(float)));
-  const int64_t last = c.tokens - 1;
+  // A token alone (the row kernel) gives what it gave in the batch (the tile kernel from
+  // kTileMinTokens tokens on).
   std::vector<float> single(size_t(c.rows));
-  matmul(p.w, p.x.data() + last * c.cols, 1, single.data(), pool2);
-  EXPECT_EQ(0, std::memcmp(single.data(), fast.data() + last * c.rows, single.size() * sizeof(float)));
+  for (int64_t t = 0; t < c.tokens; ++t) {
+    matmul(p.w, p.x.data() + t * c.cols, 1, single.data(), pool2);
+    EXPECT_EQ(0, std::memcmp(single.data(), fast.data() + t * c.rows, single.size() * sizeof(float))) << "token " << t;
+  }
 }
 
 std::vector<Case> cases() {
@@ -128,6 +131,13 @@ std::vector<Case> cases() {
     for (int64_t cols : {1, 7, 16, 45, 130})
       for (int64_t tokens : {1, 4, 7}) out.push_back({t, 19, cols, tokens});
   out.push_back({DType::Q4_K, 300, 2560, 4});  // a real row length, rows not a multiple of the block
+  // The Q4_K tile kernel: token counts around kTileMinTokens, partial row groups, more column
+  // blocks than one pass holds.
+  for (int64_t tokens : {cpu::kTileMinTokens, cpu::kTileMinTokens + 3}) {
+    out.push_back({DType::Q4_K, 21, 1280, tokens});
+    out.push_back({DType::Q4_K, 64, 256, tokens});
+  }
+  out.push_back({DType::Q4_K, 300, 2560, 37});
   return out;
 }
 

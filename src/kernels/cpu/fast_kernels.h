@@ -34,9 +34,18 @@ void quantize_act(ActFormat format, const float* x, void* dst, int64_t cols);
 constexpr int kMaxTokens = 4;
 using DotFn = void (*)(const void* w_row, const void* x, int64_t x_stride, int n_tok, int64_t cols, float* out);
 
+// Eight consecutive weight rows (w_row_bytes apart) against n_tok activation rows:
+// out[t * out_stride + i] = w_i . x_t for i < 8, bit-identical to DotFn's result, but faster
+// when many tokens share the rows (prompt processing).
+using Tile8Fn = void (*)(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride,
+                         int64_t n_tok, int64_t cols, float* out, int64_t out_stride);
+// Tokens from which the tile kernel beats the row kernel (it unpacks the rows first).
+constexpr int64_t kTileMinTokens = 16;
+
 struct RowKernel {
   ActFormat act;
   DotFn dot;
+  Tile8Fn tile8 = nullptr;  // where the weight type has one
 };
 
 // Whether this CPU runs the AVX2 kernels (AVX2, FMA and F16C).

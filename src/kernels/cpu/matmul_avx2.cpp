@@ -6,7 +6,9 @@
 // then weighted by the block's integer scales in int32 and by the float scales once per block.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/fast_kernels.h"
 
@@ -35,6 +37,19 @@ inline float hsum(__m256 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+
+// Sum of 8 int32 lanes (exact).
+inline int32_t hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// acc + scale * float(sum) with one rounding (a fused multiply-add, as the vector kernels do).
+inline float fma_block(float scale, int32_t sum, float acc) {
+  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(scale), _mm_set_ss(float(sum)), _mm_set_ss(acc)));
 }
 
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
@@ -122,8 +137,9 @@ void dot_q45_k(const void* w_row, const void* x, int64_t x_stride, int64_t cols,
   const Block* w = static_cast<const Block*>(w_row);
   const BlockQ8_K* xs[N];
   for (int t = 0; t < N; ++t) xs[t] = x_row<BlockQ8_K>(x, x_stride, t);
-  __m256 acc[N];
-  for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
+  // Each block's integer sums are exact; the float accumulation is one pair of fused
+  // multiply-adds per block in block order, exactly as the Q4_K tile kernel does it.
+  float acc[N] = {};
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   alignas(8) uint8_t scales[8], mins[8];
   for (int64_t b = 0; b < cols / QK_K; ++b) {
@@ -154,11 +170,130 @@ void dot_q45_k(const void* w_row, const void* x, int64_t x_stride, int64_t cols,
     }
     for (int t = 0; t < N; ++t) {
       const float dx = xs[t][b].d;
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(-dmin * dx), _mm256_cvtepi32_ps(mins_dot(xs[t][b].bsums, mins)), acc[t]);
+      acc[t] = fma_block(d * dx, hsum_i32(sumi[t]), acc[t]);
+      acc[t] = fma_block(-dmin * dx, hsum_i32(mins_dot(xs[t][b].bsums, mins)), acc[t]);
     }
   }
-  for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
+  for (int t = 0; t < N; ++t) out[t] = acc[t];
+}
+
+// ---- Q4_K tiles: eight rows against many tokens (prompt processing) ----
+//
+// The row kernel spends one multiply by the sub-block scale (madd) per 32 products and token.
+// Here the four-bit levels of 8 rows are first unpacked to bytes, interleaved so that one vector
+// holds 4 consecutive columns of each row; a token's 4 activation bytes are broadcast to all 8
+// rows, so a whole 32-column sub-block is 8 maddubs summed in int16 (each term at most
+// 2 * 15 * 127, the sum at most 30480) before one madd by the 8 rows' scales. Block sums stay
+// exact integers and each block adds the same two fused multiply-adds as the row kernel, so a
+// token's result is bit-identical whichever kernel computed it.
+
+struct alignas(32) Q4KTileBlock {
+  int8_t q[8][8][32];   // [sub-block j][column quad g][4 * row + c] = level(row, 32 j + 4 g + c)
+  int16_t scales[8][16];  // [j][2 * row] = [j][2 * row + 1] = the row's 6-bit scale of sub-block j
+  int16_t mins[8][16];    // the same for the mins
+  float d[8];             // per row
+  float neg_dmin[8];      // per row, negated
+};
+
+void unpack_q4k_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_blocks, Q4KTileBlock* tiles) {
+  alignas(32) uint8_t levels[64];
+  alignas(8) uint8_t scales[8], mins[8];
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int row = 0; row < 8; ++row) {
+    const BlockQ4_K* w = reinterpret_cast<const BlockQ4_K*>(w_rows + row * w_row_bytes);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      Q4KTileBlock& tile = tiles[b];
+      tile.d[row] = half_to_float(w[b].d);
+      tile.neg_dmin[row] = -half_to_float(w[b].dmin);
+      unpack_scales_k4(w[b].scales, scales, mins);
+      for (int j = 0; j < 8; ++j) {
+        tile.scales[j][2 * row] = tile.scales[j][2 * row + 1] = scales[j];
+        tile.mins[j][2 * row] = tile.mins[j][2 * row + 1] = mins[j];
+      }
+      for (int i = 0; i < 4; ++i) {
+        // Sub-block 2i in the low nibbles, 2i+1 in the high ones.
+        const __m256i raw = load256(w[b].qs + 32 * i);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(levels), _mm256_and_si256(raw, low4));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(levels + 32), _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4));
+        for (int half = 0; half < 2; ++half)
+          for (int g = 0; g < 8; ++g) std::memcpy(&tile.q[2 * i + half][g][4 * row], levels + 32 * half + 4 * g, 4);
+      }
+    }
+  }
+}
+
+inline __m256i broadcast4(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// acc[t][row] carried over the blocks [0, n_blocks) of tiles / the activation rows.
+template <int T>
+void q4k_tile_tokens(const Q4KTileBlock* tiles, int64_t n_blocks, const BlockQ8_K* const* xs, float* acc) {
+  __m256 a[T];
+  for (int t = 0; t < T; ++t) a[t] = _mm256_loadu_ps(acc + 8 * t);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const Q4KTileBlock& tile = tiles[b];
+    __m256i sumi[T];
+    for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      __m256i p[T];
+      for (int t = 0; t < T; ++t) p[t] = _mm256_setzero_si256();
+      for (int g = 0; g < 8; ++g) {
+        const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.q[j][g]));
+        for (int t = 0; t < T; ++t)
+          p[t] = _mm256_add_epi16(p[t], _mm256_maddubs_epi16(w, broadcast4(xs[t][b].qs + 32 * j + 4 * g)));
+      }
+      const __m256i sc = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.scales[j]));
+      for (int t = 0; t < T; ++t) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p[t], sc));
+    }
+    // sum_j min_j * (activation sum of sub-block j): the two bsums of j broadcast as an int16 pair.
+    __m256i summ[T];
+    for (int t = 0; t < T; ++t) summ[t] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const __m256i mn = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.mins[j]));
+      for (int t = 0; t < T; ++t) summ[t] = _mm256_add_epi32(summ[t], _mm256_madd_epi16(mn, broadcast4(xs[t][b].bsums + 2 * j)));
+    }
+    const __m256 d = _mm256_load_ps(tile.d), neg_dmin = _mm256_load_ps(tile.neg_dmin);
+    for (int t = 0; t < T; ++t) {
+      const __m256 dx = _mm256_set1_ps(xs[t][b].d);
+      a[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(sumi[t]), a[t]);
+      a[t] = _mm256_fmadd_ps(_mm256_mul_ps(neg_dmin, dx), _mm256_cvtepi32_ps(summ[t]), a[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(acc + 8 * t, a[t]);
+}
+
+// Blocks per pass over the tokens: 4 blocks of 8 rows (10.5 KB) stay in L1 while every token
+// streams its activations past them.
+constexpr int64_t kTileChunkBlocks = 4;
+constexpr int kTileTokens = 4;
+
+void tile8_q4_k(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok,
+                int64_t cols, float* out, int64_t out_stride) {
+  const int64_t n_blocks = cols / QK_K;
+  thread_local std::vector<Q4KTileBlock> tiles;
+  thread_local std::vector<float> acc;
+  if (int64_t(tiles.size()) < n_blocks) tiles.resize(size_t(n_blocks));
+  acc.assign(size_t(8 * n_tok), 0.f);
+  unpack_q4k_tile(w_rows, w_row_bytes, n_blocks, tiles.data());
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += kTileChunkBlocks) {
+    const int64_t nb = std::min(kTileChunkBlocks, n_blocks - b0);
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kTileTokens) {
+      const BlockQ8_K* xs[kTileTokens];
+      const int tt = int(std::min<int64_t>(kTileTokens, n_tok - t0));
+      for (int t = 0; t < tt; ++t) xs[t] = x_row<BlockQ8_K>(x, x_stride, int(t0 + t)) + b0;
+      float* a = acc.data() + 8 * t0;
+      switch (tt) {
+        case 1: q4k_tile_tokens<1>(tiles.data() + b0, nb, xs, a); break;
+        case 2: q4k_tile_tokens<2>(tiles.data() + b0, nb, xs, a); break;
+        case 3: q4k_tile_tokens<3>(tiles.data() + b0, nb, xs, a); break;
+        default: q4k_tile_tokens<4>(tiles.data() + b0, nb, xs, a); break;
+      }
+    }
+  }
+  for (int64_t t = 0; t < n_tok; ++t) std::memcpy(out + t * out_stride, acc.data() + 8 * t, 8 * sizeof(float));
 }
 
 template <int N>
@@ -280,7 +415,7 @@ template <int N> struct BF16K { static void run(const void* w, const void* x, in
 
 constexpr RowKernel kQ8_0{ActFormat::Q8x32, dispatch<Q8_0K>};
 constexpr RowKernel kQ4_0{ActFormat::Q8x32, dispatch<Q4_0K>};
-constexpr RowKernel kQ4_K{ActFormat::Q8K, dispatch<Q4_KK>};
+constexpr RowKernel kQ4_K{ActFormat::Q8K, dispatch<Q4_KK>, tile8_q4_k};
 constexpr RowKernel kQ5_K{ActFormat::Q8K, dispatch<Q5_KK>};
 constexpr RowKernel kQ6_K{ActFormat::Q8K, dispatch<Q6_KK>};
 constexpr RowKernel kF32{ActFormat::F32, dispatch<F32K>};
