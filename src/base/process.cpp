@@ -15,4 +15,9 @@ int64_t peak_resident_kib(long pid) {
   fail_runtime("no VmHWM in " + path + (pid == 0 ? "" : " (has the process exited?)"));
 }
 
+bool reset_peak_resident() {
+  std::ofstream clear("/proc/self/clear_refs");
+  return static_cast<bool>(clear << "5" << std::flush);
+}
+
 }  // namespace csq
