@@ -244,8 +244,8 @@ inline __m256i broadcast4(const void* p) {
 // acc[t][row] carried over the blocks [0, n_blocks) of tiles / the activation rows.
 template <int T>
 void q4k_tile_tokens(const Q4KTileBlock* tiles, int64_t n_blocks, const BlockQ8_K* const* xs, float* acc) {
-  __m256 a[T];
-  for (int t = 0; t < T; ++t) a[t] = _mm256_loadu_ps(acc + 8 * t);
+  // The float sums stay in memory between blocks: in registers they would push the integer
+  // sums of the inner loop onto the stack.
   for (int64_t b = 0; b < n_blocks; ++b) {
     const Q4KTileBlock& tile = tiles[b];
     __m256i sumi[T];
@@ -271,11 +271,12 @@ void q4k_tile_tokens(const Q4KTileBlock* tiles, int64_t n_blocks, const BlockQ8_
     const __m256 d = _mm256_load_ps(tile.d), neg_dmin = _mm256_load_ps(tile.neg_dmin);
     for (int t = 0; t < T; ++t) {
       const __m256 dx = _mm256_set1_ps(xs[t][b].d);
-      a[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(sumi[t]), a[t]);
-      a[t] = _mm256_fmadd_ps(_mm256_mul_ps(neg_dmin, dx), _mm256_cvtepi32_ps(summ[t]), a[t]);
+      __m256 a = _mm256_loadu_ps(acc + 8 * t);
+      a = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(sumi[t]), a);
+      a = _mm256_fmadd_ps(_mm256_mul_ps(neg_dmin, dx), _mm256_cvtepi32_ps(summ[t]), a);
+      _mm256_storeu_ps(acc + 8 * t, a);
     }
   }
-  for (int t = 0; t < T; ++t) _mm256_storeu_ps(acc + 8 * t, a[t]);
 }
 
 // Blocks per pass over the tokens: 4 blocks of 8 rows (10.5 KB) stay in L1 while every token
