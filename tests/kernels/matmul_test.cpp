@@ -131,13 +131,18 @@ std::vector<Case> cases() {
     for (int64_t cols : {1, 7, 16, 45, 130})
       for (int64_t tokens : {1, 4, 7}) out.push_back({t, 19, cols, tokens});
   out.push_back({DType::Q4_K, 300, 2560, 4});  // a real row length, rows not a multiple of the block
-  // The Q4_K tile kernel: token counts around kTileMinTokens, partial row groups, more column
+  // The tile kernels (Q4_K, Q8_0): token counts around kTileMinTokens, partial row groups, more column
   // blocks than one pass holds.
   for (int64_t tokens : {cpu::kTileMinTokens, cpu::kTileMinTokens + 3}) {
     out.push_back({DType::Q4_K, 21, 1280, tokens});
     out.push_back({DType::Q4_K, 64, 256, tokens});
   }
   out.push_back({DType::Q4_K, 300, 2560, 37});
+  // Q8_0: more blocks (of 32 columns) than the 16 one pass holds.
+  for (int64_t tokens : {cpu::kTileMinTokens, cpu::kTileMinTokens + 3}) {
+    out.push_back({DType::Q8_0, 21, 1056, tokens});
+    out.push_back({DType::Q8_0, 64, 64, tokens});
+  }
   return out;
 }
 

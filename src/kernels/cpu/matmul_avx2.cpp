@@ -84,18 +84,36 @@ void dot_q8_0(const void* w_row, const void* x, int64_t x_stride, int64_t cols, 
   const BlockQ8_0* w = static_cast<const BlockQ8_0*>(w_row);
   const BlockQ8x32* xs[N];
   for (int t = 0; t < N; ++t) xs[t] = x_row<BlockQ8x32>(x, x_stride, t);
-  __m256 acc[N];
-  for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < cols / 32; ++b) {
-    if (b % 2 == 0) prefetch_ahead(w + b, 2 * int64_t(sizeof(w[0])));
-    const __m256i q = load256(w[b].qs);
-    const float dw = half_to_float(w[b].d);
+  // Each block's exact sum added with one scalar fused multiply-add, as the Q8_0 tile kernel
+  // does. Four blocks' sums are reduced together (three hadds instead of four horizontal sums).
+  float acc[N] = {};
+  const int64_t n_blocks = cols / 32;
+  int64_t b = 0;
+  for (; b + 4 <= n_blocks; b += 4) {
+    prefetch_ahead(w + b, 4 * int64_t(sizeof(w[0])));
+    __m256i q[4];
+    float dw[4];
+    for (int k = 0; k < 4; ++k) {
+      q[k] = load256(w[b + k].qs);
+      dw[k] = half_to_float(w[b + k].d);
+    }
     for (int t = 0; t < N; ++t) {
-      const __m256i p = dot_i8(q, load256(xs[t][b].qs));
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xs[t][b].d), _mm256_cvtepi32_ps(p), acc[t]);
+      __m256i p[4];
+      for (int k = 0; k < 4; ++k) p[k] = dot_i8(q[k], load256(xs[t][b + k].qs));
+      const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+      alignas(16) int32_t sums[4];
+      _mm_store_si128(reinterpret_cast<__m128i*>(sums),
+                      _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+      for (int k = 0; k < 4; ++k) acc[t] = fma_block(dw[k] * xs[t][b + k].d, sums[k], acc[t]);
     }
   }
-  for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
+  for (; b < n_blocks; ++b) {
+    const __m256i q = load256(w[b].qs);
+    const float dw = half_to_float(w[b].d);
+    for (int t = 0; t < N; ++t)
+      acc[t] = fma_block(dw * xs[t][b].d, hsum_i32(dot_i8(q, load256(xs[t][b].qs))), acc[t]);
+  }
+  for (int t = 0; t < N; ++t) out[t] = acc[t];
 }
 
 template <int N>
@@ -279,36 +297,106 @@ void q4k_tile_tokens(const Q4KTileBlock* tiles, int64_t n_blocks, const BlockQ8_
   }
 }
 
-// Blocks per pass over the tokens: 4 blocks of 8 rows (10.5 KB) stay in L1 while every token
-// streams its activations past them.
-constexpr int64_t kTileChunkBlocks = 4;
+// Kernel<T>::run(tiles, n_blocks, xs, acc): T tokens (1..kTileTokens) over n_blocks tile blocks.
+template <int T> struct Q4KTileTokens {
+  static void run(const Q4KTileBlock* tiles, int64_t n, const BlockQ8_K* const* xs, float* acc) {
+    q4k_tile_tokens<T>(tiles, n, xs, acc);
+  }
+};
+
 constexpr int kTileTokens = 4;
 
-void tile8_q4_k(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok,
-                int64_t cols, float* out, int64_t out_stride) {
-  const int64_t n_blocks = cols / QK_K;
-  thread_local std::vector<Q4KTileBlock> tiles;
+// The tile product for one weight format: unpack 8 rows once, then pass over the tokens one
+// chunk of blocks at a time, so the chunk (about 8-10 KB) stays in L1 while every token streams
+// its activations past it.
+template <typename Tile, typename XBlock, int64_t kBlockElems, int64_t kChunkBlocks,
+          void (*Unpack)(const uint8_t*, int64_t, int64_t, Tile*), template <int> class Kernel>
+void tile8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
+           float* out, int64_t out_stride) {
+  const int64_t n_blocks = cols / kBlockElems;
+  thread_local std::vector<Tile> tiles;
   thread_local std::vector<float> acc;
   if (int64_t(tiles.size()) < n_blocks) tiles.resize(size_t(n_blocks));
   acc.assign(size_t(8 * n_tok), 0.f);
-  unpack_q4k_tile(w_rows, w_row_bytes, n_blocks, tiles.data());
-  for (int64_t b0 = 0; b0 < n_blocks; b0 += kTileChunkBlocks) {
-    const int64_t nb = std::min(kTileChunkBlocks, n_blocks - b0);
+  Unpack(w_rows, w_row_bytes, n_blocks, tiles.data());
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkBlocks) {
+    const int64_t nb = std::min(kChunkBlocks, n_blocks - b0);
     for (int64_t t0 = 0; t0 < n_tok; t0 += kTileTokens) {
-      const BlockQ8_K* xs[kTileTokens];
+      const XBlock* xs[kTileTokens];
       const int tt = int(std::min<int64_t>(kTileTokens, n_tok - t0));
-      for (int t = 0; t < tt; ++t) xs[t] = x_row<BlockQ8_K>(x, x_stride, int(t0 + t)) + b0;
+      for (int t = 0; t < tt; ++t) xs[t] = x_row<XBlock>(x, x_stride, int(t0 + t)) + b0;
       float* a = acc.data() + 8 * t0;
       switch (tt) {
-        case 1: q4k_tile_tokens<1>(tiles.data() + b0, nb, xs, a); break;
-        case 2: q4k_tile_tokens<2>(tiles.data() + b0, nb, xs, a); break;
-        case 3: q4k_tile_tokens<3>(tiles.data() + b0, nb, xs, a); break;
-        default: q4k_tile_tokens<4>(tiles.data() + b0, nb, xs, a); break;
+        case 1: Kernel<1>::run(tiles.data() + b0, nb, xs, a); break;
+        case 2: Kernel<2>::run(tiles.data() + b0, nb, xs, a); break;
+        case 3: Kernel<3>::run(tiles.data() + b0, nb, xs, a); break;
+        default: Kernel<4>::run(tiles.data() + b0, nb, xs, a); break;
       }
     }
   }
   for (int64_t t = 0; t < n_tok; ++t) std::memcpy(out + t * out_stride, acc.data() + 8 * t, 8 * sizeof(float));
 }
+
+// ---- Q8_0 tiles ----
+//
+// As for Q4_K, 8 rows interleaved 4 columns at a time, a token's 4 activation bytes broadcast.
+// Signed levels need the sign trick (|w| times x with w's sign), and a pair of products can reach
+// 2 * 127 * 127, so each vector goes to int32 at once; what the tile saves is the per-token
+// float work (one scale multiply per block for 8 rows instead of one per row). The row kernel
+// adds each block's exact sum with the same scalar fused multiply-add, so results are identical.
+
+struct alignas(32) Q8_0TileBlock {
+  int8_t q[8][32];       // [column quad g][4 * row + c] = level(row, 4 g + c)
+  uint8_t abs_q[8][32];  // |level|
+  float d[8];            // per row
+};
+
+void unpack_q8_0_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_blocks, Q8_0TileBlock* tiles) {
+  alignas(32) int8_t magnitude[32];
+  for (int row = 0; row < 8; ++row) {
+    const BlockQ8_0* w = reinterpret_cast<const BlockQ8_0*>(w_rows + row * w_row_bytes);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      Q8_0TileBlock& tile = tiles[b];
+      tile.d[row] = half_to_float(w[b].d);
+      const __m256i q = load256(w[b].qs);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(magnitude), _mm256_sign_epi8(q, q));
+      for (int g = 0; g < 8; ++g) {
+        std::memcpy(&tile.q[g][4 * row], w[b].qs + 4 * g, 4);
+        std::memcpy(&tile.abs_q[g][4 * row], magnitude + 4 * g, 4);
+      }
+    }
+  }
+}
+
+template <int T>
+struct Q8_0TileTokens {
+  static void run(const Q8_0TileBlock* tiles, int64_t n_blocks, const BlockQ8x32* const* xs, float* acc) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const Q8_0TileBlock& tile = tiles[b];
+      __m256i sumi[T];
+      for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+      for (int g = 0; g < 8; ++g) {
+        const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.q[g]));
+        const __m256i aw = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.abs_q[g]));
+        for (int t = 0; t < T; ++t) {
+          const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(broadcast4(xs[t][b].qs + 4 * g), w));
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, ones));
+        }
+      }
+      const __m256 d = _mm256_load_ps(tile.d);
+      for (int t = 0; t < T; ++t) {
+        __m256 a = _mm256_loadu_ps(acc + 8 * t);
+        a = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xs[t][b].d)), _mm256_cvtepi32_ps(sumi[t]), a);
+        _mm256_storeu_ps(acc + 8 * t, a);
+      }
+    }
+  }
+};
+
+// 4 Q4_K blocks of 8 rows = 10.5 KB; 16 Q8_0 blocks = 8.5 KB.
+constexpr auto tile8_q4_k = tile8<Q4KTileBlock, BlockQ8_K, QK_K, 4, unpack_q4k_tile, Q4KTileTokens>;
+constexpr auto tile8_q8_0 = tile8<Q8_0TileBlock, BlockQ8x32, 32, 16, unpack_q8_0_tile, Q8_0TileTokens>;
 
 template <int N>
 void dot_q6_k(const void* w_row, const void* x, int64_t x_stride, int64_t cols, float* out) {
@@ -430,7 +518,7 @@ template <int N> struct F32K { static void run(const void* w, const void* x, int
 template <int N> struct F16K { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_float<N, DType::F16>(w, x, s, c, o); } };
 template <int N> struct BF16K { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_float<N, DType::BF16>(w, x, s, c, o); } };
 
-constexpr RowKernel kQ8_0{ActFormat::Q8x32, dispatch<Q8_0K>};
+constexpr RowKernel kQ8_0{ActFormat::Q8x32, dispatch<Q8_0K>, tile8_q8_0};
 constexpr RowKernel kQ4_0{ActFormat::Q8x32, dispatch<Q4_0K>};
 constexpr RowKernel kQ4_K{ActFormat::Q8K, dispatch<Q4_KK>, tile8_q4_k};
 constexpr RowKernel kQ5_K{ActFormat::Q8K, dispatch<Q5_KK>};
