@@ -1,10 +1,17 @@
 // csq train — LoRA supervised fine-tuning (the CyberSecQwen recipe or your own settings).
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 #include "base/process.h"
 #include "command.h"
+#include "eval/benchmarks.h"
+#include "eval/overlap.h"
 #include "train/trainer.h"
 
 namespace csq::app {
@@ -15,8 +22,41 @@ struct TrainOptions {
   std::string recipe;
   std::string targets;
   std::string precision = "bf16";
+  std::string eval_data;  // benchmark directory for the contamination check
   bool quiet = false;
 };
+
+// Before training: how much of every evaluation benchmark under `data_dir` the training data
+// already holds (exact and 8-gram overlap, as `csq data overlap`), printed and saved with the run
+// as OUT/overlap.json, so a later evaluation can say which scores are contaminated.
+void check_overlap(const std::string& train_path, const std::string& data_dir, const std::string& out_dir) {
+  const std::vector<std::string> texts = eval::read_training_texts(train_path);
+  nlohmann::ordered_json reports = nlohmann::ordered_json::array();
+  for (const std::string& name : eval::benchmark_names()) {
+    nlohmann::ordered_json j;
+    try {
+      const eval::Benchmark bench = eval::load_benchmark(name, data_dir);
+      const eval::OverlapReport rep = eval::compute_overlap(texts, bench);
+      j = rep.to_json(false);
+      j["benchmark"] = name;
+      std::printf("overlap %-13s %zu of %zu items verbatim in the training data, %zu with >= %.0f%% of their %d-grams\n",
+                  name.c_str(), rep.exact, rep.items, rep.above_threshold, 100 * rep.threshold, rep.n);
+    } catch (const Error& e) {
+      j["benchmark"] = name;
+      j["error"] = e.what();
+      std::printf("overlap %-13s not checked: %s\n", name.c_str(), e.what());
+    }
+    reports.push_back(std::move(j));
+  }
+  std::filesystem::create_directories(out_dir);
+  const std::string path = out_dir + "/overlap.json";
+  nlohmann::ordered_json doc;
+  doc["train"] = train_path;
+  doc["benchmark_data"] = data_dir;
+  doc["benchmarks"] = std::move(reports);
+  std::ofstream out(path);
+  if (!(out << doc.dump(2) << "\n")) fail_runtime(path + ": cannot write");
+}
 
 void run_train(TrainOptions& o, const CLI::App& cmd) {
   train::TrainConfig& c = o.config;
@@ -48,6 +88,12 @@ void run_train(TrainOptions& o, const CLI::App& cmd) {
   else fail_usage("--precision must be bf16 or f32, not '" + o.precision + "'");
   c.progress = !o.quiet;
 
+  if (o.eval_data.empty())
+    if (const char* env = std::getenv("CSQ_DATA"); env && *env) o.eval_data = env;
+  if (!o.eval_data.empty()) check_overlap(c.data, o.eval_data, c.out);
+  else if (o.recipe == "cybersecqwen")
+    std::printf("note: no contamination check (give --eval-data DIR to check the data against the benchmarks)\n");
+
   const train::TrainSummary s = train::run_training(c);
   std::printf("steps %lld  final loss %.4f", (long long)s.steps, s.final_loss);
   if (s.val_loss >= 0) std::printf("  validation loss %.4f", s.val_loss);
@@ -65,6 +111,9 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("--data", c.data, "JSONL: {\"prompt\", \"response\"} or {\"messages\": [...]} per line")->required();
   cmd->add_option("--out", c.out, "Output directory (adapter, log, checkpoints)")->required();
   cmd->add_option("--template", c.template_file, "Jinja chat template to use instead of the model's own");
+  cmd->add_option("--eval-data", o->eval_data,
+                  "Benchmark directory (as for csq eval): check the training data for overlap with every benchmark "
+                  "before training; the report is saved as OUT/overlap.json (default: $CSQ_DATA)");
   cmd->add_option("--recipe", o->recipe, "Preset settings: cybersecqwen (explicit options override it)");
   cmd->add_option("--lora-r", c.lora_r, "LoRA rank")->capture_default_str();
   cmd->add_option("--lora-alpha", c.lora_alpha, "LoRA alpha (scale alpha/r)")->capture_default_str();

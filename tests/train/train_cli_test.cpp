@@ -8,9 +8,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "eval/benchmarks.h"
+#include "eval/overlap.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "model/transformer.h"
+#include "eval/eval_data.h"
 #include "test_paths.h"
 
 namespace csq {
@@ -124,6 +127,38 @@ std::vector<float> last_logits(const Model& model, const std::vector<int32_t>& t
   std::vector<float> logits;
   forward(model, batch, cache, pool, logits);
   return logits;
+}
+
+// The contamination check before training: one CTI-RCM-2021 item copied into the data is found,
+// reported and saved with the run.
+TEST(TrainCli, ChecksTheDataForBenchmarkOverlapFirst) {
+  CSQ_REQUIRE_FIXTURES();
+  CSQ_REQUIRE_EVAL_DATA();
+  const std::string data = write_data(), out = test::temp_dir() + "/overlap-run";
+  fs::remove_all(out);
+  const eval::Benchmark rcm = eval::load_benchmark("cti-rcm-2021", test::data_dir());
+  {
+    std::ofstream add(data, std::ios::app);
+    add << nlohmann::json{{"prompt", eval::item_text(rcm.items[7])}, {"response", "CWE-79"}}.dump() << "\n";
+  }
+  const auto r = run_csq({"train", "--model", fixture("hf/qwen3-tiny-vocab"), "--data", data, "--out", out,
+                          "--max-steps", "1", "--seq-len", "96", "--batch", "1", "--lora-r", "2",
+                          "--eval-data", test::data_dir(), "--threads", "2", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("overlap cti-rcm-2021  1 of 1000 items verbatim"), std::string::npos) << r.out;
+  std::ifstream in(out + "/overlap.json");
+  const nlohmann::json report = nlohmann::json::parse(in);
+  bool seen = false;
+  for (const auto& b : report["benchmarks"]) {
+    ASSERT_FALSE(b.contains("error")) << b.dump();
+    if (b["benchmark"] == "cti-rcm-2021") {
+      seen = true;
+      EXPECT_EQ(b["exact"], 1);
+    } else if (b["benchmark"] == "cti-mcq") {
+      EXPECT_EQ(b["exact"], 0);
+    }
+  }
+  EXPECT_TRUE(seen);
 }
 
 TEST(MergeCli, MergedModelsMatchTheAttachedAdapter) {
