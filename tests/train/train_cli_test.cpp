@@ -23,8 +23,9 @@ using test::fixture;
 using test::run_csq;
 namespace fs = std::filesystem;
 
-std::string write_data() {
-  const std::string path = test::temp_dir() + "/train.jsonl";
+// Each test writes its own file: CTest runs them in parallel processes sharing the temp dir.
+std::string write_data(const std::string& name = "train.jsonl") {
+  const std::string path = test::temp_dir() + "/" + name;
   std::ofstream out(path);
   const char* cwes[] = {"CWE-79", "CWE-89", "CWE-787", "CWE-22"};
   for (int i = 0; i < 16; ++i)
@@ -134,7 +135,7 @@ std::vector<float> last_logits(const Model& model, const std::vector<int32_t>& t
 TEST(TrainCli, ChecksTheDataForBenchmarkOverlapFirst) {
   CSQ_REQUIRE_FIXTURES();
   CSQ_REQUIRE_EVAL_DATA();
-  const std::string data = write_data(), out = test::temp_dir() + "/overlap-run";
+  const std::string data = write_data("train-overlap.jsonl"), out = test::temp_dir() + "/overlap-run";
   fs::remove_all(out);
   const eval::Benchmark rcm = eval::load_benchmark("cti-rcm-2021", test::data_dir());
   {
