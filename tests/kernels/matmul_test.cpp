@@ -153,6 +153,36 @@ INSTANTIATE_TEST_SUITE_P(Kernels, FastMatmul, ::testing::ValuesIn(cases()), [](c
   return s;
 });
 
+// The eight-row kernels (rows read in place for up to kTileMinTokens - 1 tokens, unpacked tiles
+// from kTileMinTokens on) and the row kernel compute a token's result with the same arithmetic:
+// matmul sends a last partial group of rows to the row kernel, so any difference would make a
+// result depend on the row count.
+TEST(FastMatmul, EightRowKernelsMatchTheRowKernelBitForBit) {
+  if (!cpu::cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2";
+  for (DType type : {DType::Q4_K, DType::Q8_0}) {
+    const cpu::RowKernel* kernel = cpu::avx2_kernel(type);
+    ASSERT_NE(kernel, nullptr);
+    ASSERT_NE(kernel->rows8, nullptr);
+    for (int64_t tokens : {int64_t(1), int64_t(3), int64_t(6), cpu::kTileMinTokens + 1}) {
+      const Case c{type, 8, 256 * 21, tokens};  // more blocks than one pass of either kernel holds
+      SCOPED_TRACE(name(c));
+      Problem p = make_problem(c, uint32_t(tokens));
+      const int64_t x_stride = cpu::act_row_bytes(kernel->act, c.cols);
+      std::vector<uint8_t> xq(size_t(tokens * x_stride));
+      for (int64_t t = 0; t < tokens; ++t)
+        cpu::quantize_act(kernel->act, p.x.data() + t * c.cols, xq.data() + t * x_stride, c.cols);
+      std::vector<float> eight(size_t(tokens * 8));
+      kernel->rows8(p.w.data, p.w.row_bytes(), xq.data(), x_stride, tokens, c.cols, eight.data(), 8);
+      for (int64_t r = 0; r < 8; ++r)
+        for (int64_t t = 0; t < tokens; ++t) {
+          float one = 0;
+          kernel->dot(p.w.row(r), xq.data() + t * x_stride, x_stride, 1, c.cols, &one);
+          EXPECT_EQ(0, std::memcmp(&one, &eight[size_t(t * 8 + r)], sizeof(float))) << "row " << r << " token " << t;
+        }
+    }
+  }
+}
+
 // Activations are encoded as ggml-cpu encodes them, level for level: any other rounding makes
 // the 8-bit products drift away from llama.cpp's.
 TEST(ActivationQuantization, MatchesGgml) {

@@ -35,17 +35,18 @@ constexpr int kMaxTokens = 4;
 using DotFn = void (*)(const void* w_row, const void* x, int64_t x_stride, int n_tok, int64_t cols, float* out);
 
 // Eight consecutive weight rows (w_row_bytes apart) against n_tok activation rows:
-// out[t * out_stride + i] = w_i . x_t for i < 8, bit-identical to DotFn's result, but faster
-// when many tokens share the rows (prompt processing).
-using Tile8Fn = void (*)(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride,
+// out[t * out_stride + i] = w_i . x_t for i < 8, bit-identical to DotFn's result for every n_tok.
+// One vector lane per row: faster than eight calls of DotFn, and from kTileMinTokens tokens on
+// the rows are unpacked into tiles first (prompt processing).
+using Rows8Fn = void (*)(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride,
                          int64_t n_tok, int64_t cols, float* out, int64_t out_stride);
-// Tokens from which the tile kernel beats the row kernel (it unpacks the rows first).
+// Tokens from which unpacking the rows into tiles pays.
 constexpr int64_t kTileMinTokens = 16;
 
 struct RowKernel {
   ActFormat act;
   DotFn dot;
-  Tile8Fn tile8 = nullptr;  // where the weight type has one
+  Rows8Fn rows8 = nullptr;  // where the weight type has one
 };
 
 // Whether this CPU runs the AVX2 kernels (AVX2, FMA and F16C).

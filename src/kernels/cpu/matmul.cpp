@@ -135,23 +135,24 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
 
   // Rows [r0, r1) for every token through the row kernel, a tile of tokens at a time so each
   // row is decoded once per tile while the tile's activations stay in cache.
+  const int64_t w_row_bytes = w.row_bytes();
   const auto by_rows = [&](int64_t r0, int64_t r1) {
     float out[cpu::kMaxTokens];
     for (int64_t t0 = 0; t0 < n_tokens; t0 += cpu::kMaxTokens) {
       const int n_tok = int(std::min<int64_t>(cpu::kMaxTokens, n_tokens - t0));
       for (int64_t r = r0; r < r1; ++r) {
-        kernel->dot(w.row(r), xq + t0 * x_stride, x_stride, n_tok, w.cols, out);
+        kernel->dot(w.data + r * w_row_bytes, xq + t0 * x_stride, x_stride, n_tok, w.cols, out);
         for (int i = 0; i < n_tok; ++i) y[(t0 + i) * w.rows + r] = out[i];
       }
     }
   };
-  if (kernel->tile8 && n_tokens >= cpu::kTileMinTokens) {
-    // Groups of 8 rows through the tile kernel, a last partial group through the row kernel
-    // (bit-identical results either way).
+  if (kernel->rows8) {
+    // Groups of 8 rows through the eight-row kernel, a last partial group through the row
+    // kernel (bit-identical results either way).
     pool.parallel_for((w.rows + 7) / 8, [&](int64_t begin, int64_t end, int) {
       for (int64_t g = begin; g < end; ++g) {
         const int64_t r0 = 8 * g;
-        if (r0 + 8 <= w.rows) kernel->tile8(w.row(r0), w.row_bytes(), xq, x_stride, n_tokens, w.cols, y + r0, w.rows);
+        if (r0 + 8 <= w.rows) kernel->rows8(w.data + r0 * w_row_bytes, w_row_bytes, xq, x_stride, n_tokens, w.cols, y + r0, w.rows);
         else by_rows(r0, w.rows);
       }
     });

@@ -141,72 +141,189 @@ void dot_q4_0(const void* w_row, const void* x, int64_t x_stride, int64_t cols, 
 
 // ---- k-quants with BlockQ8_K activations ----
 
-// The 8 six-bit scales and mins of a Q4_K/Q5_K block (quants::scale_min_k4, four at a time).
-inline void unpack_scales_k4(const uint8_t* packed, uint8_t* scales, uint8_t* mins) {
+// The 8 six-bit scales and mins of a Q4_K/Q5_K block (quants::scale_min_k4, four at a time) as
+// four words of four bytes: scales 0-3, scales 4-7, mins 0-3, mins 4-7.
+struct ScalesMinsK4 {
+  uint32_t scales_lo, scales_hi, mins_lo, mins_hi;
+};
+inline ScalesMinsK4 scales_mins_k4(const uint8_t* packed) {
   uint32_t w[3];
   std::memcpy(w, packed, 12);
-  const uint32_t s_lo = w[0] & 0x3f3f3f3f, m_lo = w[1] & 0x3f3f3f3f;
-  const uint32_t s_hi = (w[2] & 0x0f0f0f0f) | (((w[0] >> 6) & 0x03030303) << 4);
-  const uint32_t m_hi = ((w[2] >> 4) & 0x0f0f0f0f) | (((w[1] >> 6) & 0x03030303) << 4);
-  std::memcpy(scales, &s_lo, 4);
-  std::memcpy(scales + 4, &s_hi, 4);
-  std::memcpy(mins, &m_lo, 4);
-  std::memcpy(mins + 4, &m_hi, 4);
+  return {w[0] & 0x3f3f3f3f, (w[2] & 0x0f0f0f0f) | (((w[0] >> 6) & 0x03030303) << 4), w[1] & 0x3f3f3f3f,
+          ((w[2] >> 4) & 0x0f0f0f0f) | (((w[1] >> 6) & 0x03030303) << 4)};
 }
 
-// sum_j mins[j] * (sum of activation sub-block j of 32), from the per-16 bsums.
-inline __m256i mins_dot(const int16_t* bsums, const uint8_t* mins) {
-  const __m128i m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins)));
-  const __m256i m_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
-  return _mm256_madd_epi16(load256(bsums), m_pairs);
+inline void unpack_scales_k4(const uint8_t* packed, uint8_t* scales, uint8_t* mins) {
+  const ScalesMinsK4 sm = scales_mins_k4(packed);
+  std::memcpy(scales, &sm.scales_lo, 4);
+  std::memcpy(scales + 4, &sm.scales_hi, 4);
+  std::memcpy(mins, &sm.mins_lo, 4);
+  std::memcpy(mins + 4, &sm.mins_hi, 4);
 }
 
-// Q4_K and Q5_K share everything but the fifth bit (HighBits = true for Q5_K).
+// [scale 0..7 | min 0..7] as 16 int16: scales in the low 128-bit lane, mins in the high one.
+inline __m256i scales_mins_k4_i16(const uint8_t* packed) {
+  const ScalesMinsK4 sm = scales_mins_k4(packed);
+  return _mm256_cvtepu8_epi16(
+      _mm_set_epi32(int(sm.mins_hi), int(sm.mins_lo), int(sm.scales_hi), int(sm.scales_lo)));
+}
+
+// An activation block's side of the mins term: [0 | the 8 sub-block sums] as int16 (each at most
+// 32 * 127), so that madd with scales_mins_k4_i16 leaves sum_j min_j * sum_j spread over 4 lanes.
+inline __m256i sub_block_sums(const BlockQ8_K& x) {
+  const __m128i sums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums)),
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums + 8)));
+  return _mm256_set_m128i(sums, _mm_setzero_si128());
+}
+
+// Exact integer sums of one Q4_K/Q5_K block with N tokens' activation blocks b, as 8 int32 lanes
+// to be added up: levels[t] = sum_i scale(i) * level_i * x_i and mins[t] = sum_j min_j * (sum of
+// x over sub-block j), x_sub[t] being sub_block_sums of the activation block. Q4_K and Q5_K
+// share everything but the fifth bit (HighBits for Q5_K).
+template <int N, bool HighBits, typename Block>
+inline void q45k_block_sums(const Block& wb, const BlockQ8_K* const* xs, int64_t b, const __m256i* x_sub,
+                            __m256i* levels, __m256i* mins) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const __m256i scales_mins = scales_mins_k4_i16(wb.scales);
+  const __m256i scales = _mm256_permute4x64_epi64(scales_mins, 0x44);  // scales in both lanes
+  for (int t = 0; t < N; ++t) levels[t] = _mm256_setzero_si256();
+  __m256i qh;
+  if constexpr (HighBits) qh = load256(wb.qh);
+  for (int i = 0; i < 4; ++i) {
+    // 64 elements: sub-block 2i in the low nibbles, 2i+1 in the high nibbles.
+    const __m256i raw = load256(wb.qs + 32 * i);
+    __m256i lo = _mm256_and_si256(raw, low4);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+    if constexpr (HighBits) {
+      const __m256i bit_lo = _mm256_set1_epi8(char(1 << (2 * i))), bit_hi = _mm256_set1_epi8(char(2 << (2 * i)));
+      const __m256i sixteen = _mm256_set1_epi8(16);
+      lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo), sixteen));
+      hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi), sixteen));
+    }
+    // Scale j broadcast to every int16 (bytes 2j and 2j + 1 of each lane).
+    const __m256i s_lo = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(short(0x0100 + 0x0404 * i)));
+    const __m256i s_hi = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(short(0x0302 + 0x0404 * i)));
+    for (int t = 0; t < N; ++t) {
+      const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(xs[t][b].qs + 64 * i)), s_lo);
+      const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(xs[t][b].qs + 64 * i + 32)), s_hi);
+      levels[t] = _mm256_add_epi32(levels[t], _mm256_add_epi32(p_lo, p_hi));
+    }
+  }
+  for (int t = 0; t < N; ++t) mins[t] = _mm256_madd_epi16(scales_mins, x_sub[t]);
+}
+
 template <int N, bool HighBits, typename Block>
 void dot_q45_k(const void* w_row, const void* x, int64_t x_stride, int64_t cols, float* out) {
   const Block* w = static_cast<const Block*>(w_row);
   const BlockQ8_K* xs[N];
   for (int t = 0; t < N; ++t) xs[t] = x_row<BlockQ8_K>(x, x_stride, t);
   // Each block's integer sums are exact; the float accumulation is one pair of fused
-  // multiply-adds per block in block order, exactly as the Q4_K tile kernel does it.
+  // multiply-adds per block in block order, exactly as the eight-row kernels do it per lane.
   float acc[N] = {};
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
-  alignas(8) uint8_t scales[8], mins[8];
   for (int64_t b = 0; b < cols / QK_K; ++b) {
     prefetch_ahead(w + b, int64_t(sizeof(w[0])));
-    const Block& wb = w[b];
-    const float d = half_to_float(wb.d), dmin = half_to_float(wb.dmin);
-    unpack_scales_k4(wb.scales, scales, mins);
-    __m256i sumi[N];
-    for (int t = 0; t < N; ++t) sumi[t] = _mm256_setzero_si256();
-    __m256i qh;
-    if constexpr (HighBits) qh = load256(wb.qh);
-    for (int i = 0; i < 4; ++i) {
-      // 64 elements: sub-block 2i in the low nibbles, 2i+1 in the high nibbles.
-      const __m256i raw = load256(wb.qs + 32 * i);
-      __m256i lo = _mm256_and_si256(raw, low4);
-      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
-      if constexpr (HighBits) {
-        const __m256i bit_lo = _mm256_set1_epi8(char(1 << (2 * i))), bit_hi = _mm256_set1_epi8(char(2 << (2 * i)));
-        const __m256i sixteen = _mm256_set1_epi8(16);
-        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo), sixteen));
-        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi), sixteen));
-      }
-      const __m256i s_lo = _mm256_set1_epi16(scales[2 * i]), s_hi = _mm256_set1_epi16(scales[2 * i + 1]);
-      for (int t = 0; t < N; ++t) {
-        const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(xs[t][b].qs + 64 * i)), s_lo);
-        const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(xs[t][b].qs + 64 * i + 32)), s_hi);
-        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p_lo, p_hi));
-      }
-    }
+    __m256i x_sub[N], levels[N], mins[N];
+    for (int t = 0; t < N; ++t) x_sub[t] = sub_block_sums(xs[t][b]);
+    q45k_block_sums<N, HighBits>(w[b], xs, b, x_sub, levels, mins);
+    const float d = half_to_float(w[b].d), dmin = half_to_float(w[b].dmin);
     for (int t = 0; t < N; ++t) {
       const float dx = xs[t][b].d;
-      acc[t] = fma_block(d * dx, hsum_i32(sumi[t]), acc[t]);
-      acc[t] = fma_block(-dmin * dx, hsum_i32(mins_dot(xs[t][b].bsums, mins)), acc[t]);
+      acc[t] = fma_block(d * dx, hsum_i32(levels[t]), acc[t]);
+      acc[t] = fma_block(-dmin * dx, hsum_i32(mins[t]), acc[t]);
     }
   }
   for (int t = 0; t < N; ++t) out[t] = acc[t];
 }
+
+// Lane r of the result is the sum of v[r]'s eight lanes (exact): a transpose by horizontal adds.
+inline __m256i sum_lanes8(const __m256i* v) {
+  const __m256i v01 = _mm256_hadd_epi32(v[0], v[1]), v23 = _mm256_hadd_epi32(v[2], v[3]);
+  const __m256i v45 = _mm256_hadd_epi32(v[4], v[5]), v67 = _mm256_hadd_epi32(v[6], v[7]);
+  // [rows 0-3 | rows 0-3] and [rows 4-7 | rows 4-7], each half holding half of a row's lanes.
+  const __m256i v0123 = _mm256_hadd_epi32(v01, v23), v4567 = _mm256_hadd_epi32(v45, v67);
+  return _mm256_add_epi32(_mm256_permute2x128_si256(v0123, v4567, 0x20),
+                          _mm256_permute2x128_si256(v0123, v4567, 0x31));
+}
+
+// Requests one block of each of the next group's 8 rows (rows of one thread's range are
+// contiguous, so the next group is what this thread reads next; eight interleaved streams are
+// more than the hardware prefetcher follows by itself).
+inline void prefetch_next_group(const uint8_t* block_in_row0, int64_t w_row_bytes, int64_t block_bytes) {
+  const uint8_t* p = block_in_row0 + 8 * w_row_bytes;
+  for (int r = 0; r < 8; ++r, p += w_row_bytes)
+    for (int64_t off = 0; off < block_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + off), _MM_HINT_T0);
+}
+
+// ---- Eight rows at a time against 1..kMaxTokens tokens (generation) ----
+//
+// Each row's block sums are the row kernel's, but instead of reducing each to a scalar (two
+// horizontal sums and two dependent scalar multiply-adds per row and block), 8 rows' sums are
+// transposed into one vector with a lane per row and weighted with two vector multiply-adds: the
+// tile kernel's arithmetic, lane for lane, so a token's result does not depend on which of the two
+// computed it. The rows are still read one after the other (one linear stream the prefetchers
+// follow; block b of 8 rows in turn is 8 streams and reads measurably slower), the sums of a chunk
+// of blocks waiting in a buffer for the transpose.
+
+// u[r] = hadd(levels of row r, mins of row r), 4 partial sums of each. Lane r of levels_out is
+// row r's levels sum, of mins_out its mins sum (exact).
+inline void split_sums8(const __m256i* u, __m256i& levels_out, __m256i& mins_out) {
+  // [L0 M0 L1 M1 | L0 M0 L1 M1] (each half holding half of a row's lanes), and so on.
+  const __m256 u01 = _mm256_castsi256_ps(_mm256_hadd_epi32(u[0], u[1]));
+  const __m256 u23 = _mm256_castsi256_ps(_mm256_hadd_epi32(u[2], u[3]));
+  const __m256 u45 = _mm256_castsi256_ps(_mm256_hadd_epi32(u[4], u[5]));
+  const __m256 u67 = _mm256_castsi256_ps(_mm256_hadd_epi32(u[6], u[7]));
+  const __m256i l0123 = _mm256_castps_si256(_mm256_shuffle_ps(u01, u23, 0x88));
+  const __m256i m0123 = _mm256_castps_si256(_mm256_shuffle_ps(u01, u23, 0xDD));
+  const __m256i l4567 = _mm256_castps_si256(_mm256_shuffle_ps(u45, u67, 0x88));
+  const __m256i m4567 = _mm256_castps_si256(_mm256_shuffle_ps(u45, u67, 0xDD));
+  levels_out = _mm256_add_epi32(_mm256_permute2x128_si256(l0123, l4567, 0x20),
+                                _mm256_permute2x128_si256(l0123, l4567, 0x31));
+  mins_out = _mm256_add_epi32(_mm256_permute2x128_si256(m0123, m4567, 0x20),
+                              _mm256_permute2x128_si256(m0123, m4567, 0x31));
+}
+
+template <int N, bool HighBits, typename Block>
+struct Q45KRows8 {
+  static void run(const uint8_t* w_rows, int64_t w_row_bytes, const BlockQ8_K* const* xs, int64_t n_blocks, float* out,
+                  int64_t out_stride) {
+    constexpr int64_t kChunk = 64 / N;  // 16 KB of partial sums
+    alignas(32) __m256i partial[kChunk][N][8];
+    alignas(32) __m256i x_sub[kChunk][N];
+    alignas(16) uint16_t d_half[kChunk][8], dmin_half[kChunk][8];
+    __m256 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunk) {
+      const int64_t nb = std::min(kChunk, n_blocks - b0);
+      for (int64_t i = 0; i < nb; ++i)
+        for (int t = 0; t < N; ++t) x_sub[i][t] = sub_block_sums(xs[t][b0 + i]);
+      for (int r = 0; r < 8; ++r) {
+        const Block* w = reinterpret_cast<const Block*>(w_rows + r * w_row_bytes) + b0;
+        for (int64_t i = 0; i < nb; ++i) {
+          prefetch_ahead(w + i, int64_t(sizeof(Block)));
+          d_half[i][r] = w[i].d;
+          dmin_half[i][r] = w[i].dmin;
+          __m256i levels[N], mins[N];
+          q45k_block_sums<N, HighBits>(w[i], xs, b0 + i, x_sub[i], levels, mins);
+          for (int t = 0; t < N; ++t) partial[i][t][r] = _mm256_hadd_epi32(levels[t], mins[t]);
+        }
+      }
+      for (int64_t i = 0; i < nb; ++i) {
+        const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(d_half[i])));
+        const __m256 neg_dmin = _mm256_xor_ps(
+            _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dmin_half[i]))), _mm256_set1_ps(-0.f));
+        for (int t = 0; t < N; ++t) {
+          __m256i levels, mins;
+          split_sums8(partial[i][t], levels, mins);
+          const __m256 dx = _mm256_set1_ps(xs[t][b0 + i].d);
+          acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(levels), acc[t]);
+          acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(neg_dmin, dx), _mm256_cvtepi32_ps(mins), acc[t]);
+        }
+      }
+    }
+    for (int t = 0; t < N; ++t) _mm256_storeu_ps(out + t * out_stride, acc[t]);
+  }
+};
+template <int N> using Q4KRows8 = Q45KRows8<N, false, BlockQ4_K>;
 
 // ---- Q4_K tiles: eight rows against many tokens (prompt processing) ----
 //
@@ -306,14 +423,31 @@ template <int T> struct Q4KTileTokens {
 
 constexpr int kTileTokens = 4;
 
-// The tile product for one weight format: unpack 8 rows once, then pass over the tokens one
-// chunk of blocks at a time, so the chunk (about 8-10 KB) stays in L1 while every token streams
-// its activations past it.
+// Eight rows of one weight format against n_tok tokens. From kTileMinTokens tokens on, the rows
+// are unpacked once into tiles, then passed over one chunk of blocks at a time, so the chunk
+// (about 8-10 KB) stays in L1 while every token streams its activations past it; fewer tokens
+// read the rows in place (Rows8), kMaxTokens at a time.
 template <typename Tile, typename XBlock, int64_t kBlockElems, int64_t kChunkBlocks,
-          void (*Unpack)(const uint8_t*, int64_t, int64_t, Tile*), template <int> class Kernel>
-void tile8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
+          void (*Unpack)(const uint8_t*, int64_t, int64_t, Tile*), template <int> class Kernel,
+          template <int> class Rows8>
+void rows8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
            float* out, int64_t out_stride) {
   const int64_t n_blocks = cols / kBlockElems;
+  if (n_tok < kTileMinTokens) {
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kMaxTokens) {
+      const XBlock* xs[kMaxTokens];
+      const int tt = int(std::min<int64_t>(kMaxTokens, n_tok - t0));
+      for (int t = 0; t < tt; ++t) xs[t] = x_row<XBlock>(x, x_stride, int(t0 + t));
+      float* o = out + t0 * out_stride;
+      switch (tt) {
+        case 1: Rows8<1>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); break;
+        case 2: Rows8<2>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); break;
+        case 3: Rows8<3>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); break;
+        default: Rows8<4>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); break;
+      }
+    }
+    return;
+  }
   thread_local std::vector<Tile> tiles;
   thread_local std::vector<float> acc;
   if (int64_t(tiles.size()) < n_blocks) tiles.resize(size_t(n_blocks));
@@ -394,9 +528,36 @@ struct Q8_0TileTokens {
   }
 };
 
+// Q8_0 rows read in place (generation), with the Q8_0 tile kernel's arithmetic lane for lane.
+template <int N>
+struct Q8_0Rows8 {
+  static void run(const uint8_t* w_rows, int64_t w_row_bytes, const BlockQ8x32* const* xs, int64_t n_blocks, float* out,
+                  int64_t out_stride) {
+    __m256 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      // Two 34-byte blocks per row fit in the two lines requested every other block.
+      if (b % 2 == 0) prefetch_next_group(w_rows + b * int64_t(sizeof(BlockQ8_0)), w_row_bytes, 2 * 64);
+      __m256i sums[N][8];
+      alignas(16) uint16_t d_half[8];
+      for (int r = 0; r < 8; ++r) {
+        const BlockQ8_0& wb = reinterpret_cast<const BlockQ8_0*>(w_rows + r * w_row_bytes)[b];
+        d_half[r] = wb.d;
+        const __m256i q = load256(wb.qs);
+        for (int t = 0; t < N; ++t) sums[t][r] = dot_i8(q, load256(xs[t][b].qs));
+      }
+      const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(d_half)));
+      for (int t = 0; t < N; ++t)
+        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xs[t][b].d)), _mm256_cvtepi32_ps(sum_lanes8(sums[t])),
+                                 acc[t]);
+    }
+    for (int t = 0; t < N; ++t) _mm256_storeu_ps(out + t * out_stride, acc[t]);
+  }
+};
+
 // 4 Q4_K blocks of 8 rows = 10.5 KB; 16 Q8_0 blocks = 8.5 KB.
-constexpr auto tile8_q4_k = tile8<Q4KTileBlock, BlockQ8_K, QK_K, 4, unpack_q4k_tile, Q4KTileTokens>;
-constexpr auto tile8_q8_0 = tile8<Q8_0TileBlock, BlockQ8x32, 32, 16, unpack_q8_0_tile, Q8_0TileTokens>;
+constexpr auto rows8_q4_k = rows8<Q4KTileBlock, BlockQ8_K, QK_K, 4, unpack_q4k_tile, Q4KTileTokens, Q4KRows8>;
+constexpr auto rows8_q8_0 = rows8<Q8_0TileBlock, BlockQ8x32, 32, 16, unpack_q8_0_tile, Q8_0TileTokens, Q8_0Rows8>;
 
 template <int N>
 void dot_q6_k(const void* w_row, const void* x, int64_t x_stride, int64_t cols, float* out) {
@@ -518,9 +679,9 @@ template <int N> struct F32K { static void run(const void* w, const void* x, int
 template <int N> struct F16K { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_float<N, DType::F16>(w, x, s, c, o); } };
 template <int N> struct BF16K { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_float<N, DType::BF16>(w, x, s, c, o); } };
 
-constexpr RowKernel kQ8_0{ActFormat::Q8x32, dispatch<Q8_0K>, tile8_q8_0};
+constexpr RowKernel kQ8_0{ActFormat::Q8x32, dispatch<Q8_0K>, rows8_q8_0};
 constexpr RowKernel kQ4_0{ActFormat::Q8x32, dispatch<Q4_0K>};
-constexpr RowKernel kQ4_K{ActFormat::Q8K, dispatch<Q4_KK>, tile8_q4_k};
+constexpr RowKernel kQ4_K{ActFormat::Q8K, dispatch<Q4_KK>, rows8_q4_k};
 constexpr RowKernel kQ5_K{ActFormat::Q8K, dispatch<Q5_KK>};
 constexpr RowKernel kQ6_K{ActFormat::Q8K, dispatch<Q6_KK>};
 constexpr RowKernel kF32{ActFormat::F32, dispatch<F32K>};
