@@ -386,15 +386,20 @@ void q4k_tile_tokens(const Q4KTileBlock* tiles, int64_t n_blocks, const BlockQ8_
     __m256i sumi[T];
     for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
     for (int j = 0; j < 8; ++j) {
-      __m256i p[T];
-      for (int t = 0; t < T; ++t) p[t] = _mm256_setzero_si256();
-      for (int g = 0; g < 8; ++g) {
-        const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.q[j][g]));
-        for (int t = 0; t < T; ++t)
-          p[t] = _mm256_add_epi16(p[t], _mm256_maddubs_epi16(w, broadcast4(xs[t][b].qs + 32 * j + 4 * g)));
-      }
       const __m256i sc = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.scales[j]));
-      for (int t = 0; t < T; ++t) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p[t], sc));
+      // One token at a time: a single int16 chain, the weights read from L1 as memory operands.
+      // The empty asm statements keep the chain a chain: reassociated into a tree, the partial
+      // products outnumber the registers and go through the stack.
+      for (int t = 0; t < T; ++t) {
+        const int8_t* xq = xs[t][b].qs + 32 * j;
+        __m256i p = _mm256_maddubs_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(tile.q[j][0])), broadcast4(xq));
+        for (int g = 1; g < 8; ++g) {
+          p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(tile.q[j][g])),
+                                                       broadcast4(xq + 4 * g)));
+          __asm__("" : "+x"(p));
+        }
+        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, sc));
+      }
     }
     // sum_j min_j * (activation sum of sub-block j): the two bsums of j broadcast as an int16 pair.
     __m256i summ[T];
