@@ -1,6 +1,6 @@
 // csq bench — prompt-processing and generation speed in llama-bench's layout (token ids in,
-// so tokenization is excluded), with the memory-bandwidth roofline of generation and the peak
-// resident memory.
+// so tokenization is excluded), with the memory-bandwidth roofline of generation, the compute
+// roofline of prompt processing and the peak resident memory.
 
 #include <algorithm>
 #include <chrono>
@@ -14,6 +14,7 @@
 #include "base/thread_pool.h"
 #include "command.h"
 #include "io/gguf.h"
+#include "kernels/ops.h"
 #include "model/model.h"
 #include "model/transformer.h"
 #include "quant_plan.h"
@@ -132,6 +133,38 @@ uint64_t weight_bytes_per_token(const Model& model) {
   return total;
 }
 
+// Multiply-adds of one prompt token in the layer matrices (the output head runs for the last
+// token only; attention adds under 1% at these lengths), split by the arithmetic matmul uses.
+struct PromptMacs {
+  double int8 = 0, floats = 0, reference = 0;
+  double total() const { return int8 + floats + reference; }
+};
+
+PromptMacs prompt_macs_per_token(const Model& model) {
+  PromptMacs macs;
+  const auto add = [&](const kernels::Matrix& m) {
+    const double n = double(m.rows) * double(m.cols);
+    switch (kernels::matmul_arithmetic(m.type)) {
+      case kernels::MatmulArithmetic::Int8: macs.int8 += n; break;
+      case kernels::MatmulArithmetic::Float: macs.floats += n; break;
+      case kernels::MatmulArithmetic::Reference: macs.reference += n; break;
+    }
+  };
+  for (const LayerWeights& l : model.weights().layers)
+    for (const kernels::Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*m);
+  return macs;
+}
+
+// Prompt tokens per second if every layer matrix ran at the machine's peak for its arithmetic;
+// 0 where some matrix has no fast kernel here (the probes do not describe the reference path).
+double prompt_roofline(const PromptMacs& macs, const kernels::ComputePeak& peak) {
+  if (macs.reference > 0 || (macs.int8 > 0 && peak.int8_macs_per_s <= 0) || (macs.floats > 0 && peak.float_macs_per_s <= 0))
+    return 0;
+  const double seconds = (macs.int8 > 0 ? macs.int8 / peak.int8_macs_per_s : 0) +
+                         (macs.floats > 0 ? macs.floats / peak.float_macs_per_s : 0);
+  return seconds > 0 ? 1.0 / seconds : 0;
+}
+
 std::string model_type_name(const Model& model) {
   if (const io::GgufFile* g = model.gguf())
     if (auto ft = g->get_int_opt("general.file_type"))
@@ -166,6 +199,7 @@ void run_bench(const BenchOptions& o) {
   // The machine's bandwidth drifts (other tenants of a VM host): measured before and after the
   // tests, and the better of the two taken, so the roofline fraction errs on the low side.
   const double bandwidth_before = o.roofline ? measure_read_bandwidth(pool) : 0;
+  const kernels::ComputePeak peak_before = o.roofline ? kernels::measure_compute_peak(pool) : kernels::ComputePeak{};
   if (o.roofline && !reset_peak_resident())
     std::fprintf(stderr, "note: the peak memory below includes the 1 GiB bandwidth buffer\n");
   if (o.prompt > 0) {
@@ -194,6 +228,15 @@ void run_bench(const BenchOptions& o) {
   const uint64_t per_token = weight_bytes_per_token(*model);
   const double bandwidth = o.roofline ? std::max(bandwidth_before, measure_read_bandwidth(pool)) : 0;
   const double roof_tps = bandwidth > 0 ? bandwidth / double(per_token) : 0;
+  kernels::ComputePeak peak;
+  if (o.roofline) {
+    const kernels::ComputePeak after = kernels::measure_compute_peak(pool);
+    peak.int8_macs_per_s = std::max(peak_before.int8_macs_per_s, after.int8_macs_per_s);
+    peak.float_macs_per_s = std::max(peak_before.float_macs_per_s, after.float_macs_per_s);
+  }
+  const PromptMacs macs = prompt_macs_per_token(*model);
+  const double pp_roof_tps = o.roofline ? prompt_roofline(macs, peak) : 0;
+  const auto roofline_of = [&](const Test& t) { return t.name[0] == 't' ? roof_tps : pp_roof_tps; };
   char size_class[16];
   std::snprintf(size_class, sizeof size_class, "%.1fB", double(model->checkpoint().parameter_count) / 1e9);
   const std::string model_label = std::string(arch_name(c.arch)) + " " + size_class + " " + model_type_name(*model);
@@ -213,6 +256,10 @@ void run_bench(const BenchOptions& o) {
     if (o.roofline) {
       j["read_bandwidth_bytes_per_s"] = bandwidth;
       j["tg_roofline_tokens_per_s"] = roof_tps;
+      j["int8_peak_macs_per_s"] = peak.int8_macs_per_s;
+      j["float_peak_macs_per_s"] = peak.float_macs_per_s;
+      j["prompt_macs_per_token"] = macs.total();
+      if (pp_roof_tps > 0) j["pp_roofline_tokens_per_s"] = pp_roof_tps;
     }
     for (const Test& t : tests) {
       nlohmann::json r;
@@ -221,7 +268,7 @@ void run_bench(const BenchOptions& o) {
       r["avg_ts"] = t.tps.mean;
       r["stddev_ts"] = t.tps.sd;
       r["samples_ts"] = t.tps.samples;
-      if (o.roofline && t.name[0] == 't') r["roofline_fraction"] = t.tps.mean / roof_tps;
+      if (o.roofline && roofline_of(t) > 0) r["roofline_fraction"] = t.tps.mean / roofline_of(t);
       j["results"].push_back(r);
     }
     std::printf("%s\n", j.dump(2).c_str());
@@ -239,9 +286,16 @@ void run_bench(const BenchOptions& o) {
   if (o.roofline) {
     std::printf("read bandwidth %.1f GB/s with %d threads; generation reads %.2f GB of weights per token\n",
                 bandwidth / 1e9, o.threads, double(per_token) / 1e9);
+    if (peak.int8_macs_per_s > 0)
+      std::printf("multiply-add peak %.1f G/s int8, %.1f G/s float with %d threads; a prompt token takes %.2f G "
+                  "multiply-adds in the layer matrices\n",
+                  peak.int8_macs_per_s / 1e9, peak.float_macs_per_s / 1e9, o.threads, macs.total() / 1e9);
+    else
+      std::printf("no compute roofline: this CPU runs the reference kernels\n");
     for (const Test& t : tests)
-      if (t.name[0] == 't')
-        std::printf("%s roofline %.2f tok/s: achieved %.1f%%\n", t.name.c_str(), roof_tps, 100.0 * t.tps.mean / roof_tps);
+      if (roofline_of(t) > 0)
+        std::printf("%s %s roofline %.2f tok/s: achieved %.1f%%\n", t.name.c_str(),
+                    t.name[0] == 't' ? "bandwidth" : "compute", roofline_of(t), 100.0 * t.tps.mean / roofline_of(t));
   }
 }
 
@@ -254,7 +308,7 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("-t,--threads", opts->threads, "Worker threads")->capture_default_str();
   cmd->add_option("-r,--repetitions", opts->reps, "Repetitions of each test")->capture_default_str();
   cmd->add_flag("--json", opts->json, "Print the results as JSON");
-  cmd->add_flag("--roofline", opts->roofline, "Measure read bandwidth and report tg as a fraction of its roofline");
+  cmd->add_flag("--roofline", opts->roofline, "Measure read bandwidth and multiply-add peaks; report tg and pp as fractions of their rooflines");
   cmd->callback([opts] { run_bench(*opts); });
 });
 

@@ -15,16 +15,19 @@ const run = (file, argv) => JSON.parse(execFileSync(file, argv, {stdio: ["ignore
 const mine = run(csq, ["bench", ...shared, "--json", "--roofline"]);
 const theirs = run(process.execPath, [fileURLToPath(new URL("bench.mjs", import.meta.url)), ...shared, "--json"]);
 
+// The same machine's rooflines for both: memory bandwidth for tg, multiply-add peak for pp.
+const roofline = (test) => (test.startsWith("tg") ? mine.tg_roofline_tokens_per_s : mine.pp_roofline_tokens_per_s) ?? null;
 const rows = [];
 for (const r of mine.results) {
   const other = r.test.startsWith("pp") ? theirs.pp : theirs.tg;
   rows.push({test: r.test, csq: r.avg_ts, csq_sd: r.stddev_ts, llamacpp: other.mean, llamacpp_sd: other.sd,
              ratio: r.avg_ts / other.mean, csq_roofline: r.roofline_fraction ?? null,
-             llamacpp_roofline: r.test.startsWith("tg") ? other.mean / mine.tg_roofline_tokens_per_s : null});
+             llamacpp_roofline: roofline(r.test) ? other.mean / roofline(r.test) : null});
 }
 console.log(`${mine.model_type}, ${mine.n_threads} threads, ${mine.repetitions} runs each; read bandwidth ` +
             `${(mine.read_bandwidth_bytes_per_s / 1e9).toFixed(1)} GB/s, tg roofline ` +
-            `${mine.tg_roofline_tokens_per_s.toFixed(2)} tok/s; csq peak memory ${(mine.peak_rss_bytes / 2 ** 30).toFixed(2)} GiB`);
+            `${mine.tg_roofline_tokens_per_s.toFixed(2)} tok/s; int8 multiply-add peak ` +
+            `${(mine.int8_peak_macs_per_s / 1e9).toFixed(1)} G/s, pp roofline ${(mine.pp_roofline_tokens_per_s ?? 0).toFixed(2)} tok/s; csq peak memory ${(mine.peak_rss_bytes / 2 ** 30).toFixed(2)} GiB`);
 console.log("| test  |   csq t/s        | llama.cpp t/s    | csq / llama.cpp | roofline csq | roofline llama.cpp |");
 console.log("| ----- | ---------------: | ---------------: | --------------: | -----------: | -----------------: |");
 const pct = (v) => (v === null ? "" : `${(100 * v).toFixed(1)}%`);

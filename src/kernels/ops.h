@@ -35,6 +35,18 @@ void matmul_ref(const Matrix& w, const float* x, int64_t n_tokens, float* y, Thr
 // threads, never a sum, so results do not depend on the thread count.
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
+// Which arithmetic matmul uses for a weight type on this CPU, and the peak rate of each with
+// every thread of the pool busy (multiply-adds per second, measured by register-only probes of
+// the kernels' inner instructions; 0 where matmul has no such kernel here). csq bench divides a
+// prompt's multiply-adds by these for its compute roofline.
+enum class MatmulArithmetic { Int8, Float, Reference };
+MatmulArithmetic matmul_arithmetic(DType weight_type);
+struct ComputePeak {
+  double int8_macs_per_s = 0;
+  double float_macs_per_s = 0;
+};
+ComputePeak measure_compute_peak(ThreadPool& pool);
+
 // out[t, :] = table row ids[t], decoded to float.
 void embedding_lookup(const Matrix& table, const int32_t* ids, int64_t n_tokens, float* out);
 

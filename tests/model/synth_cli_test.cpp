@@ -41,6 +41,30 @@ TEST_P(SynthCli, WritesAModelThatRuns) {
   EXPECT_EQ(j["results"][1]["test"], "tg2");
 }
 
+// --roofline: the prompt's multiply-adds are those of the layer matrices, and both tests get a
+// roofline (bandwidth for tg; the probes' multiply-add peak for pp where the AVX2 kernels run).
+TEST(BenchCli, ReportsBothRooflines) {
+  const std::string out = test::temp_dir() + "/bench-roofline-tiny.gguf";
+  ASSERT_EQ(test::run_csq({"synth", "--preset", "tiny", "--type", "Q4_K_M", "--out", out}).exit_code, 0);
+  const ModelConfig c = Model::load(out)->config();
+  const auto b = test::run_csq({"bench", "--model", out, "-p", "16", "-n", "2", "-r", "1", "--json", "--roofline"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const auto j = nlohmann::json::parse(b.out);
+  const double q = double(c.n_heads * c.head_dim), kv = double(c.n_kv_heads * c.head_dim), h = double(c.hidden_size);
+  const double layer = h * (q + 2 * kv) + q * h + 3 * h * double(c.ffn_size);
+  EXPECT_DOUBLE_EQ(j["prompt_macs_per_token"].get<double>(), double(c.n_layers) * layer);
+  EXPECT_GT(j["read_bandwidth_bytes_per_s"].get<double>(), 0);
+  EXPECT_GT(j["results"][1]["roofline_fraction"].get<double>(), 0);
+  if (j["int8_peak_macs_per_s"].get<double>() > 0) {
+    // A roofline is an upper bound: the tiny model's prompt runs well below it.
+    EXPECT_GT(j["float_peak_macs_per_s"].get<double>(), 0);
+    EXPECT_GT(j["pp_roofline_tokens_per_s"].get<double>(), j["results"][0]["avg_ts"].get<double>());
+    EXPECT_LT(j["results"][0]["roofline_fraction"].get<double>(), 1.0);
+  } else {
+    EXPECT_FALSE(j.contains("pp_roofline_tokens_per_s"));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, SynthCli, ::testing::Values("Q4_K_M", "Q5_K_M", "Q8_0"));
 
 }  // namespace

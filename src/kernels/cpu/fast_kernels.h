@@ -58,6 +58,17 @@ bool use_avx2();
 // the reference). Only call when cpu_has_avx2().
 const RowKernel* avx2_kernel(DType weight_type);
 
+
+// Peak-rate probes for csq bench's compute roofline (AVX2 only): `rounds` rounds of independent
+// register-only multiply-add chains of the instructions the kernels' inner loops issue, no memory
+// traffic. The result depends on every product, so nothing is optimised away.
+// int8: 8 x (vpmaddubsw + vpaddw) per round, as in the integer tile kernels.
+constexpr int64_t kProbeInt8MacsPerRound = 8 * 32;
+int32_t probe_int8_madd(int64_t rounds);
+// float: 12 x vfmadd per round, as in the float-weight kernels.
+constexpr int64_t kProbeFloatMacsPerRound = 12 * 8;
+float probe_float_fma(int64_t rounds);
+
 }  // namespace csq::kernels::cpu
 
 namespace csq::kernels::cpu {

@@ -2,6 +2,7 @@
 // activations once per product, and walks the weights in row blocks x token tiles so that
 // each weight row is decoded once per tile of tokens while the tile stays in cache.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -161,6 +162,35 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
   pool.parallel_for((w.rows + kRowBlock - 1) / kRowBlock, [&](int64_t begin, int64_t end, int) {
     for (int64_t blk = begin; blk < end; ++blk) by_rows(blk * kRowBlock, std::min(w.rows, (blk + 1) * kRowBlock));
   });
+}
+
+MatmulArithmetic matmul_arithmetic(DType type) {
+  const cpu::RowKernel* kernel = row_kernel(type);
+  if (!kernel) return MatmulArithmetic::Reference;
+  return kernel->act == cpu::ActFormat::F32 ? MatmulArithmetic::Float : MatmulArithmetic::Int8;
+}
+
+ComputePeak measure_compute_peak(ThreadPool& pool) {
+  ComputePeak peak;
+  if (!cpu::use_avx2()) return peak;
+  // Each probe runs about 0.1 s per thread; the best of five passes counts (the slower ones
+  // were shared with something else).
+  const auto best_rate = [&](int64_t rounds, int64_t macs_per_round, auto probe) {
+    std::vector<double> sinks(size_t(pool.size()));
+    double best = 0;
+    for (int pass = 0; pass < 5; ++pass) {
+      const auto start = std::chrono::steady_clock::now();
+      pool.parallel_for(pool.size(), [&](int64_t begin, int64_t end, int) {
+        for (int64_t i = begin; i < end; ++i) sinks[size_t(i)] = double(probe(rounds));
+      });
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      best = std::max(best, double(pool.size() * rounds * macs_per_round) / seconds);
+    }
+    return best;
+  };
+  peak.int8_macs_per_s = best_rate(int64_t(20'000'000), cpu::kProbeInt8MacsPerRound, cpu::probe_int8_madd);
+  peak.float_macs_per_s = best_rate(int64_t(40'000'000), cpu::kProbeFloatMacsPerRound, cpu::probe_float_fma);
+  return peak;
 }
 
 }  // namespace csq::kernels

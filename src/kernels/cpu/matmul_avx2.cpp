@@ -695,6 +695,41 @@ constexpr RowKernel kBF16{ActFormat::F32, dispatch<BF16K>};
 
 }  // namespace
 
+int32_t probe_int8_madd(int64_t rounds) {
+  // Eight chains, each with its own weights; the activations pass an empty asm statement every
+  // round, so the compiler can neither hoist nor merge the products.
+  __m256i w[8], acc[8];
+  for (int i = 0; i < 8; ++i) {
+    w[i] = _mm256_set1_epi8(char(i + 1));
+    acc[i] = _mm256_setzero_si256();
+  }
+  __m256i x = _mm256_set1_epi8(3);
+  for (int64_t r = 0; r < rounds; ++r) {
+    __asm__ volatile("" : "+x"(x));
+    for (int i = 0; i < 8; ++i) acc[i] = _mm256_add_epi16(acc[i], _mm256_maddubs_epi16(w[i], x));
+  }
+  __m256i sum = acc[0];
+  for (int i = 1; i < 8; ++i) sum = _mm256_add_epi16(sum, acc[i]);
+  return _mm256_extract_epi16(sum, 0);
+}
+
+float probe_float_fma(int64_t rounds) {
+  // Twelve chains: enough to cover the fused multiply-add latency on two pipes.
+  __m256 w[12], acc[12];
+  for (int i = 0; i < 12; ++i) {
+    w[i] = _mm256_set1_ps(1.f + 1e-7f * float(i));
+    acc[i] = _mm256_setzero_ps();
+  }
+  __m256 x = _mm256_set1_ps(1e-7f);
+  for (int64_t r = 0; r < rounds; ++r) {
+    __asm__ volatile("" : "+x"(x));
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(w[i], x, acc[i]);
+  }
+  __m256 sum = acc[0];
+  for (int i = 1; i < 12; ++i) sum = _mm256_add_ps(sum, acc[i]);
+  return hsum(sum);
+}
+
 const RowKernel* avx2_kernel(DType weight_type) {
   switch (weight_type) {
     case DType::Q8_0: return &kQ8_0;
