@@ -338,7 +338,7 @@ template <int N> using Q4KRows8 = Q45KRows8<N, false, BlockQ4_K>;
 struct alignas(32) Q4KTileBlock {
   int8_t q[8][8][32];   // [sub-block j][column quad g][4 * row + c] = level(row, 32 j + 4 g + c)
   int16_t scales[8][16];  // [j][2 * row] = [j][2 * row + 1] = the row's 6-bit scale of sub-block j
-  int16_t mins[8][16];    // the same for the mins
+  int16_t mins[4][16];    // [k][2 * row + e] = the row's 6-bit min of sub-block 2 k + e
   float d[8];             // per row
   float neg_dmin[8];      // per row, negated
 };
@@ -356,7 +356,7 @@ void unpack_q4k_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_block
       unpack_scales_k4(w[b].scales, scales, mins);
       for (int j = 0; j < 8; ++j) {
         tile.scales[j][2 * row] = tile.scales[j][2 * row + 1] = scales[j];
-        tile.mins[j][2 * row] = tile.mins[j][2 * row + 1] = mins[j];
+        tile.mins[j / 2][2 * row + j % 2] = mins[j];
       }
       for (int i = 0; i < 4; ++i) {
         // Sub-block 2i in the low nibbles, 2i+1 in the high ones.
@@ -401,12 +401,19 @@ void q4k_tile_tokens(const Q4KTileBlock* tiles, int64_t n_blocks, const BlockQ8_
         sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, sc));
       }
     }
-    // sum_j min_j * (activation sum of sub-block j): the two bsums of j broadcast as an int16 pair.
+    // sum_j min_j * (activation sum of sub-block j), two sub-blocks per madd: the sums of
+    // sub-blocks 2k and 2k + 1 (each at most 32 * 127) broadcast as an int16 pair.
     __m256i summ[T];
-    for (int t = 0; t < T; ++t) summ[t] = _mm256_setzero_si256();
-    for (int j = 0; j < 8; ++j) {
-      const __m256i mn = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.mins[j]));
-      for (int t = 0; t < T; ++t) summ[t] = _mm256_add_epi32(summ[t], _mm256_madd_epi16(mn, broadcast4(xs[t][b].bsums + 2 * j)));
+    for (int t = 0; t < T; ++t) {
+      alignas(16) int16_t sub_sums[8];
+      _mm_store_si128(reinterpret_cast<__m128i*>(sub_sums),
+                      _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xs[t][b].bsums)),
+                                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(xs[t][b].bsums + 8))));
+      summ[t] = _mm256_setzero_si256();
+      for (int k = 0; k < 4; ++k) {
+        const __m256i mn = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.mins[k]));
+        summ[t] = _mm256_add_epi32(summ[t], _mm256_madd_epi16(mn, broadcast4(sub_sums + 2 * k)));
+      }
     }
     const __m256 d = _mm256_load_ps(tile.d), neg_dmin = _mm256_load_ps(tile.neg_dmin);
     for (int t = 0; t < T; ++t) {
@@ -560,7 +567,7 @@ struct Q8_0Rows8 {
   }
 };
 
-// 4 Q4_K blocks of 8 rows = 10.5 KB; 16 Q8_0 blocks = 8.5 KB.
+// 4 Q4_K blocks of 8 rows = 9.75 KB; 16 Q8_0 blocks = 8.5 KB.
 constexpr auto rows8_q4_k = rows8<Q4KTileBlock, BlockQ8_K, QK_K, 4, unpack_q4k_tile, Q4KTileTokens, Q4KRows8>;
 constexpr auto rows8_q8_0 = rows8<Q8_0TileBlock, BlockQ8x32, 32, 16, unpack_q8_0_tile, Q8_0TileTokens, Q8_0Rows8>;
 
