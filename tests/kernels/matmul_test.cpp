@@ -131,13 +131,17 @@ std::vector<Case> cases() {
     for (int64_t cols : {1, 7, 16, 45, 130})
       for (int64_t tokens : {1, 4, 7}) out.push_back({t, 19, cols, tokens});
   out.push_back({DType::Q4_K, 300, 2560, 4});  // a real row length, rows not a multiple of the block
-  // The tile kernels (Q4_K, Q8_0): token counts around kTileMinTokens, partial row groups, more column
+  // The tile kernels (Q4_K, Q6_K, Q8_0): token counts around kTileMinTokens, partial row groups, more column
   // blocks than one pass holds.
   for (int64_t tokens : {cpu::kTileMinTokens, cpu::kTileMinTokens + 3}) {
     out.push_back({DType::Q4_K, 21, 1280, tokens});
     out.push_back({DType::Q4_K, 64, 256, tokens});
   }
   out.push_back({DType::Q4_K, 300, 2560, 37});
+  for (int64_t tokens : {cpu::kTileMinTokens, cpu::kTileMinTokens + 5}) {
+    out.push_back({DType::Q6_K, 21, 1280, tokens});
+    out.push_back({DType::Q6_K, 64, 256, tokens});
+  }
   // Q8_0: more blocks (of 32 columns) than the 16 one pass holds.
   for (int64_t tokens : {cpu::kTileMinTokens, cpu::kTileMinTokens + 3}) {
     out.push_back({DType::Q8_0, 21, 1056, tokens});
@@ -159,7 +163,7 @@ INSTANTIATE_TEST_SUITE_P(Kernels, FastMatmul, ::testing::ValuesIn(cases()), [](c
 // result depend on the row count.
 TEST(FastMatmul, EightRowKernelsMatchTheRowKernelBitForBit) {
   if (!cpu::cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2";
-  for (DType type : {DType::Q4_K, DType::Q8_0}) {
+  for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0}) {
     const cpu::RowKernel* kernel = cpu::avx2_kernel(type);
     ASSERT_NE(kernel, nullptr);
     ASSERT_NE(kernel->rows8, nullptr);

@@ -571,50 +571,174 @@ struct Q8_0Rows8 {
 constexpr auto rows8_q4_k = rows8<Q4KTileBlock, BlockQ8_K, QK_K, 4, unpack_q4k_tile, Q4KTileTokens, Q4KRows8>;
 constexpr auto rows8_q8_0 = rows8<Q8_0TileBlock, BlockQ8x32, 32, 16, unpack_q8_0_tile, Q8_0TileTokens, Q8_0Rows8>;
 
+// The levels (0..63, the +32 bias kept) of elements 128h + 32k + i, i < 32, in q[k].
+inline void q6k_half_levels(const BlockQ6_K& wb, int h, __m256i* q) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(3);
+  const __m256i ql0 = load256(wb.ql + 64 * h), ql1 = load256(wb.ql + 64 * h + 32);
+  const __m256i qh = load256(wb.qh + 32 * h);
+  q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4));
+  q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), low2), 4));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), low2), 4));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), low2), 4));
+}
+
+// Exact integer sums of one Q6_K block with N tokens' activation blocks b, as 8 int32 lanes to
+// be added up: sum_i scale(i) * (level_i - 32) * x_i.
+template <int N>
+inline void q6k_block_sums(const BlockQ6_K& wb, const BlockQ8_K* const* xs, int64_t b, __m256i* sums) {
+  const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
+  // Levels are stored with a +32 bias: subtract 32 * sum_g scale_g * (sum of activation group g).
+  for (int t = 0; t < N; ++t)
+    sums[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(load256(xs[t][b].bsums), sc16), 5));
+  for (int h = 0; h < 2; ++h) {
+    // Scales 8h..8h+7 in both 128-bit lanes, for one shuffle per pair of groups below.
+    const __m256i sc_half = h == 0 ? _mm256_permute4x64_epi64(sc16, 0x44) : _mm256_permute4x64_epi64(sc16, 0xEE);
+    __m256i q[4];
+    q6k_half_levels(wb, h, q);
+    for (int k = 0; k < 4; ++k) {
+      // 32 elements = two groups of 16 with their own scales: group 8h + 2k's scale in every
+      // int16 of the low lane, group 8h + 2k + 1's in the high one.
+      const __m256i s = _mm256_shuffle_epi8(
+          sc_half, _mm256_set_m128i(_mm_set1_epi16(short(0x0302 + 0x0404 * k)), _mm_set1_epi16(short(0x0100 + 0x0404 * k))));
+      for (int t = 0; t < N; ++t) {
+        const __m256i p = _mm256_maddubs_epi16(q[k], load256(xs[t][b].qs + 128 * h + 32 * k));
+        sums[t] = _mm256_add_epi32(sums[t], _mm256_madd_epi16(p, s));
+      }
+    }
+  }
+}
+
+// The levels (0..63, the +32 bias kept) of one Q6_K block in element order.
+inline void q6k_levels(const BlockQ6_K& wb, uint8_t* levels) {
+  for (int h = 0; h < 2; ++h) {
+    __m256i q[4];
+    q6k_half_levels(wb, h, q);
+    for (int k = 0; k < 4; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(levels + 128 * h + 32 * k), q[k]);
+  }
+}
+
 template <int N>
 void dot_q6_k(const void* w_row, const void* x, int64_t x_stride, int64_t cols, float* out) {
   const BlockQ6_K* w = static_cast<const BlockQ6_K*>(w_row);
   const BlockQ8_K* xs[N];
   for (int t = 0; t < N; ++t) xs[t] = x_row<BlockQ8_K>(x, x_stride, t);
-  __m256 acc[N];
-  for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
-  const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(3);
+  // Each block's exact sum added with one scalar fused multiply-add, as the eight-row kernels do
+  // per lane.
+  float acc[N] = {};
   for (int64_t b = 0; b < cols / QK_K; ++b) {
     prefetch_ahead(w + b, int64_t(sizeof(w[0])));
-    const BlockQ6_K& wb = w[b];
-    const float d = half_to_float(wb.d);
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
-    __m256i sumi[N];
-    // Levels are stored with a +32 bias: subtract 32 * sum_g scale_g * (sum of activation group g).
-    for (int t = 0; t < N; ++t)
-      sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                 _mm256_slli_epi32(_mm256_madd_epi16(load256(xs[t][b].bsums), sc16), 5));
-    for (int h = 0; h < 2; ++h) {
-      const __m256i ql0 = load256(wb.ql + 64 * h), ql1 = load256(wb.ql + 64 * h + 32);
-      const __m256i qh = load256(wb.qh + 32 * h);
-      __m256i q[4];
-      q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4));
-      q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), low2), 4));
-      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), low2), 4));
-      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), low2), 4));
-      for (int k = 0; k < 4; ++k) {
-        // 32 elements = two groups of 16 with their own scales (low and high 128-bit lanes).
-        const int g = 8 * h + 2 * k;
-        const __m256i s = _mm256_set_m128i(_mm_set1_epi16(wb.scales[g + 1]), _mm_set1_epi16(wb.scales[g]));
-        for (int t = 0; t < N; ++t) {
-          const __m256i p = _mm256_maddubs_epi16(q[k], load256(xs[t][b].qs + 128 * h + 32 * k));
-          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, s));
+    __m256i sums[N];
+    q6k_block_sums<N>(w[b], xs, b, sums);
+    const float d = half_to_float(w[b].d);
+    for (int t = 0; t < N; ++t) acc[t] = fma_block(d * xs[t][b].d, hsum_i32(sums[t]), acc[t]);
+  }
+  for (int t = 0; t < N; ++t) out[t] = acc[t];
+}
+
+// Q6_K rows read in place (generation), as Q45KRows8.
+template <int N>
+struct Q6KRows8 {
+  static void run(const uint8_t* w_rows, int64_t w_row_bytes, const BlockQ8_K* const* xs, int64_t n_blocks, float* out,
+                  int64_t out_stride) {
+    constexpr int64_t kChunk = 64 / N;  // 16 KB of partial sums
+    alignas(32) __m256i partial[kChunk][N][8];
+    alignas(16) uint16_t d_half[kChunk][8];
+    __m256 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunk) {
+      const int64_t nb = std::min(kChunk, n_blocks - b0);
+      for (int r = 0; r < 8; ++r) {
+        const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(w_rows + r * w_row_bytes) + b0;
+        for (int64_t i = 0; i < nb; ++i) {
+          prefetch_ahead(w + i, int64_t(sizeof(BlockQ6_K)));
+          d_half[i][r] = w[i].d;
+          __m256i sums[N];
+          q6k_block_sums<N>(w[i], xs, b0 + i, sums);
+          for (int t = 0; t < N; ++t) partial[i][t][r] = sums[t];
         }
       }
+      for (int64_t i = 0; i < nb; ++i) {
+        const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(d_half[i])));
+        for (int t = 0; t < N; ++t)
+          acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xs[t][b0 + i].d)),
+                                   _mm256_cvtepi32_ps(sum_lanes8(partial[i][t])), acc[t]);
+      }
     }
-    for (int t = 0; t < N; ++t)
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xs[t][b].d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+    for (int t = 0; t < N; ++t) _mm256_storeu_ps(out + t * out_stride, acc[t]);
   }
-  for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
+};
+
+// ---- Q6_K tiles (prompt processing) ----
+//
+// As for Q4_K: 8 rows interleaved 4 columns at a time, a token's 4 activation bytes broadcast.
+// Scales cover 16 columns, and a maddubs of six-bit levels can reach 2 * 63 * 127, so two
+// maddubs are summed in int16 (at most 32004) before each madd by the 8 rows' scales.
+
+struct alignas(32) Q6KTileBlock {
+  uint8_t q[16][4][32];   // [group k of 16 columns][column quad g][4 * row + c] = level (0..63)
+  int16_t scales[16][16];  // [k][2 * row] = [k][2 * row + 1] = the row's scale of group k
+  int16_t bias[8][16];     // [k][2 * row + e] = the row's scale of group 2 k + e (for the +32 bias)
+  float d[8];              // per row
+};
+
+void unpack_q6k_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_blocks, Q6KTileBlock* tiles) {
+  alignas(32) uint8_t levels[QK_K];
+  for (int row = 0; row < 8; ++row) {
+    const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(w_rows + row * w_row_bytes);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      Q6KTileBlock& tile = tiles[b];
+      tile.d[row] = half_to_float(w[b].d);
+      for (int k = 0; k < 16; ++k) {
+        tile.scales[k][2 * row] = tile.scales[k][2 * row + 1] = w[b].scales[k];
+        tile.bias[k / 2][2 * row + k % 2] = w[b].scales[k];
+      }
+      q6k_levels(w[b], levels);
+      for (int e = 0; e < QK_K; e += 4) std::memcpy(&tile.q[e / 16][(e % 16) / 4][4 * row], levels + e, 4);
+    }
+  }
 }
+
+template <int T>
+struct Q6KTileTokens {
+  static void run(const Q6KTileBlock* tiles, int64_t n_blocks, const BlockQ8_K* const* xs, float* acc) {
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const Q6KTileBlock& tile = tiles[b];
+      __m256i sums[T];
+      for (int t = 0; t < T; ++t) {
+        // The +32 bias: 32 * sum_k scale_k * (activation sum of group k), two groups per madd.
+        __m256i bias = _mm256_setzero_si256();
+        for (int k = 0; k < 8; ++k)
+          bias = _mm256_add_epi32(bias, _mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(tile.bias[k])),
+                                                          broadcast4(xs[t][b].bsums + 2 * k)));
+        sums[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(bias, 5));
+      }
+      for (int k = 0; k < 16; ++k) {
+        const __m256i sc = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.scales[k]));
+        for (int t = 0; t < T; ++t) {
+          const int8_t* xq = xs[t][b].qs + 16 * k;
+          const auto pair = [&](int g) {
+            return _mm256_add_epi16(
+                _mm256_maddubs_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(tile.q[k][g])), broadcast4(xq + 4 * g)),
+                _mm256_maddubs_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(tile.q[k][g + 1])),
+                                     broadcast4(xq + 4 * g + 4)));
+          };
+          sums[t] = _mm256_add_epi32(sums[t], _mm256_add_epi32(_mm256_madd_epi16(pair(0), sc), _mm256_madd_epi16(pair(2), sc)));
+        }
+      }
+      const __m256 d = _mm256_load_ps(tile.d);
+      for (int t = 0; t < T; ++t) {
+        __m256 a = _mm256_loadu_ps(acc + 8 * t);
+        a = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xs[t][b].d)), _mm256_cvtepi32_ps(sums[t]), a);
+        _mm256_storeu_ps(acc + 8 * t, a);
+      }
+    }
+  }
+};
+
+// 4 Q6_K blocks of 8 rows = 11.1 KB.
+constexpr auto rows8_q6_k = rows8<Q6KTileBlock, BlockQ8_K, QK_K, 4, unpack_q6k_tile, Q6KTileTokens, Q6KRows8>;
 
 // ---- float weights (F32, F16, BF16) with float activations ----
 
@@ -695,7 +819,7 @@ constexpr RowKernel kQ8_0{ActFormat::Q8x32, dispatch<Q8_0K>, rows8_q8_0};
 constexpr RowKernel kQ4_0{ActFormat::Q8x32, dispatch<Q4_0K>};
 constexpr RowKernel kQ4_K{ActFormat::Q8K, dispatch<Q4_KK>, rows8_q4_k};
 constexpr RowKernel kQ5_K{ActFormat::Q8K, dispatch<Q5_KK>};
-constexpr RowKernel kQ6_K{ActFormat::Q8K, dispatch<Q6_KK>};
+constexpr RowKernel kQ6_K{ActFormat::Q8K, dispatch<Q6_KK>, rows8_q6_k};
 constexpr RowKernel kF32{ActFormat::F32, dispatch<F32K>};
 constexpr RowKernel kF16{ActFormat::F32, dispatch<F16K>};
 constexpr RowKernel kBF16{ActFormat::F32, dispatch<BF16K>};
