@@ -72,21 +72,34 @@ LoraAdapter zero_like(const LoraAdapter& a, const ModelConfig& config) {
   return LoraAdapter::zeros(config, a.rank, a.alpha, a.rslora, a.targets);
 }
 
-TEST(LoraFixture, LossAndEveryGradientMatchPeft) {
-  CSQ_REQUIRE_FIXTURES();
-  LoraFixture f;
+// One forward-backward pass of the fixture's batch through `model` with the fixture's initial
+// adapter: the loss per loss token within loss_tolerance (relative) of PEFT's, every gradient
+// within gradient_tolerance.
+void expect_pass_matches_peft(const LoraFixture& f, const Model& model, train::GraphOptions options,
+                              double loss_tolerance, double gradient_tolerance, const char* label) {
   ThreadPool pool(2);
-  LoraAdapter grads = zero_like(f.init, f.model->config());
-  train::LoraGraph graph(*f.model, f.init, grads, {});
+  LoraAdapter grads = zero_like(f.init, model.config());
+  train::LoraGraph graph(model, f.init, grads, options);
   const train::PackedBatch batch = f.batch();
   const double count = double(batch.loss_tokens());
   const double loss = graph.forward_backward(batch, float(1.0 / count), 0, pool) / count;
   const float loss0 = f.ref.floats("loss0")[0];
-  EXPECT_NEAR(loss, loss0, 1e-4 * std::fabs(loss0));
-  EXPECT_NEAR(graph.loss(batch, pool) / count, loss0, 1e-4 * std::fabs(loss0));
+  EXPECT_NEAR(loss, loss0, loss_tolerance * std::fabs(loss0)) << label;
+  const double worst = check_gradients(grads, f.ref, gradient_tolerance);
+  std::printf("%s: loss %.7f (PEFT float32 %.7f); worst gradient relative difference %.2e\n", label, loss, loss0, worst);
+}
 
-  const double worst = check_gradients(grads, f.ref, 1e-3);
-  std::printf("loss %.7f (PEFT %.7f); worst gradient relative difference %.2e\n", loss, loss0, worst);
+TEST(LoraFixture, LossAndEveryGradientMatchPeft) {
+  CSQ_REQUIRE_FIXTURES();
+  LoraFixture f;
+  expect_pass_matches_peft(f, *f.model, {}, 1e-4, 1e-3, "float32");
+  // The loss-only pass (evaluation) gives the same loss.
+  ThreadPool pool(2);
+  LoraAdapter grads = zero_like(f.init, f.model->config());
+  const train::PackedBatch batch = f.batch();
+  const float loss0 = f.ref.floats("loss0")[0];
+  EXPECT_NEAR(train::LoraGraph(*f.model, f.init, grads, {}).loss(batch, pool) / double(batch.loss_tokens()), loss0,
+              1e-4 * std::fabs(loss0));
 }
 
 // Mixed precision (bf16 products, float32 accumulation and master weights) stays close to the
@@ -94,18 +107,13 @@ TEST(LoraFixture, LossAndEveryGradientMatchPeft) {
 TEST(LoraFixture, Bf16MixedPrecisionStaysCloseToTheReference) {
   CSQ_REQUIRE_FIXTURES();
   LoraFixture f;
+  expect_pass_matches_peft(f, *f.model, {0.0f, 0, train::Precision::BF16}, 1e-2, 5e-2, "bf16");
+
   ThreadPool pool(2);
-  LoraAdapter params = f.init;
-  LoraAdapter grads = zero_like(params, f.model->config());
-  train::LoraGraph graph(*f.model, params, grads, {0.0f, 0, train::Precision::BF16});
+  const LoraAdapter& params = f.init;
   const train::PackedBatch batch = f.batch();
   const double count = double(batch.loss_tokens());
-  const double loss = graph.forward_backward(batch, float(1.0 / count), 0, pool) / count;
   const float loss0 = f.ref.floats("loss0")[0];
-  EXPECT_NEAR(loss, loss0, 1e-2 * std::fabs(loss0));
-  const double worst = check_gradients(grads, f.ref, 5e-2);
-  std::printf("bf16: loss %.5f (PEFT float32 %.5f); worst gradient relative difference %.2e\n", loss, loss0, worst);
-
   // Stochastic rounding stays as close, and is reproducible for the same key.
   LoraAdapter g1 = zero_like(params, f.model->config()), g2 = g1;
   train::LoraGraph sr1(*f.model, params, g1, {0.0f, 5, train::Precision::BF16, true});
@@ -195,16 +203,7 @@ TEST(LoraGraph, QuantizedBaseGivesNearlyTheReferenceGradients) {
   CSQ_REQUIRE_FIXTURES();
   LoraFixture f;
   auto q8 = Model::load(fixture("gguf/qwen3-tiny-gqa-Q8_0.gguf"));
-  ThreadPool pool(2);
-  LoraAdapter grads = zero_like(f.init, q8->config());
-  train::LoraGraph graph(*q8, f.init, grads, {});
-  const train::PackedBatch batch = f.batch();
-  const double count = double(batch.loss_tokens());
-  const double loss = graph.forward_backward(batch, float(1.0 / count), 0, pool) / count;
-  const float loss0 = f.ref.floats("loss0")[0];
-  EXPECT_NEAR(loss, loss0, 1e-2 * std::fabs(loss0));
-  const double worst = check_gradients(grads, f.ref, 1e-1);
-  std::printf("Q8_0 base: loss %.5f (float32 %.5f); worst gradient relative difference %.2e\n", loss, loss0, worst);
+  expect_pass_matches_peft(f, *q8, {}, 1e-2, 1e-1, "Q8_0 base");
 }
 
 std::vector<float> logits_of_tokens(const Model& model, const std::vector<int32_t>& tokens) {

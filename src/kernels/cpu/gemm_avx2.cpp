@@ -9,12 +9,7 @@
 
 #include "kernels/cpu/gemm.h"
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
+#include "kernels/cpu/avx2_begin.h"
 
 namespace csq::kernels::cpu {
 namespace {
@@ -79,8 +74,4 @@ void gemm_nt_avx2(const float* a, int64_t lda, const float* b, int64_t ldb, floa
 
 }  // namespace csq::kernels::cpu
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+#include "kernels/cpu/avx2_end.h"

@@ -13,12 +13,7 @@
 
 #include "kernels/cpu/fast_kernels.h"
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
+#include "kernels/cpu/avx2_begin.h"
 
 namespace csq::kernels::cpu {
 namespace {
@@ -877,8 +872,4 @@ const RowKernel* avx2_kernel(DType weight_type) {
 
 }  // namespace csq::kernels::cpu
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+#include "kernels/cpu/avx2_end.h"
