@@ -17,6 +17,7 @@
 #include "kernels/ops.h"
 #include "model/model.h"
 #include "model/transformer.h"
+#include "generation_options.h"
 #include "quant_plan.h"
 
 namespace csq::app {
@@ -30,6 +31,7 @@ struct BenchOptions {
   int reps = 3;
   bool json = false;
   bool roofline = false;
+  std::string cache_type = "f16";
 };
 
 using Clock = std::chrono::steady_clock;
@@ -61,8 +63,8 @@ std::vector<int32_t> bench_tokens(int n, int64_t vocab) {
 }
 
 // One prompt of n tokens through a fresh cache, logits for the last token only.
-double time_prompt(const Model& model, ThreadPool& pool, const std::vector<int32_t>& ids) {
-  KvCache cache(model.config(), 1, int64_t(ids.size()));
+double time_prompt(const Model& model, ThreadPool& pool, const std::vector<int32_t>& ids, DType kv_type) {
+  KvCache cache(model.config(), 1, int64_t(ids.size()), kv_type);
   Batch batch;
   for (size_t i = 0; i < ids.size(); ++i) batch.add(ids[i], int32_t(i), 0, i + 1 == ids.size());
   std::vector<float> logits;
@@ -72,8 +74,8 @@ double time_prompt(const Model& model, ThreadPool& pool, const std::vector<int32
 }
 
 // n tokens generated one at a time from an empty context (as llama-bench's tg test).
-double time_generation(const Model& model, ThreadPool& pool, const std::vector<int32_t>& ids) {
-  KvCache cache(model.config(), 1, int64_t(ids.size()));
+double time_generation(const Model& model, ThreadPool& pool, const std::vector<int32_t>& ids, DType kv_type) {
+  KvCache cache(model.config(), 1, int64_t(ids.size()), kv_type);
   Batch batch;
   std::vector<float> logits;
   const auto start = Clock::now();
@@ -186,6 +188,7 @@ std::string params_label(int64_t params) {
 void run_bench(const BenchOptions& o) {
   if (o.prompt < 0 || o.gen < 0 || o.reps < 1 || o.threads < 1 || (o.prompt == 0 && o.gen == 0))
     fail_usage("need -p >= 0, -n >= 0 (not both 0), -r >= 1 and -t >= 1");
+  const DType kv_type = cache_dtype(o.cache_type);
   auto model = Model::load(o.model);
   const ModelConfig& c = model->config();
   ThreadPool pool(o.threads);
@@ -204,20 +207,20 @@ void run_bench(const BenchOptions& o) {
     std::fprintf(stderr, "note: the peak memory below includes the 1 GiB bandwidth buffer\n");
   if (o.prompt > 0) {
     const auto ids = bench_tokens(o.prompt, c.vocab_size);
-    time_prompt(*model, pool, ids);  // warm-up: page in the weights
+    time_prompt(*model, pool, ids, kv_type);  // warm-up: page in the weights
     std::vector<double> tps;
     for (int r = 0; r < o.reps; ++r) {
-      tps.push_back(o.prompt / time_prompt(*model, pool, ids));
+      tps.push_back(o.prompt / time_prompt(*model, pool, ids, kv_type));
       std::fprintf(stderr, "\rpp%d: run %d/%d", o.prompt, r + 1, o.reps);
     }
     tests.push_back({"pp" + std::to_string(o.prompt), o.prompt, stats(tps)});
   }
   if (o.gen > 0) {
     const auto ids = bench_tokens(o.gen, c.vocab_size);
-    time_generation(*model, pool, std::vector<int32_t>(ids.begin(), ids.begin() + 1));  // warm-up
+    time_generation(*model, pool, std::vector<int32_t>(ids.begin(), ids.begin() + 1), kv_type);  // warm-up
     std::vector<double> tps;
     for (int r = 0; r < o.reps; ++r) {
-      tps.push_back(o.gen / time_generation(*model, pool, ids));
+      tps.push_back(o.gen / time_generation(*model, pool, ids, kv_type));
       std::fprintf(stderr, "\rtg%d: run %d/%d", o.gen, r + 1, o.reps);
     }
     tests.push_back({"tg" + std::to_string(o.gen), o.gen, stats(tps)});
@@ -241,7 +244,7 @@ void run_bench(const BenchOptions& o) {
   std::snprintf(size_class, sizeof size_class, "%.1fB", double(model->checkpoint().parameter_count) / 1e9);
   const std::string model_label = std::string(arch_name(c.arch)) + " " + size_class + " " + model_type_name(*model);
   const double size = double(model->checkpoint().file_bytes);
-  const double kv_bytes = double(KvCache(c, 1, std::max(o.prompt, o.gen)).bytes());
+  const double kv_bytes = double(KvCache(c, 1, std::max(o.prompt, o.gen), kv_type).bytes());
 
   if (o.json) {
     nlohmann::json j;
@@ -250,6 +253,7 @@ void run_bench(const BenchOptions& o) {
     j["model_size"] = model->checkpoint().file_bytes;
     j["model_n_params"] = model->checkpoint().parameter_count;
     j["n_threads"] = o.threads;
+    j["cache_type"] = o.cache_type;
     j["repetitions"] = o.reps;
     j["peak_rss_bytes"] = uint64_t(rss);
     j["weight_bytes_per_token"] = per_token;
@@ -280,8 +284,8 @@ void run_bench(const BenchOptions& o) {
     std::printf("| %-30s | %6.2f GiB | %10s | CPU     | %7d | %5s | %11.2f ± %6.2f |\n", model_label.c_str(),
                 size / (1024.0 * 1024 * 1024), params_label(model->checkpoint().parameter_count).c_str(), o.threads,
                 t.name.c_str(), t.tps.mean, t.tps.sd);
-  std::printf("\npeak resident memory %.2f GiB (file %.2f GiB + KV cache %.2f GiB = %.2f GiB)\n",
-              rss / (1024.0 * 1024 * 1024), size / (1024.0 * 1024 * 1024), kv_bytes / (1024.0 * 1024 * 1024),
+  std::printf("\npeak resident memory %.2f GiB (file %.2f GiB + %s KV cache %.2f GiB = %.2f GiB)\n",
+              rss / (1024.0 * 1024 * 1024), size / (1024.0 * 1024 * 1024), o.cache_type.c_str(), kv_bytes / (1024.0 * 1024 * 1024),
               (size + kv_bytes) / (1024.0 * 1024 * 1024));
   if (o.roofline) {
     std::printf("read bandwidth %.1f GB/s with %d threads; generation reads %.2f GB of weights per token\n",
@@ -307,6 +311,7 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("-n,--n-gen", opts->gen, "Generated tokens (0: skip the tg test)")->capture_default_str();
   cmd->add_option("-t,--threads", opts->threads, "Worker threads")->capture_default_str();
   cmd->add_option("-r,--repetitions", opts->reps, "Repetitions of each test")->capture_default_str();
+  add_cache_type_option(cmd, opts->cache_type);
   cmd->add_flag("--json", opts->json, "Print the results as JSON");
   cmd->add_flag("--roofline", opts->roofline, "Measure read bandwidth and multiply-add peaks; report tg and pp as fractions of their rooflines");
   cmd->callback([opts] { run_bench(*opts); });

@@ -28,7 +28,7 @@ void run_chat(const ChatOptions& o) {
   Engine engine = load_engine(o.gen.model, o.gen.template_file, o.gen.loras);
   if (!engine.chat_template) fail_input(o.gen.model + ": no chat template; pass --template FILE");
   ThreadPool pool(o.gen.threads);
-  Session session(*engine.model, o.gen.ctx, pool);
+  Session session(*engine.model, o.gen.ctx, pool, 512, cache_dtype(o.gen.cache_type));
   GenerationRequest base = make_request(o.gen, engine);
   std::string system = o.system;
   nlohmann::ordered_json history = nlohmann::ordered_json::array();

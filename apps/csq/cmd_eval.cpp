@@ -14,6 +14,7 @@
 #include "eval/report.h"
 #include "eval/runner.h"
 #include "eval/scoring.h"
+#include "generation_options.h"
 #include "io/mapped_file.h"
 #include "tasks/chat_backend.h"
 
@@ -66,6 +67,7 @@ struct RunOptions {
   int parallel = 4;
   int threads = 0;
   int64_t ctx = 0;
+  std::string cache_type = "f16";
   int retries = 5;
   int timeout_s = 600;
   bool json = false;
@@ -93,6 +95,7 @@ void run_run(RunOptions o) {
     c.threads = o.threads;
     c.parallel = o.parallel;
     c.ctx = o.ctx;
+    c.kv_type = cache_dtype(o.cache_type);
     backend = tasks::make_local_backend(c);
   } else {
     tasks::EndpointConfig c;
@@ -217,6 +220,7 @@ const RegisterCommand reg([](CLI::App& root) {
   run->add_option("--threads,-t", rn->threads, "In process: compute threads (default: all cores)")->needs(model);
   run->add_option("--ctx,-c", rn->ctx, "In process: context per sequence (default: longest prompt + max new tokens)")
       ->needs(model);
+  add_cache_type_option(run, rn->cache_type);
   run->add_flag("--json", rn->json, "Print the summary as JSON");
   run->add_flag("--quiet,-q", rn->quiet, "No progress line");
   run->callback([rn] { run_run(*rn); });

@@ -27,6 +27,7 @@ struct ServeOptions {
   std::string api_key_file;
   int parallel = 4;
   int64_t ctx = 4096;
+  std::string cache_type = "f16";
   int64_t batch = 256;
   size_t queue = 64;
   int64_t max_tokens = 4096;
@@ -126,6 +127,7 @@ void run_serve(const ServeOptions& o) {
   config.n_ctx = o.ctx;
   config.n_batch = o.batch;
   config.max_queue = o.queue;
+  config.kv_type = cache_dtype(o.cache_type);
   Scheduler scheduler(*engine.model, engine.tokenizer, pool, config);
   server::HttpServer http(engine, scheduler, options);
   http.bind();
@@ -150,6 +152,7 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("--api-key-file", opts->api_key_file, "File holding the API key clients must send as a Bearer token");
   cmd->add_option("--parallel", opts->parallel, "Sequences decoded together")->capture_default_str();
   cmd->add_option("--ctx,-c", opts->ctx, "Context length per sequence")->capture_default_str();
+  add_cache_type_option(cmd, opts->cache_type);
   cmd->add_option("--batch", opts->batch, "Most tokens per forward pass")->capture_default_str();
   cmd->add_option("--queue", opts->queue, "Requests that may wait for a slot before 429")->capture_default_str();
   cmd->add_option("--max-tokens-cap", opts->max_tokens, "Largest max_tokens a request may ask for")->capture_default_str();

@@ -126,6 +126,7 @@ void run_task(Task task, const TaskOptions& o) {
   config.template_file = o.gen.template_file;
   config.threads = o.gen.threads;
   config.ctx = o.gen.ctx;
+  config.kv_type = cache_dtype(o.gen.cache_type);
   config.parallel = int(std::min<size_t>(size_t(std::max(o.parallel, 1)), requests.size()));
   auto backend = tasks::make_local_backend(config, engine);
   backend->prepare(requests);

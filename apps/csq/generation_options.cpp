@@ -18,6 +18,7 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
   add_lora_option(cmd, o.loras);
   cmd->add_option("--threads,-t", o.threads, "Worker threads (default: all cores)");
   cmd->add_option("--ctx,-c", o.ctx, "Context length in tokens (prompt + answer)")->capture_default_str();
+  add_cache_type_option(cmd, o.cache_type);
   cmd->add_option("--max-tokens,-n", o.max_tokens, "Most tokens to generate")->capture_default_str();
   cmd->add_option("--stop", o.stop, "Stop string (repeatable); never printed");
   cmd->add_flag("--ignore-eos", o.ignore_eos, "Do not stop at end-of-generation tokens");
@@ -32,6 +33,20 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
   cmd->add_option("--frequency-penalty", o.sampling.frequency_penalty, "OpenAI frequency penalty")->capture_default_str();
   cmd->add_option("--seed", o.seed, "Random seed; the same seed, options and thread count reproduce a run exactly");
   cmd->add_option("--logit-bias", o.logit_bias, "ID=BIAS added to a token's logit (repeatable)");
+}
+
+void add_cache_type_option(CLI::App* cmd, std::string& cache_type) {
+  cmd->add_option("--cache-type", cache_type,
+                  "KV cache storage: f16, f32, or q8_0 (about half of f16's memory, as llama.cpp's -ctk/-ctv q8_0)")
+      ->check(CLI::IsMember({"f16", "f32", "q8_0"}))
+      ->capture_default_str();
+}
+
+DType cache_dtype(const std::string& cache_type) {
+  if (cache_type == "f32") return DType::F32;
+  if (cache_type == "q8_0") return DType::Q8_0;
+  if (cache_type == "f16") return DType::F16;
+  fail_usage("--cache-type must be f16, f32 or q8_0, not " + cache_type);
 }
 
 void add_constraint_options(CLI::App* cmd, GenerationOptions& o) {
@@ -91,7 +106,7 @@ std::unique_ptr<TokenConstraint> make_constraint(const GenerationOptions& o, con
 GenerationResult run_generation(const Engine& engine, const GenerationOptions& o, const GenerationRequest& request,
                                 const StreamCallback& stream) {
   ThreadPool pool(o.threads);
-  Session session(*engine.model, o.ctx, pool);
+  Session session(*engine.model, o.ctx, pool, 512, cache_dtype(o.cache_type));
   return generate(session, engine.tokenizer, request, stream);
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/dtype.h"
 #include "runtime/generator.h"
 
 namespace csq {
@@ -24,6 +25,7 @@ struct GenerationOptions {
   std::vector<std::string> loras;  // "PATH[:STRENGTH]"
   int threads = 0;
   int64_t ctx = 4096;
+  std::string cache_type = "f16";
   int64_t max_tokens = 512;
   std::vector<std::string> stop;
   bool ignore_eos = false;
@@ -36,8 +38,13 @@ struct GenerationOptions {
   std::string json_schema;  // a file
 };
 
-// Adds --model, --template, --lora, --threads, --ctx, --max-tokens, --stop, --ignore-eos and the sampling options.
+// Adds --model, --template, --lora, --threads, --ctx, --cache-type, --max-tokens, --stop, --ignore-eos and the
+// sampling options.
 void add_generation_options(CLI::App* cmd, GenerationOptions& o);
+// Adds --cache-type {f16,f32,q8_0}: how the KV cache stores keys and values.
+void add_cache_type_option(CLI::App* cmd, std::string& cache_type);
+// The storage type a --cache-type value names.
+DType cache_dtype(const std::string& cache_type);
 // Adds --lora PATH[:STRENGTH] (repeatable).
 void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras);
 // Adds --choice, --regex and --json-schema.

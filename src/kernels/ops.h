@@ -96,7 +96,8 @@ void attention_head(const float* q, const float* k, const float* v, int64_t kv_s
 // Fused attention of the n_group query heads that share one key/value head: a single pass over
 // the cache with an online softmax (running max and sum, rescaled per chunk of positions), so
 // K and V are read once for the whole group. q, out: [n_group, head_dim]; the key and value of
-// position p are rows of kv_type (F32 or F16) at element offset p * kv_stride of k and v.
+// position p are rows of kv_type (F32, F16 or Q8_0; Q8_0 rows start at a block) at element
+// offset p * kv_stride of k and v.
 // Matches attention_head on the decoded keys and values up to float rounding.
 void attention_group(const float* q, int64_t n_group, const void* k, const void* v, DType kv_type, int64_t kv_stride,
                      int64_t n_ctx, int64_t head_dim, float* out);

@@ -11,7 +11,12 @@ namespace csq {
 KvCache::KvCache(const ModelConfig& config, int32_t n_seqs, int64_t n_ctx, DType type)
     : n_layers_(config.n_layers), width_(config.kv_width()), n_seqs_(n_seqs), n_ctx_(n_ctx), type_(type) {
   if (n_seqs <= 0 || n_ctx <= 0) fail_usage("KV cache needs at least one sequence and one position");
-  if (type != DType::F16 && type != DType::F32) fail_usage("KV cache type must be F16 or F32");
+  if (type != DType::F16 && type != DType::F32 && type != DType::Q8_0)
+    fail_usage(std::string("KV cache type must be F16, F32 or Q8_0, not ") + dtype_info(type).name);
+  // Q8_0 blocks of 32 must not straddle two heads (each head's keys are read on their own).
+  if (type == DType::Q8_0 && config.head_dim % 32 != 0)
+    fail_usage("a Q8_0 KV cache needs a head_dim that is a multiple of 32; this model's is " +
+               std::to_string(config.head_dim));
   row_bytes_ = csq::row_bytes(type, width_);
   const int64_t n = n_layers_ * n_seqs_ * n_ctx_ * row_bytes_;
   k_.reset(new uint8_t[size_t(n)]);

@@ -33,7 +33,9 @@ struct Batch {
 
 // Keys and values (after RoPE) of every layer, for n_seqs sequences of up to n_ctx positions,
 // stored as F16 by default (as llama.cpp does: half the memory and half the bytes each attention
-// step reads, and the quantized paths only reproduce llama.cpp's results with its rounding) or F32.
+// step reads, and the quantized paths only reproduce llama.cpp's results with its rounding), F32,
+// or Q8_0 (llama.cpp's -ctk/-ctv q8_0: about half of F16 again, for long contexts on small
+// machines; rows quantized in blocks of 32 as they are stored).
 // Memory is reserved up front but only touched as positions are written.
 class KvCache {
  public:

@@ -73,7 +73,7 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, ThreadPool&
       tokenizer_(tokenizer),
       pool_(pool),
       config_(config),
-      cache_(model.config(), config.n_parallel, config.n_ctx) {
+      cache_(model.config(), config.n_parallel, config.n_ctx, config.kv_type) {
   if (config_.n_batch < 1) fail_usage("n_batch must be at least 1");
   for (int32_t i = 0; i < config_.n_parallel; ++i) {
     slots_.push_back(std::make_unique<Slot>());

@@ -32,6 +32,7 @@ struct SchedulerConfig {
   int64_t n_ctx = 4096;       // positions per slot
   int64_t n_batch = 256;      // most tokens in one forward pass (prompt chunks fill what decoding leaves)
   size_t max_queue = 64;      // requests waiting for a slot; more are refused
+  DType kv_type = DType::F16;  // KV cache storage: F16, F32 or Q8_0
 };
 
 // One request travelling through the scheduler. Text arrives as events; the owner reads them

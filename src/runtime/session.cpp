@@ -4,8 +4,8 @@
 
 namespace csq {
 
-Session::Session(const Model& model, int64_t n_ctx, ThreadPool& pool, int64_t n_batch)
-    : model_(model), pool_(pool), cache_(model.config(), 1, n_ctx), n_batch_(n_batch) {}
+Session::Session(const Model& model, int64_t n_ctx, ThreadPool& pool, int64_t n_batch, DType kv_type)
+    : model_(model), pool_(pool), cache_(model.config(), 1, n_ctx, kv_type), n_batch_(n_batch) {}
 
 const std::vector<float>& Session::feed(const std::vector<int32_t>& tokens, bool all_positions) {
   const int64_t n = int64_t(tokens.size());

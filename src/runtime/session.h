@@ -12,8 +12,9 @@ namespace csq {
 
 class Session {
  public:
-  // n_ctx: the most positions this session can hold; n_batch: tokens per forward chunk.
-  Session(const Model& model, int64_t n_ctx, ThreadPool& pool, int64_t n_batch = 512);
+  // n_ctx: the most positions this session can hold; n_batch: tokens per forward chunk;
+  // kv_type: the KV cache's storage (F16, F32 or Q8_0).
+  Session(const Model& model, int64_t n_ctx, ThreadPool& pool, int64_t n_batch = 512, DType kv_type = DType::F16);
 
   // Appends `tokens` at the current position. Returns the logits of the last token, or of every
   // appended token ([tokens.size(), vocab]) when all_positions. Throws csq::Error when the

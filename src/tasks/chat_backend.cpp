@@ -67,6 +67,7 @@ class LocalBackend final : public ChatBackend {
     sc.n_ctx = ctx_;
     sc.n_batch = config_.batch;
     sc.max_queue = size_t(config_.parallel) * 4;
+    sc.kv_type = config_.kv_type;
     scheduler_ = std::make_unique<Scheduler>(*engine_->model, engine_->tokenizer, *pool_, sc);
   }
 
@@ -108,7 +109,7 @@ class LocalBackend final : public ChatBackend {
 
   ojson settings() const override {
     return {{"parallel", config_.parallel}, {"threads", pool_ ? pool_->size() : config_.threads}, {"ctx", ctx_},
-            {"batch", config_.batch}};
+            {"batch", config_.batch}, {"cache_type", dtype_info(config_.kv_type).name}};
   }
 
   int concurrency() const override { return config_.parallel; }

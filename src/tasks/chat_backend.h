@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/dtype.h"
 #include "runtime/sampler.h"
 
 namespace csq {
@@ -71,6 +72,7 @@ struct LocalBackendConfig {
   int parallel = 4;           // sequences decoded together
   int64_t ctx = 0;            // positions per sequence; 0: the longest prompt plus its max_tokens
   int64_t batch = 256;        // most tokens in one forward pass
+  DType kv_type = DType::F16;  // KV cache storage: F16, F32 or Q8_0
 };
 // `engine`: one already loaded (e.g. to build constraints from its tokenizer); null: the backend
 // loads config.model in prepare().

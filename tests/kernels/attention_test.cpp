@@ -1,4 +1,4 @@
-// The fused attention (online softmax over F32 or F16 keys/values) against the reference
+// The fused attention (online softmax over F32, F16 or Q8_0 keys/values) against the reference
 // attention_head on the same decoded values.
 #include <gtest/gtest.h>
 
@@ -57,7 +57,9 @@ INSTANTIATE_TEST_SUITE_P(Kernels, FusedAttention,
                          ::testing::Values(AttnCase{DType::F16, 4, 128, 1}, AttnCase{DType::F16, 4, 128, 63},
                                            AttnCase{DType::F16, 4, 128, 200}, AttnCase{DType::F32, 1, 64, 130},
                                            AttnCase{DType::F32, 3, 8, 65}, AttnCase{DType::F16, 2, 12, 70},
-                                           AttnCase{DType::F16, 16, 16, 129}));
+                                           AttnCase{DType::F16, 16, 16, 129}, AttnCase{DType::Q8_0, 4, 128, 1},
+                                           AttnCase{DType::Q8_0, 4, 128, 200}, AttnCase{DType::Q8_0, 2, 32, 70},
+                                           AttnCase{DType::Q8_0, 16, 64, 129}));
 
 }  // namespace
 }  // namespace csq::kernels

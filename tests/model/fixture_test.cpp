@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "model/model.h"
 #include "reference.h"
@@ -163,12 +164,20 @@ TEST_P(GgufFixture, MatchesExactDequantizationAndLlamaCpp) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GgufFixture, ::testing::Values("F16", "Q8_0", "Q4_0", "Q4_K_M", "Q6_K"));
 
-// The F16 GGUF holds the bf16 weights exactly, so it must meet the Hugging Face reference too.
+// The F16 GGUF of qwen3-tiny-gqa holds the bf16 weights of the transformers reference exactly.
+struct F16GgufAndReference {
+  std::unique_ptr<Model> model = Model::load(test::fixture("gguf/qwen3-tiny-gqa-F16.gguf"));
+  test::Reference ref{test::fixture("hf/qwen3-tiny-gqa/reference.safetensors")};
+  int64_t vocab = model->config().vocab_size;
+};
+
+// So it must meet the Hugging Face reference too.
 TEST(GgufFixture, F16MatchesTransformersReference) {
   CSQ_REQUIRE_FIXTURES();
-  auto model = Model::load(test::fixture("gguf/qwen3-tiny-gqa-F16.gguf"));
-  test::Reference ref(test::fixture("hf/qwen3-tiny-gqa/reference.safetensors"));
-  const int64_t vocab = model->config().vocab_size;
+  const F16GgufAndReference f;
+  const Model* model = f.model.get();
+  const test::Reference& ref = f.ref;
+  const int64_t vocab = f.vocab;
   ThreadPool pool(0);
   for (int s = 0; s < 3; ++s) {
     const auto tokens = ref.ints("tokens." + std::to_string(s));
@@ -184,6 +193,36 @@ TEST(GgufFixture, F16MatchesTransformersReference) {
       logits = session.feed({next});
     }
   }
+}
+
+// A Q8_0 KV cache (--cache-type q8_0) rounds every key and value to 8 bits per block of 32: the
+// logits move, but stay close to transformers' and keep its choices where they are clear.
+TEST(GgufFixture, Q8_0KvCacheStaysCloseToTheReference) {
+  CSQ_REQUIRE_FIXTURES();
+  const F16GgufAndReference f;
+  const test::Reference& ref = f.ref;
+  const int64_t vocab = f.vocab;
+  ThreadPool pool(0);
+  int agree = 0, clear = 0;
+  for (int s = 0; s < count_sequences(ref); ++s) {
+    const auto tokens = ref.ints("tokens." + std::to_string(s));
+    const auto topk_ids = ref.ints("topk_ids." + std::to_string(s));
+    const auto topk_vals = ref.floats("topk_vals." + std::to_string(s));
+    const auto last = ref.floats("logits_last." + std::to_string(s));
+    const int64_t T = int64_t(tokens.size()), K = int64_t(topk_ids.size()) / T;
+    Session session(*f.model, T, pool, 512, DType::Q8_0);
+    const std::vector<float> logits = session.feed(tokens, /*all_positions=*/true);
+    const Scores sc = compare(logits.data() + (T - 1) * vocab, last.data(), vocab);
+    std::printf("sequence %d: largest last-position difference %.2e of %.2e\n", s, sc.max_abs_diff, sc.max_abs_ref);
+    EXPECT_LE(sc.max_abs_diff, 2e-2f * sc.max_abs_ref) << "sequence " << s;
+    for (int64_t t = 0; t < T; ++t) {
+      if (topk_vals[size_t(t * K)] - topk_vals[size_t(t * K + 1)] < 1e-2f) continue;  // a near-tie either way
+      ++clear;
+      agree += argmax(logits.data() + t * vocab, vocab) == topk_ids[size_t(t * K)];
+    }
+  }
+  ASSERT_GT(clear, 0);
+  EXPECT_GE(double(agree) / clear, 0.95) << agree << " of " << clear << " clear top-1 choices kept";
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// AVX2 fused attention over an F32 or F16 key/value cache (see attention_group in ops.h).
+// AVX2 fused attention over an F32, F16 or Q8_0 key/value cache (see attention_group in ops.h).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -22,15 +22,22 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-template <bool F16>
+// Elements i..i+7 of a cache row, decoded as dequantize_row does (i is a multiple of 8, so the
+// eight never straddle a Q8_0 block).
+template <DType T>
 inline __m256 load8(const void* base, int64_t i) {
-  if constexpr (F16)
+  if constexpr (T == DType::F16) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i)));
-  else
+  } else if constexpr (T == DType::Q8_0) {
+    const quants::BlockQ8_0& block = static_cast<const quants::BlockQ8_0*>(base)[i / 32];
+    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(block.qs + i % 32));
+    return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(block.d)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+  } else {
     return _mm256_loadu_ps(static_cast<const float*>(base) + i);
+  }
 }
 
-template <bool F16>
+template <DType T>
 void attend(const float* q, int64_t n_group, const void* k, const void* v, int64_t kv_stride, int64_t n_ctx,
             int64_t head_dim, float* out) {
   const float scale = 1.0f / std::sqrt(float(head_dim));
@@ -50,7 +57,7 @@ void attend(const float* q, int64_t n_group, const void* k, const void* v, int64
       __m256 dots[kMaxGroup];
       for (int64_t h = 0; h < n_group; ++h) dots[h] = _mm256_setzero_ps();
       for (int64_t d = 0; d < head_dim; d += 8) {
-        const __m256 kv = load8<F16>(k, row + d);
+        const __m256 kv = load8<T>(k, row + d);
         for (int64_t h = 0; h < n_group; ++h) dots[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * head_dim + d), kv, dots[h]);
       }
       for (int64_t h = 0; h < n_group; ++h) scores[h][i] = hsum(dots[h]) * scale;
@@ -76,7 +83,7 @@ void attend(const float* q, int64_t n_group, const void* k, const void* v, int64
     for (int64_t i = 0; i < n; ++i) {
       const int64_t row = (p0 + i) * kv_stride;
       for (int64_t d = 0; d < head_dim; d += 8) {
-        const __m256 vv = load8<F16>(v, row + d);
+        const __m256 vv = load8<T>(v, row + d);
         for (int64_t h = 0; h < n_group; ++h)
           _mm256_store_ps(acc[h] + d, _mm256_fmadd_ps(_mm256_set1_ps(scores[h][i]), vv, _mm256_load_ps(acc[h] + d)));
       }
@@ -97,8 +104,11 @@ bool attention_avx2_fits(int64_t n_group, int64_t head_dim) {
 
 void attention_group_avx2(const float* q, int64_t n_group, const void* k, const void* v, DType kv_type,
                           int64_t kv_stride, int64_t n_ctx, int64_t head_dim, float* out) {
-  if (kv_type == DType::F16) attend<true>(q, n_group, k, v, kv_stride, n_ctx, head_dim, out);
-  else attend<false>(q, n_group, k, v, kv_stride, n_ctx, head_dim, out);
+  switch (kv_type) {
+    case DType::F16: return attend<DType::F16>(q, n_group, k, v, kv_stride, n_ctx, head_dim, out);
+    case DType::Q8_0: return attend<DType::Q8_0>(q, n_group, k, v, kv_stride, n_ctx, head_dim, out);
+    default: return attend<DType::F32>(q, n_group, k, v, kv_stride, n_ctx, head_dim, out);
+  }
 }
 
 }  // namespace csq::kernels::cpu

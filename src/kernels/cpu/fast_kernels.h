@@ -73,7 +73,7 @@ float probe_float_fma(int64_t rounds);
 
 namespace csq::kernels::cpu {
 
-// attention_group for kv_type F32 or F16 when attention_avx2_fits (AVX2 only).
+// attention_group for kv_type F32, F16 or Q8_0 when attention_avx2_fits (AVX2 only).
 bool attention_avx2_fits(int64_t n_group, int64_t head_dim);
 void attention_group_avx2(const float* q, int64_t n_group, const void* k, const void* v, DType kv_type,
                           int64_t kv_stride, int64_t n_ctx, int64_t head_dim, float* out);
