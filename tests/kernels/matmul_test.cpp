@@ -131,14 +131,14 @@ std::vector<Case> cases() {
     for (int64_t cols : {1, 7, 16, 45, 130})
       for (int64_t tokens : {1, 4, 7}) out.push_back({t, 19, cols, tokens});
   out.push_back({DType::Q4_K, 300, 2560, 4});  // a real row length, rows not a multiple of the block
-  // The tile kernels (Q4_K, Q6_K, Q8_0): token counts around kTileMinTokens, partial row groups, more column
-  // blocks than one pass holds.
+  // The tile kernels (Q4_K, Q6_K, Q8_0): token counts around kTileMinTokens (Q6_K: kQ6KTileMinTokens),
+  // partial row groups, more column blocks than one pass holds.
   for (int64_t tokens : {cpu::kTileMinTokens, cpu::kTileMinTokens + 3}) {
     out.push_back({DType::Q4_K, 21, 1280, tokens});
     out.push_back({DType::Q4_K, 64, 256, tokens});
   }
   out.push_back({DType::Q4_K, 300, 2560, 37});
-  for (int64_t tokens : {cpu::kTileMinTokens, cpu::kTileMinTokens + 5}) {
+  for (int64_t tokens : {cpu::kQ6KTileMinTokens, cpu::kQ6KTileMinTokens + 5}) {
     out.push_back({DType::Q6_K, 21, 1280, tokens});
     out.push_back({DType::Q6_K, 64, 256, tokens});
   }
@@ -157,8 +157,8 @@ INSTANTIATE_TEST_SUITE_P(Kernels, FastMatmul, ::testing::ValuesIn(cases()), [](c
   return s;
 });
 
-// The eight-row kernels (rows read in place for up to kTileMinTokens - 1 tokens, unpacked tiles
-// from kTileMinTokens on) and the row kernel compute a token's result with the same arithmetic:
+// The eight-row kernels (rows read in place for few tokens, unpacked tiles from kTileMinTokens or
+// kQ6KTileMinTokens on) and the row kernel compute a token's result with the same arithmetic:
 // matmul sends a last partial group of rows to the row kernel, so any difference would make a
 // result depend on the row count.
 TEST(FastMatmul, EightRowKernelsMatchTheRowKernelBitForBit) {
@@ -167,7 +167,7 @@ TEST(FastMatmul, EightRowKernelsMatchTheRowKernelBitForBit) {
     const cpu::RowKernel* kernel = cpu::avx2_kernel(type);
     ASSERT_NE(kernel, nullptr);
     ASSERT_NE(kernel->rows8, nullptr);
-    for (int64_t tokens : {int64_t(1), int64_t(3), int64_t(6), cpu::kTileMinTokens + 1}) {
+    for (int64_t tokens : {int64_t(1), int64_t(3), int64_t(6), cpu::kTileMinTokens + 1, cpu::kQ6KTileMinTokens + 1}) {
       const Case c{type, 8, 256 * 21, tokens};  // more blocks than one pass of either kernel holds
       SCOPED_TRACE(name(c));
       Problem p = make_problem(c, uint32_t(tokens));

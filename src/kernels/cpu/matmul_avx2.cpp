@@ -430,17 +430,17 @@ template <int T> struct Q4KTileTokens {
 
 constexpr int kTileTokens = 4;
 
-// Eight rows of one weight format against n_tok tokens. From kTileMinTokens tokens on, the rows
+// Eight rows of one weight format against n_tok tokens. From kTileFrom tokens on, the rows
 // are unpacked once into tiles, then passed over one chunk of blocks at a time, so the chunk
 // (about 8-10 KB) stays in L1 while every token streams its activations past it; fewer tokens
 // read the rows in place (Rows8), kMaxTokens at a time.
 template <typename Tile, typename XBlock, int64_t kBlockElems, int64_t kChunkBlocks,
           void (*Unpack)(const uint8_t*, int64_t, int64_t, Tile*), template <int> class Kernel,
-          template <int> class Rows8>
+          template <int> class Rows8, int64_t kTileFrom = kTileMinTokens>
 void rows8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
            float* out, int64_t out_stride) {
   const int64_t n_blocks = cols / kBlockElems;
-  if (n_tok < kTileMinTokens) {
+  if (n_tok < kTileFrom) {
     for (int64_t t0 = 0; t0 < n_tok; t0 += kMaxTokens) {
       const XBlock* xs[kMaxTokens];
       const int tt = int(std::min<int64_t>(kMaxTokens, n_tok - t0));
@@ -733,7 +733,7 @@ struct Q6KTileTokens {
 };
 
 // 4 Q6_K blocks of 8 rows = 11.1 KB.
-constexpr auto rows8_q6_k = rows8<Q6KTileBlock, BlockQ8_K, QK_K, 4, unpack_q6k_tile, Q6KTileTokens, Q6KRows8>;
+constexpr auto rows8_q6_k = rows8<Q6KTileBlock, BlockQ8_K, QK_K, 4, unpack_q6k_tile, Q6KTileTokens, Q6KRows8, kQ6KTileMinTokens>;
 
 // ---- float weights (F32, F16, BF16) with float activations ----
 
