@@ -253,6 +253,7 @@ void run_bench(const BenchOptions& o) {
     j["model_size"] = model->checkpoint().file_bytes;
     j["model_n_params"] = model->checkpoint().parameter_count;
     j["n_threads"] = o.threads;
+    j["kernels"] = kernels::matmul_kernel_set();
     j["cache_type"] = o.cache_type;
     j["repetitions"] = o.reps;
     j["peak_rss_bytes"] = uint64_t(rss);
@@ -287,6 +288,7 @@ void run_bench(const BenchOptions& o) {
   std::printf("\npeak resident memory %.2f GiB (file %.2f GiB + %s KV cache %.2f GiB = %.2f GiB)\n",
               rss / (1024.0 * 1024 * 1024), size / (1024.0 * 1024 * 1024), o.cache_type.c_str(), kv_bytes / (1024.0 * 1024 * 1024),
               (size + kv_bytes) / (1024.0 * 1024 * 1024));
+  std::printf("kernels: %s\n", kernels::matmul_kernel_set());
   if (o.roofline) {
     std::printf("read bandwidth %.1f GB/s with %d threads; generation reads %.2f GB of weights per token\n",
                 bandwidth / 1e9, o.threads, double(per_token) / 1e9);

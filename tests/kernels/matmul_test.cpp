@@ -187,6 +187,109 @@ TEST(FastMatmul, EightRowKernelsMatchTheRowKernelBitForBit) {
   }
 }
 
+// The AVX-512 kernels against the AVX2 ones, bit for bit: SIMDe's portable AVX-512 here (any AVX2
+// CPU), the instructions themselves where the CPU has them. Weights are random bytes (every level,
+// scale and min, including the largest, whose sums test the 16-bit bounds of the tile kernels) and
+// all-0xFF bytes; activations random and constant (every level 127).
+struct Avx512Implementation {
+  const char* name;
+  cpu::Avx512Parts (*parts)(DType);
+};
+
+std::vector<Avx512Implementation> avx512_implementations() {
+  std::vector<Avx512Implementation> out;
+  if (!cpu::cpu_has_avx2()) return out;
+#if defined(CSQ_HAVE_AVX512_EMULATION)
+  out.push_back({"emulated (SIMDe)", cpu::avx512_parts_emulated});
+#endif
+  if (cpu::cpu_has_avx512()) out.push_back({"native", cpu::avx512_parts});
+  return out;
+}
+
+// Weight rows of raw block bytes with finite fp16 scales patched in.
+std::vector<uint8_t> raw_weight_rows(DType type, int64_t rows, int64_t cols, bool all_ones, std::mt19937& rng) {
+  const int64_t row_bytes = csq::row_bytes(type, cols), n_blocks = rows * cols / dtype_info(type).block_elems;
+  std::vector<uint8_t> w(size_t(rows * row_bytes));
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (uint8_t& v : w) v = all_ones ? 0xFF : uint8_t(byte(rng));
+  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    if (type == DType::Q4_K) {
+      auto& blk = reinterpret_cast<quants::BlockQ4_K*>(w.data())[b];
+      blk.d = f32_to_f16(scale(rng));
+      blk.dmin = f32_to_f16(scale(rng));
+    } else if (type == DType::Q6_K) {
+      reinterpret_cast<quants::BlockQ6_K*>(w.data())[b].d = f32_to_f16(scale(rng));
+    } else {
+      reinterpret_cast<quants::BlockQ8_0*>(w.data())[b].d = f32_to_f16(scale(rng));
+    }
+  }
+  return w;
+}
+
+TEST(Avx512Kernels, EightRowKernelsMatchTheAvx2RowKernelBitForBit) {
+  const auto implementations = avx512_implementations();
+  if (implementations.empty()) GTEST_SKIP() << "no AVX-512 kernels to run here (no AVX2, or no SIMDe in this build)";
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (const Avx512Implementation& impl : implementations)
+    for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0}) {
+      const cpu::RowKernel* avx2 = cpu::avx2_kernel(type);
+      const cpu::Rows8Fn rows8 = impl.parts(type).rows8;
+      ASSERT_NE(rows8, nullptr);
+      // K-quants: more blocks than one pass of the in-place kernel and of the tile holds; Q8_0:
+      // an odd block count (the in-place kernel takes blocks in pairs) and a single block.
+      const std::vector<int64_t> col_counts =
+          type == DType::Q8_0 ? std::vector<int64_t>{32 * 43, 32} : std::vector<int64_t>{256 * 21};
+      for (int64_t cols : col_counts)
+        for (int weights = 0; weights < 2; ++weights)
+          for (int64_t tokens : {int64_t(1), int64_t(2), int64_t(5), cpu::kTileMinTokens + 1, cpu::kQ6KTileMinTokens + 3}) {
+            SCOPED_TRACE(std::string(impl.name) + " " + dtype_info(type).name + " cols=" + std::to_string(cols) +
+                         (weights ? " all-0xFF weights" : " random weights") + " tokens=" + std::to_string(tokens));
+            const std::vector<uint8_t> w = raw_weight_rows(type, 8, cols, weights == 1, rng);
+            const int64_t w_row_bytes = csq::row_bytes(type, cols);
+            const int64_t x_stride = cpu::act_row_bytes(avx2->act, cols);
+            std::vector<uint8_t> xq(size_t(tokens * x_stride));
+            std::vector<float> x(static_cast<size_t>(cols));
+            for (int64_t t = 0; t < tokens; ++t) {
+              for (float& v : x) v = t % 2 ? 1.f : normal(rng);
+              cpu::quantize_act(avx2->act, x.data(), xq.data() + t * x_stride, cols);
+            }
+            std::vector<float> eight(size_t(tokens * 8));
+            rows8(w.data(), w_row_bytes, xq.data(), x_stride, tokens, cols, eight.data(), 8);
+            for (int64_t r = 0; r < 8; ++r)
+              for (int64_t t = 0; t < tokens; ++t) {
+                float one = 0;
+                avx2->dot(w.data() + r * w_row_bytes, xq.data() + t * x_stride, x_stride, 1, cols, &one);
+                ASSERT_EQ(0, std::memcmp(&one, &eight[size_t(t * 8 + r)], sizeof(float)))
+                    << "row " << r << " token " << t << ": " << one << " vs " << eight[size_t(t * 8 + r)];
+              }
+          }
+    }
+}
+
+TEST(Avx512Kernels, FloatRowKernelsMatchTheAvx2OnesBitForBit) {
+  const auto implementations = avx512_implementations();
+  if (implementations.empty()) GTEST_SKIP() << "no AVX-512 kernels to run here (no AVX2, or no SIMDe in this build)";
+  for (const Avx512Implementation& impl : implementations)
+    for (DType type : {DType::F32, DType::F16, DType::BF16})
+      for (int64_t cols : {1, 7, 16, 45, 130, 2560})
+        for (int tokens = 1; tokens <= cpu::kMaxTokens; ++tokens) {
+          const Case c{type, 3, cols, tokens};
+          SCOPED_TRACE(std::string(impl.name) + " " + name(c));
+          const cpu::DotFn dot = impl.parts(type).dot;
+          ASSERT_NE(dot, nullptr);
+          Problem p = make_problem(c, uint32_t(cols * 5 + tokens));
+          const int64_t x_stride = cols * int64_t(sizeof(float));
+          for (int64_t r = 0; r < c.rows; ++r) {
+            float got[cpu::kMaxTokens], want[cpu::kMaxTokens];
+            dot(p.w.row(r), p.x.data(), x_stride, tokens, cols, got);
+            cpu::avx2_kernel(type)->dot(p.w.row(r), p.x.data(), x_stride, tokens, cols, want);
+            EXPECT_EQ(0, std::memcmp(got, want, size_t(tokens) * sizeof(float))) << "row " << r;
+          }
+        }
+}
+
 // Activations are encoded as ggml-cpu encodes them, level for level: any other rounding makes
 // the 8-bit products drift away from llama.cpp's.
 TEST(ActivationQuantization, MatchesGgml) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "kernels/ops.h"
 #include "model/model.h"
 #include "runtime/session.h"
 #include "test_paths.h"
@@ -39,6 +40,7 @@ TEST_P(SynthCli, WritesAModelThatRuns) {
   ASSERT_EQ(j["results"].size(), 2u);
   EXPECT_EQ(j["results"][0]["test"], "pp8");
   EXPECT_EQ(j["results"][1]["test"], "tg2");
+  EXPECT_EQ(j["kernels"], kernels::matmul_kernel_set());
 }
 
 // --roofline: the prompt's multiply-adds are those of the layer matrices, and both tests get a
@@ -55,6 +57,7 @@ TEST(BenchCli, ReportsBothRooflines) {
   EXPECT_DOUBLE_EQ(j["prompt_macs_per_token"].get<double>(), double(c.n_layers) * layer);
   EXPECT_GT(j["read_bandwidth_bytes_per_s"].get<double>(), 0);
   EXPECT_GT(j["results"][1]["roofline_fraction"].get<double>(), 0);
+  EXPECT_EQ(j["int8_peak_macs_per_s"].get<double>() > 0, j["kernels"] != "reference");
   if (j["int8_peak_macs_per_s"].get<double>() > 0) {
     // A roofline is an upper bound: the tiny model's prompt runs well below it.
     EXPECT_GT(j["float_peak_macs_per_s"].get<double>(), 0);

@@ -54,12 +54,30 @@ struct RowKernel {
 
 // Whether this CPU runs the AVX2 kernels (AVX2, FMA and F16C).
 bool cpu_has_avx2();
+// Whether it also runs the AVX-512 kernels (AVX-512 F, BW, VL and VNNI, with the OS saving the
+// 512-bit registers).
+bool cpu_has_avx512();
 // cpu_has_avx2() unless CSQ_KERNELS=reference forces the plain reference path (for
 // comparisons and bisecting).
 bool use_avx2();
+// cpu_has_avx512() and use_avx2(), unless CSQ_KERNELS=avx2 keeps an AVX-512 CPU on the AVX2
+// kernels.
+bool use_avx512();
 // The AVX2 kernel for a weight type, or nullptr where there is none (the caller falls back to
 // the reference). Only call when cpu_has_avx2().
 const RowKernel* avx2_kernel(DType weight_type);
+
+// The AVX-512 replacements for parts of a weight type's AVX2 kernel (nullptr: keep the AVX2
+// part). Each is bit-identical to the part it replaces, so the two mix freely (a last partial
+// group of rows goes to the AVX2 row kernel). Only call when cpu_has_avx512().
+struct Avx512Parts {
+  DotFn dot = nullptr;
+  Rows8Fn rows8 = nullptr;
+};
+Avx512Parts avx512_parts(DType weight_type);
+// The same kernels compiled with SIMDe's portable AVX-512 (test builds only, run on any AVX2
+// CPU): checks the kernels' logic where the CPU lacks the instructions.
+Avx512Parts avx512_parts_emulated(DType weight_type);
 
 
 // Peak-rate probes for csq bench's compute roofline (AVX2 only): `rounds` rounds of independent
@@ -71,6 +89,12 @@ int32_t probe_int8_madd(int64_t rounds);
 // float: 12 x vfmadd per round, as in the float-weight kernels.
 constexpr int64_t kProbeFloatMacsPerRound = 12 * 8;
 float probe_float_fma(int64_t rounds);
+// The AVX-512 kernels' instructions (cpu_has_avx512() only): 12 x vpdpbusd per round (64
+// multiply-adds each), and 12 x 16-lane vfmadd.
+constexpr int64_t kProbeDpbusdMacsPerRound = 12 * 64;
+int32_t probe_int8_dpbusd(int64_t rounds);
+constexpr int64_t kProbeFloat512MacsPerRound = 12 * 16;
+float probe_float_fma512(int64_t rounds);
 
 }  // namespace csq::kernels::cpu
 

@@ -2,6 +2,7 @@
 // activations once per product, and walks the weights in row blocks x token tiles so that
 // each weight row is decoded once per tile of tokens while the tile stays in cache.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -87,10 +88,37 @@ bool cpu_has_avx2() {
 #endif
 }
 
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = [] {
+    if (!cpu_has_avx2()) return false;
+    unsigned a, b, c, d;
+    __cpuid_count(7, 0, a, b, c, d);
+    const bool f = b & (1u << 16), bw = b & (1u << 30), vl = b & (1u << 31), vnni = c & (1u << 11);
+    if (!(f && bw && vl && vnni)) return false;
+    // The OS must save the opmask and all 512-bit registers (XCR0 bits 5-7) besides YMM.
+    unsigned lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0xE6u) == 0xE6u;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
 bool use_avx2() {
   static const bool use = [] {
     const char* v = std::getenv("CSQ_KERNELS");
     return cpu_has_avx2() && !(v && std::string_view(v) == "reference");
+  }();
+  return use;
+}
+
+bool use_avx512() {
+  static const bool use = [] {
+    const char* v = std::getenv("CSQ_KERNELS");
+    return use_avx2() && cpu_has_avx512() && !(v && std::string_view(v) == "avx2");
   }();
   return use;
 }
@@ -106,11 +134,30 @@ bool integer_kernels_allowed() {
   return !(v && std::string_view(v) == "float");
 }
 
+// The AVX2 kernel with the AVX-512 parts put in, per ggml type id (BF16 is the largest with a kernel).
+constexpr int kNumDTypes = int(DType::BF16) + 1;
+const cpu::RowKernel* avx512_kernel(DType type) {
+  if (int(type) >= kNumDTypes) return nullptr;
+  static const auto table = [] {
+    std::array<cpu::RowKernel, kNumDTypes> kernels{};
+    std::array<bool, kNumDTypes> present{};
+    for (int i = 0; i < kNumDTypes; ++i) {
+      const cpu::RowKernel* base = cpu::avx2_kernel(DType(i));
+      if (!base) continue;
+      const cpu::Avx512Parts parts = cpu::avx512_parts(DType(i));
+      kernels[size_t(i)] = {base->act, parts.dot ? parts.dot : base->dot, parts.rows8 ? parts.rows8 : base->rows8};
+      present[size_t(i)] = true;
+    }
+    return std::pair(kernels, present);
+  }();
+  return table.second[size_t(type)] ? &table.first[size_t(type)] : nullptr;
+}
+
 const cpu::RowKernel* row_kernel(DType type) {
   if (!cpu::use_avx2()) return nullptr;
   const bool float_weights = type == DType::F32 || type == DType::F16 || type == DType::BF16;
   if (!float_weights && !integer_kernels_allowed()) return nullptr;
-  return cpu::avx2_kernel(type);
+  return cpu::use_avx512() ? avx512_kernel(type) : cpu::avx2_kernel(type);
 }
 
 // Rows per block: the weights of one block are reused from cache by every token tile.
@@ -164,6 +211,11 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
   });
 }
 
+const char* matmul_kernel_set() {
+  if (!cpu::use_avx2()) return "reference";
+  return cpu::use_avx512() ? "avx512" : "avx2";
+}
+
 MatmulArithmetic matmul_arithmetic(DType type) {
   const cpu::RowKernel* kernel = row_kernel(type);
   if (!kernel) return MatmulArithmetic::Reference;
@@ -188,8 +240,13 @@ ComputePeak measure_compute_peak(ThreadPool& pool) {
     }
     return best;
   };
-  peak.int8_macs_per_s = best_rate(int64_t(20'000'000), cpu::kProbeInt8MacsPerRound, cpu::probe_int8_madd);
-  peak.float_macs_per_s = best_rate(int64_t(40'000'000), cpu::kProbeFloatMacsPerRound, cpu::probe_float_fma);
+  if (cpu::use_avx512()) {
+    peak.int8_macs_per_s = best_rate(int64_t(10'000'000), cpu::kProbeDpbusdMacsPerRound, cpu::probe_int8_dpbusd);
+    peak.float_macs_per_s = best_rate(int64_t(20'000'000), cpu::kProbeFloat512MacsPerRound, cpu::probe_float_fma512);
+  } else {
+    peak.int8_macs_per_s = best_rate(int64_t(20'000'000), cpu::kProbeInt8MacsPerRound, cpu::probe_int8_madd);
+    peak.float_macs_per_s = best_rate(int64_t(40'000'000), cpu::kProbeFloatMacsPerRound, cpu::probe_float_fma);
+  }
   return peak;
 }
 

@@ -14,63 +14,10 @@
 #include "kernels/cpu/fast_kernels.h"
 
 #include "kernels/cpu/avx2_begin.h"
+#include "kernels/cpu/simd_common.h"
 
 namespace csq::kernels::cpu {
 namespace {
-
-using quants::BlockQ4_0;
-using quants::BlockQ4_K;
-using quants::BlockQ5_K;
-using quants::BlockQ6_K;
-using quants::BlockQ8_0;
-using quants::BlockQ8_K;
-using quants::QK_K;
-
-inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// Sum of 8 int32 lanes (exact).
-inline int32_t hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  return _mm_cvtsi128_si32(s);
-}
-
-// acc + scale * float(sum) with one rounding (a fused multiply-add, as the vector kernels do).
-inline float fma_block(float scale, int32_t sum, float acc) {
-  return std::fma(scale, float(sum), acc);
-}
-
-// Generation reads every weight once, so the kernels are bound by memory latency unless the
-// next blocks are already on their way: request the bytes kPrefetchAhead ahead of the block in
-// use (rows of a thread's range are contiguous, so this runs on into the next row).
-constexpr int64_t kPrefetchAhead = 4096;
-inline void prefetch_ahead(const void* block, int64_t block_bytes) {
-  const char* p = static_cast<const char*>(block) + kPrefetchAhead;
-  for (int64_t off = 0; off < block_bytes; off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
-}
-
-inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-
-// Sum of 16 signed int16 pairs -> 8 int32.
-inline __m256i pair_sums(__m256i v) { return _mm256_madd_epi16(v, _mm256_set1_epi16(1)); }
-
-// signed weights (q in -128..127) . signed activations (±127), 32 bytes -> 8 int32.
-inline __m256i dot_i8(__m256i w, __m256i x) {
-  return pair_sums(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)));
-}
-
-template <typename XBlock>
-inline const XBlock* x_row(const void* x, int64_t x_stride, int t) {
-  return reinterpret_cast<const XBlock*>(static_cast<const uint8_t*>(x) + t * x_stride);
-}
 
 // ---- Q8_0 and Q4_0 weights with BlockQ8x32 activations ----
 
@@ -136,40 +83,6 @@ void dot_q4_0(const void* w_row, const void* x, int64_t x_stride, int64_t cols, 
 
 // ---- k-quants with BlockQ8_K activations ----
 
-// The 8 six-bit scales and mins of a Q4_K/Q5_K block (quants::scale_min_k4, four at a time) as
-// four words of four bytes: scales 0-3, scales 4-7, mins 0-3, mins 4-7.
-struct ScalesMinsK4 {
-  uint32_t scales_lo, scales_hi, mins_lo, mins_hi;
-};
-inline ScalesMinsK4 scales_mins_k4(const uint8_t* packed) {
-  uint32_t w[3];
-  std::memcpy(w, packed, 12);
-  return {w[0] & 0x3f3f3f3f, (w[2] & 0x0f0f0f0f) | (((w[0] >> 6) & 0x03030303) << 4), w[1] & 0x3f3f3f3f,
-          ((w[2] >> 4) & 0x0f0f0f0f) | (((w[1] >> 6) & 0x03030303) << 4)};
-}
-
-inline void unpack_scales_k4(const uint8_t* packed, uint8_t* scales, uint8_t* mins) {
-  const ScalesMinsK4 sm = scales_mins_k4(packed);
-  std::memcpy(scales, &sm.scales_lo, 4);
-  std::memcpy(scales + 4, &sm.scales_hi, 4);
-  std::memcpy(mins, &sm.mins_lo, 4);
-  std::memcpy(mins + 4, &sm.mins_hi, 4);
-}
-
-// [scale 0..7 | min 0..7] as 16 int16: scales in the low 128-bit lane, mins in the high one.
-inline __m256i scales_mins_k4_i16(const uint8_t* packed) {
-  const ScalesMinsK4 sm = scales_mins_k4(packed);
-  return _mm256_cvtepu8_epi16(
-      _mm_set_epi32(int(sm.mins_hi), int(sm.mins_lo), int(sm.scales_hi), int(sm.scales_lo)));
-}
-
-// An activation block's side of the mins term: [0 | the 8 sub-block sums] as int16 (each at most
-// 32 * 127), so that madd with scales_mins_k4_i16 leaves sum_j min_j * sum_j spread over 4 lanes.
-inline __m256i sub_block_sums(const BlockQ8_K& x) {
-  const __m128i sums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums)),
-                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums + 8)));
-  return _mm256_set_m128i(sums, _mm_setzero_si128());
-}
 
 // Exact integer sums of one Q4_K/Q5_K block with N tokens' activation blocks b, as 8 int32 lanes
 // to be added up: levels[t] = sum_i scale(i) * level_i * x_i and mins[t] = sum_j min_j * (sum of
@@ -230,95 +143,20 @@ void dot_q45_k(const void* w_row, const void* x, int64_t x_stride, int64_t cols,
   for (int t = 0; t < N; ++t) out[t] = acc[t];
 }
 
-// Lane r of the result is the sum of v[r]'s eight lanes (exact): a transpose by horizontal adds.
-inline __m256i sum_lanes8(const __m256i* v) {
-  const __m256i v01 = _mm256_hadd_epi32(v[0], v[1]), v23 = _mm256_hadd_epi32(v[2], v[3]);
-  const __m256i v45 = _mm256_hadd_epi32(v[4], v[5]), v67 = _mm256_hadd_epi32(v[6], v[7]);
-  // [rows 0-3 | rows 0-3] and [rows 4-7 | rows 4-7], each half holding half of a row's lanes.
-  const __m256i v0123 = _mm256_hadd_epi32(v01, v23), v4567 = _mm256_hadd_epi32(v45, v67);
-  return _mm256_add_epi32(_mm256_permute2x128_si256(v0123, v4567, 0x20),
-                          _mm256_permute2x128_si256(v0123, v4567, 0x31));
-}
 
-// Requests one block of each of the next group's 8 rows (rows of one thread's range are
-// contiguous, so the next group is what this thread reads next; eight interleaved streams are
-// more than the hardware prefetcher follows by itself).
-inline void prefetch_next_group(const uint8_t* block_in_row0, int64_t w_row_bytes, int64_t block_bytes) {
-  const uint8_t* p = block_in_row0 + 8 * w_row_bytes;
-  for (int r = 0; r < 8; ++r, p += w_row_bytes)
-    for (int64_t off = 0; off < block_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + off), _MM_HINT_T0);
-}
 
-// ---- Eight rows at a time against 1..kMaxTokens tokens (generation) ----
-//
-// Each row's block sums are the row kernel's, but instead of reducing each to a scalar (two
-// horizontal sums and two dependent scalar multiply-adds per row and block), 8 rows' sums are
-// transposed into one vector with a lane per row and weighted with two vector multiply-adds: the
-// tile kernel's arithmetic, lane for lane, so a token's result does not depend on which of the two
-// computed it. The rows are still read one after the other (one linear stream the prefetchers
-// follow; block b of 8 rows in turn is 8 streams and reads measurably slower), the sums of a chunk
-// of blocks waiting in a buffer for the transpose.
-
-// u[r] = hadd(levels of row r, mins of row r), 4 partial sums of each. Lane r of levels_out is
-// row r's levels sum, of mins_out its mins sum (exact).
-inline void split_sums8(const __m256i* u, __m256i& levels_out, __m256i& mins_out) {
-  // [L0 M0 L1 M1 | L0 M0 L1 M1] (each half holding half of a row's lanes), and so on.
-  const __m256 u01 = _mm256_castsi256_ps(_mm256_hadd_epi32(u[0], u[1]));
-  const __m256 u23 = _mm256_castsi256_ps(_mm256_hadd_epi32(u[2], u[3]));
-  const __m256 u45 = _mm256_castsi256_ps(_mm256_hadd_epi32(u[4], u[5]));
-  const __m256 u67 = _mm256_castsi256_ps(_mm256_hadd_epi32(u[6], u[7]));
-  const __m256i l0123 = _mm256_castps_si256(_mm256_shuffle_ps(u01, u23, 0x88));
-  const __m256i m0123 = _mm256_castps_si256(_mm256_shuffle_ps(u01, u23, 0xDD));
-  const __m256i l4567 = _mm256_castps_si256(_mm256_shuffle_ps(u45, u67, 0x88));
-  const __m256i m4567 = _mm256_castps_si256(_mm256_shuffle_ps(u45, u67, 0xDD));
-  levels_out = _mm256_add_epi32(_mm256_permute2x128_si256(l0123, l4567, 0x20),
-                                _mm256_permute2x128_si256(l0123, l4567, 0x31));
-  mins_out = _mm256_add_epi32(_mm256_permute2x128_si256(m0123, m4567, 0x20),
-                              _mm256_permute2x128_si256(m0123, m4567, 0x31));
-}
-
-template <int N, bool HighBits, typename Block>
-struct Q45KRows8 {
-  static void run(const uint8_t* w_rows, int64_t w_row_bytes, const BlockQ8_K* const* xs, int64_t n_blocks, float* out,
-                  int64_t out_stride) {
-    constexpr int64_t kChunk = 64 / N;  // 16 KB of partial sums
-    alignas(32) __m256i partial[kChunk][N][8];
-    alignas(32) __m256i x_sub[kChunk][N];
-    alignas(16) uint16_t d_half[kChunk][8], dmin_half[kChunk][8];
-    __m256 acc[N];
-    for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
-    for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunk) {
-      const int64_t nb = std::min(kChunk, n_blocks - b0);
-      for (int64_t i = 0; i < nb; ++i)
-        for (int t = 0; t < N; ++t) x_sub[i][t] = sub_block_sums(xs[t][b0 + i]);
-      for (int r = 0; r < 8; ++r) {
-        const Block* w = reinterpret_cast<const Block*>(w_rows + r * w_row_bytes) + b0;
-        for (int64_t i = 0; i < nb; ++i) {
-          prefetch_ahead(w + i, int64_t(sizeof(Block)));
-          d_half[i][r] = w[i].d;
-          dmin_half[i][r] = w[i].dmin;
-          __m256i levels[N], mins[N];
-          q45k_block_sums<N, HighBits>(w[i], xs, b0 + i, x_sub[i], levels, mins);
-          for (int t = 0; t < N; ++t) partial[i][t][r] = _mm256_hadd_epi32(levels[t], mins[t]);
-        }
-      }
-      for (int64_t i = 0; i < nb; ++i) {
-        const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(d_half[i])));
-        const __m256 neg_dmin = _mm256_xor_ps(
-            _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dmin_half[i]))), _mm256_set1_ps(-0.f));
-        for (int t = 0; t < N; ++t) {
-          __m256i levels, mins;
-          split_sums8(partial[i][t], levels, mins);
-          const __m256 dx = _mm256_set1_ps(xs[t][b0 + i].d);
-          acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(levels), acc[t]);
-          acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(neg_dmin, dx), _mm256_cvtepi32_ps(mins), acc[t]);
-        }
-      }
-    }
-    for (int t = 0; t < N; ++t) _mm256_storeu_ps(out + t * out_stride, acc[t]);
+// Q4_K rows read in place (generation): KQuantRows8 over q45k_block_sums.
+struct Q4KFormat {
+  using Block = BlockQ4_K;
+  static constexpr bool kMins = true;
+  template <int N>
+  static void sums(const Block& wb, const BlockQ8_K* const* xs, int64_t b, const __m256i* x_sub, __m256i* out) {
+    __m256i levels[N], mins[N];
+    q45k_block_sums<N, false>(wb, xs, b, x_sub, levels, mins);
+    for (int t = 0; t < N; ++t) out[t] = _mm256_hadd_epi32(levels[t], mins[t]);
   }
 };
-template <int N> using Q4KRows8 = Q45KRows8<N, false, BlockQ4_K>;
+template <int N> using Q4KRows8 = KQuantRows8<N, Q4KFormat>;
 
 // ---- Q4_K tiles: eight rows against many tokens (prompt processing) ----
 //
@@ -339,9 +177,8 @@ struct alignas(32) Q4KTileBlock {
 };
 
 void unpack_q4k_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_blocks, Q4KTileBlock* tiles) {
-  alignas(32) uint8_t levels[64];
+  alignas(32) uint8_t levels[QK_K];
   alignas(8) uint8_t scales[8], mins[8];
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
   for (int row = 0; row < 8; ++row) {
     const BlockQ4_K* w = reinterpret_cast<const BlockQ4_K*>(w_rows + row * w_row_bytes);
     for (int64_t b = 0; b < n_blocks; ++b) {
@@ -353,14 +190,8 @@ void unpack_q4k_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_block
         tile.scales[j][2 * row] = tile.scales[j][2 * row + 1] = scales[j];
         tile.mins[j / 2][2 * row + j % 2] = mins[j];
       }
-      for (int i = 0; i < 4; ++i) {
-        // Sub-block 2i in the low nibbles, 2i+1 in the high ones.
-        const __m256i raw = load256(w[b].qs + 32 * i);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(levels), _mm256_and_si256(raw, low4));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(levels + 32), _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4));
-        for (int half = 0; half < 2; ++half)
-          for (int g = 0; g < 8; ++g) std::memcpy(&tile.q[2 * i + half][g][4 * row], levels + 32 * half + 4 * g, 4);
-      }
+      q4k_levels(w[b], levels);
+      for (int e = 0; e < QK_K; e += 4) std::memcpy(&tile.q[e / 32][(e % 32) / 4][4 * row], levels + e, 4);
     }
   }
 }
@@ -428,55 +259,7 @@ template <int T> struct Q4KTileTokens {
   }
 };
 
-constexpr int kTileTokens = 4;
 
-// Eight rows of one weight format against n_tok tokens. From kTileFrom tokens on, the rows
-// are unpacked once into tiles, then passed over one chunk of blocks at a time, so the chunk
-// (about 8-10 KB) stays in L1 while every token streams its activations past it; fewer tokens
-// read the rows in place (Rows8), kMaxTokens at a time.
-template <typename Tile, typename XBlock, int64_t kBlockElems, int64_t kChunkBlocks,
-          void (*Unpack)(const uint8_t*, int64_t, int64_t, Tile*), template <int> class Kernel,
-          template <int> class Rows8, int64_t kTileFrom = kTileMinTokens>
-void rows8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
-           float* out, int64_t out_stride) {
-  const int64_t n_blocks = cols / kBlockElems;
-  if (n_tok < kTileFrom) {
-    for (int64_t t0 = 0; t0 < n_tok; t0 += kMaxTokens) {
-      const XBlock* xs[kMaxTokens];
-      const int tt = int(std::min<int64_t>(kMaxTokens, n_tok - t0));
-      for (int t = 0; t < tt; ++t) xs[t] = x_row<XBlock>(x, x_stride, int(t0 + t));
-      float* o = out + t0 * out_stride;
-      switch (tt) {
-        case 1: Rows8<1>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); break;
-        case 2: Rows8<2>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); break;
-        case 3: Rows8<3>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); break;
-        default: Rows8<4>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); break;
-      }
-    }
-    return;
-  }
-  thread_local std::vector<Tile> tiles;
-  thread_local std::vector<float> acc;
-  if (int64_t(tiles.size()) < n_blocks) tiles.resize(size_t(n_blocks));
-  acc.assign(size_t(8 * n_tok), 0.f);
-  Unpack(w_rows, w_row_bytes, n_blocks, tiles.data());
-  for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkBlocks) {
-    const int64_t nb = std::min(kChunkBlocks, n_blocks - b0);
-    for (int64_t t0 = 0; t0 < n_tok; t0 += kTileTokens) {
-      const XBlock* xs[kTileTokens];
-      const int tt = int(std::min<int64_t>(kTileTokens, n_tok - t0));
-      for (int t = 0; t < tt; ++t) xs[t] = x_row<XBlock>(x, x_stride, int(t0 + t)) + b0;
-      float* a = acc.data() + 8 * t0;
-      switch (tt) {
-        case 1: Kernel<1>::run(tiles.data() + b0, nb, xs, a); break;
-        case 2: Kernel<2>::run(tiles.data() + b0, nb, xs, a); break;
-        case 3: Kernel<3>::run(tiles.data() + b0, nb, xs, a); break;
-        default: Kernel<4>::run(tiles.data() + b0, nb, xs, a); break;
-      }
-    }
-  }
-  for (int64_t t = 0; t < n_tok; ++t) std::memcpy(out + t * out_stride, acc.data() + 8 * t, 8 * sizeof(float));
-}
 
 // ---- Q8_0 tiles ----
 //
@@ -566,18 +349,6 @@ struct Q8_0Rows8 {
 constexpr auto rows8_q4_k = rows8<Q4KTileBlock, BlockQ8_K, QK_K, 4, unpack_q4k_tile, Q4KTileTokens, Q4KRows8>;
 constexpr auto rows8_q8_0 = rows8<Q8_0TileBlock, BlockQ8x32, 32, 16, unpack_q8_0_tile, Q8_0TileTokens, Q8_0Rows8>;
 
-// The levels (0..63, the +32 bias kept) of elements 128h + 32k + i, i < 32, in q[k].
-inline void q6k_half_levels(const BlockQ6_K& wb, int h, __m256i* q) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(3);
-  const __m256i ql0 = load256(wb.ql + 64 * h), ql1 = load256(wb.ql + 64 * h + 32);
-  const __m256i qh = load256(wb.qh + 32 * h);
-  q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4));
-  q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), low2), 4));
-  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
-                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), low2), 4));
-  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
-                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), low2), 4));
-}
 
 // Exact integer sums of one Q6_K block with N tokens' activation blocks b, as 8 int32 lanes to
 // be added up: sum_i scale(i) * (level_i - 32) * x_i.
@@ -605,15 +376,6 @@ inline void q6k_block_sums(const BlockQ6_K& wb, const BlockQ8_K* const* xs, int6
   }
 }
 
-// The levels (0..63, the +32 bias kept) of one Q6_K block in element order.
-inline void q6k_levels(const BlockQ6_K& wb, uint8_t* levels) {
-  for (int h = 0; h < 2; ++h) {
-    __m256i q[4];
-    q6k_half_levels(wb, h, q);
-    for (int k = 0; k < 4; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(levels + 128 * h + 32 * k), q[k]);
-  }
-}
-
 template <int N>
 void dot_q6_k(const void* w_row, const void* x, int64_t x_stride, int64_t cols, float* out) {
   const BlockQ6_K* w = static_cast<const BlockQ6_K*>(w_row);
@@ -632,38 +394,16 @@ void dot_q6_k(const void* w_row, const void* x, int64_t x_stride, int64_t cols, 
   for (int t = 0; t < N; ++t) out[t] = acc[t];
 }
 
-// Q6_K rows read in place (generation), as Q45KRows8.
-template <int N>
-struct Q6KRows8 {
-  static void run(const uint8_t* w_rows, int64_t w_row_bytes, const BlockQ8_K* const* xs, int64_t n_blocks, float* out,
-                  int64_t out_stride) {
-    constexpr int64_t kChunk = 64 / N;  // 16 KB of partial sums
-    alignas(32) __m256i partial[kChunk][N][8];
-    alignas(16) uint16_t d_half[kChunk][8];
-    __m256 acc[N];
-    for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
-    for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunk) {
-      const int64_t nb = std::min(kChunk, n_blocks - b0);
-      for (int r = 0; r < 8; ++r) {
-        const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(w_rows + r * w_row_bytes) + b0;
-        for (int64_t i = 0; i < nb; ++i) {
-          prefetch_ahead(w + i, int64_t(sizeof(BlockQ6_K)));
-          d_half[i][r] = w[i].d;
-          __m256i sums[N];
-          q6k_block_sums<N>(w[i], xs, b0 + i, sums);
-          for (int t = 0; t < N; ++t) partial[i][t][r] = sums[t];
-        }
-      }
-      for (int64_t i = 0; i < nb; ++i) {
-        const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(d_half[i])));
-        for (int t = 0; t < N; ++t)
-          acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xs[t][b0 + i].d)),
-                                   _mm256_cvtepi32_ps(sum_lanes8(partial[i][t])), acc[t]);
-      }
-    }
-    for (int t = 0; t < N; ++t) _mm256_storeu_ps(out + t * out_stride, acc[t]);
+// Q6_K rows read in place (generation): KQuantRows8 over q6k_block_sums.
+struct Q6KFormat {
+  using Block = BlockQ6_K;
+  static constexpr bool kMins = false;
+  template <int N>
+  static void sums(const Block& wb, const BlockQ8_K* const* xs, int64_t b, const __m256i*, __m256i* out) {
+    q6k_block_sums<N>(wb, xs, b, out);
   }
 };
+template <int N> using Q6KRows8 = KQuantRows8<N, Q6KFormat>;
 
 // ---- Q6_K tiles (prompt processing) ----
 //
@@ -744,21 +484,6 @@ inline __m256 load_w8(const uint16_t* p) {
   else return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-template <DType T>
-inline float scalar_w(const void* w, int64_t i) {
-  if constexpr (T == DType::F32) {
-    return static_cast<const float*>(w)[i];
-  } else {
-    const uint16_t h = static_cast<const uint16_t*>(w)[i];
-    if constexpr (T == DType::F16) return half_to_float(h);
-    else {
-      const uint32_t bits = uint32_t(h) << 16;
-      float f;
-      std::memcpy(&f, &bits, 4);
-      return f;
-    }
-  }
-}
 
 template <DType T>
 inline __m256 load_w(const void* w, int64_t i) {

@@ -1,0 +1,508 @@
+// AVX-512 kernels for the fast matrix product (F, BW, VL and VNNI): the eight-row kernels of the
+// Q4_K, Q6_K and Q8_0 weights and the row kernels of the float weights. Compiled for that target
+// with a pragma and called only after cpu_has_avx512().
+//
+// Every kernel here computes the same exact integer block sums as its AVX2 counterpart and then
+// the same float operations in the same order, so its results are bit-identical to the AVX2
+// kernels': which ISA ran never changes an answer, the AVX2 row kernel can take a last partial
+// group of rows, and the tests compare the two bit for bit.
+//
+// Prompt tiles interleave 8 rows x 8 columns per 64-byte vector (lane 2 * row + e holds columns
+// 8 g + 4 e .. + 3 of the row), so one vpdpbusd multiplies and sums 64 levels by a token's 8
+// activation bytes broadcast to every row; 4 of them cover a Q4_K sub-block, whose sum still fits
+// 16 bits, so one vpdpwssd applies the sub-block scale and accumulates. Generation reads the rows
+// in place as the AVX2 kernels do, 64 levels per instruction instead of 32.
+//
+// With CSQ_AVX512_EMULATED the file is compiled again for the tests, with SIMDe implementing the
+// AVX-512 intrinsics on AVX2 (entry points suffixed _emulated): the kernels' logic is then checked
+// on any AVX2 machine, the instructions themselves only where the CPU has them.
+#if defined(CSQ_AVX512_EMULATED)
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#include <simde/x86/f16c.h>
+#include <simde/x86/fma.h>
+// SIMDe 0.7.4 (Debian 12) declares this alias with the masked form's four parameters.
+#undef _mm512_madd_epi16
+#define _mm512_madd_epi16(a, b) simde_mm512_madd_epi16(a, b)
+#else
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/fast_kernels.h"
+
+#if !defined(CSQ_AVX512_EMULATED)
+#include "kernels/cpu/avx512_begin.h"
+#endif
+#include "kernels/cpu/simd_common.h"
+
+#if defined(CSQ_AVX512_EMULATED)
+#define CSQ_AVX512_ENTRY(name) name##_emulated
+#else
+#define CSQ_AVX512_ENTRY(name) name
+#endif
+
+namespace csq::kernels::cpu {
+namespace {
+
+inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
+
+// 8 bytes at p in every 64-bit lane: a token's activations for one column octet of all 8 rows.
+inline __m512i broadcast8(const void* p) {
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return _mm512_set1_epi64(v);
+}
+
+// Lane r of the result is v[2 r] + v[2 r + 1] (exact): a tile row's two column halves.
+inline __m256i fold_pairs(__m512i v) { return _mm512_cvtepi64_epi32(_mm512_add_epi32(v, _mm512_srli_epi64(v, 32))); }
+
+// The two 256-bit halves added: 8 lanes whose sum is v's.
+inline __m256i fold_halves(__m512i v) {
+  return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+// A lane of s holds at most 4 dpbusd terms' worth that fits in 16 bits; with scales holding the
+// scale in each lane's low 16 bits (0 above), vpdpwssd adds s * scale exactly.
+inline __m512i add_scaled(__m512i acc, __m512i s, __m512i scales) { return _mm512_dpwssd_epi32(acc, s, scales); }
+
+// ---- Q4_K ----
+
+// Block sums of one row in place: q45k_block_sums of the AVX2 file with 64 levels per vector.
+// Each 32 bytes of qs hold sub-block 2i in the low nibbles and 2i+1 in the high ones: the two
+// halves of one vector give elements 64i .. 64i+63 in order, against one 64-byte activation load.
+struct Q4KFormat512 {
+  using Block = BlockQ4_K;
+  static constexpr bool kMins = true;
+  template <int N>
+  static void sums(const Block& wb, const BlockQ8_K* const* xs, int64_t b, const __m256i* x_sub, __m256i* out) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const __m256i scales_mins = scales_mins_k4_i16(wb.scales);
+    // The 8 scales as int16 in every 128-bit lane; lanes 0-1 take scale 2i, lanes 2-3 scale 2i+1.
+    const __m512i scales = _mm512_broadcast_i32x4(_mm256_castsi256_si128(scales_mins));
+    __m512i levels[N];
+    for (int t = 0; t < N; ++t) levels[t] = _mm512_setzero_si512();
+    for (int i = 0; i < 4; ++i) {
+      const __m256i raw = load256(wb.qs + 32 * i);
+      const __m512i q =
+          _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1), low4);
+      const short lo = short(0x0100 + 0x0404 * i), hi = short(0x0302 + 0x0404 * i);
+      const __m512i s = _mm512_shuffle_epi8(scales, _mm512_set_epi16(hi, hi, hi, hi, hi, hi, hi, hi, hi, hi, hi, hi, hi,
+                                                                     hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo, lo, lo,
+                                                                     lo, lo, lo, lo, lo, lo));
+      for (int t = 0; t < N; ++t)
+        levels[t] = _mm512_add_epi32(levels[t],
+                                     _mm512_madd_epi16(_mm512_maddubs_epi16(q, load512(xs[t][b].qs + 64 * i)), s));
+    }
+    for (int t = 0; t < N; ++t)
+      out[t] = _mm256_hadd_epi32(fold_halves(levels[t]), _mm256_madd_epi16(scales_mins, x_sub[t]));
+  }
+};
+template <int N> using Q4KRows8 = KQuantRows8<N, Q4KFormat512>;
+
+struct alignas(64) Q4KTile {
+  uint8_t q[8][4][64];   // [sub-block j][column octet g][8 * row + c] = level(row, 32 j + 8 g + c)
+  int32_t scales[8][16];  // [j][2 * row + e] = the row's 6-bit scale of sub-block j
+  int16_t mins[2][32];    // [k][4 * row + m] = the row's 6-bit min of sub-block 4 k + m
+  float d[8];             // per row
+  float neg_dmin[8];      // per row, negated
+};
+
+void unpack_q4k_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_blocks, Q4KTile* tiles) {
+  alignas(32) uint8_t levels[QK_K];
+  alignas(8) uint8_t scales[8], mins[8];
+  for (int row = 0; row < 8; ++row) {
+    const BlockQ4_K* w = reinterpret_cast<const BlockQ4_K*>(w_rows + row * w_row_bytes);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      Q4KTile& tile = tiles[b];
+      tile.d[row] = half_to_float(w[b].d);
+      tile.neg_dmin[row] = -half_to_float(w[b].dmin);
+      unpack_scales_k4(w[b].scales, scales, mins);
+      for (int j = 0; j < 8; ++j) {
+        tile.scales[j][2 * row] = tile.scales[j][2 * row + 1] = scales[j];
+        tile.mins[j / 4][4 * row + j % 4] = mins[j];
+      }
+      q4k_levels(w[b], levels);
+      for (int e = 0; e < QK_K; e += 8) std::memcpy(&tile.q[e / 32][(e % 32) / 8][8 * row], levels + e, 8);
+    }
+  }
+}
+
+template <int T>
+struct Q4KTileTokens {
+  static void run(const Q4KTile* tiles, int64_t n_blocks, const BlockQ8_K* const* xs, float* acc) {
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const Q4KTile& tile = tiles[b];
+      __m512i levels[T];
+      for (int t = 0; t < T; ++t) levels[t] = _mm512_setzero_si512();
+      for (int j = 0; j < 8; ++j) {
+        const __m512i q0 = load512(tile.q[j][0]), q1 = load512(tile.q[j][1]);
+        const __m512i q2 = load512(tile.q[j][2]), q3 = load512(tile.q[j][3]);
+        const __m512i sc = load512(tile.scales[j]);
+        for (int t = 0; t < T; ++t) {
+          // At most 32 * 15 * 127 = 60960 over a row's sub-block, split between two lanes: each
+          // lane fits 16 bits.
+          const int8_t* xq = xs[t][b].qs + 32 * j;
+          __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, broadcast8(xq));
+          s = _mm512_dpbusd_epi32(s, q1, broadcast8(xq + 8));
+          s = _mm512_dpbusd_epi32(s, q2, broadcast8(xq + 16));
+          s = _mm512_dpbusd_epi32(s, q3, broadcast8(xq + 24));
+          levels[t] = add_scaled(levels[t], s, sc);
+        }
+      }
+      const __m256 d = _mm256_load_ps(tile.d), neg_dmin = _mm256_load_ps(tile.neg_dmin);
+      for (int t = 0; t < T; ++t) {
+        // sum_j min_j * (activation sum of sub-block j): lane 2 row + e takes sub-blocks 4k + 2e, +1.
+        alignas(16) int16_t sub_sums[8];
+        _mm_store_si128(reinterpret_cast<__m128i*>(sub_sums),
+                        _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xs[t][b].bsums)),
+                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(xs[t][b].bsums + 8))));
+        __m512i mins = _mm512_dpwssd_epi32(_mm512_setzero_si512(), load512(tile.mins[0]), broadcast8(sub_sums));
+        mins = _mm512_dpwssd_epi32(mins, load512(tile.mins[1]), broadcast8(sub_sums + 4));
+        const __m256 dx = _mm256_set1_ps(xs[t][b].d);
+        __m256 a = _mm256_loadu_ps(acc + 8 * t);
+        a = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(fold_pairs(levels[t])), a);
+        a = _mm256_fmadd_ps(_mm256_mul_ps(neg_dmin, dx), _mm256_cvtepi32_ps(fold_pairs(mins)), a);
+        _mm256_storeu_ps(acc + 8 * t, a);
+      }
+    }
+  }
+};
+
+// ---- Q6_K ----
+
+// Block sums of one row in place: q6k_block_sums of the AVX2 file with 64 levels per vector.
+struct Q6KFormat512 {
+  using Block = BlockQ6_K;
+  static constexpr bool kMins = false;
+  template <int N>
+  static void sums(const Block& wb, const BlockQ8_K* const* xs, int64_t b, const __m256i*, __m256i* out) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(3);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
+    // Shifts of the high bits for elements 0-31 and 32-63 of each half (2 bits per 32 elements).
+    const __m512i shift_a = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0), shift_b = _mm512_set_epi64(6, 6, 6, 6, 4, 4, 4, 4);
+    __m512i levels[N];
+    for (int t = 0; t < N; ++t) levels[t] = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {
+      const __m512i ql = load512(wb.ql + 64 * h);
+      const __m512i qh = _mm512_broadcast_i64x4(load256(wb.qh + 32 * h));
+      // Elements 128h + 0..63 and 128h + 64..127, levels 0..63 with the +32 bias kept.
+      const __m512i qa = _mm512_or_si512(_mm512_and_si512(ql, low4),
+                                         _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, shift_a), low2), 4));
+      const __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
+                                         _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, shift_b), low2), 4));
+      // Scales 8h..8h+7 in every 128-bit lane; lane L of a 64-element vector covers group 4m + L.
+      const __m512i scales = _mm512_broadcast_i32x4(h == 0 ? _mm256_castsi256_si128(sc16) : _mm256_extracti128_si256(sc16, 1));
+      const __m512i pick_a = _mm512_set_epi16(0x0706, 0x0706, 0x0706, 0x0706, 0x0706, 0x0706, 0x0706, 0x0706, 0x0504,
+                                              0x0504, 0x0504, 0x0504, 0x0504, 0x0504, 0x0504, 0x0504, 0x0302, 0x0302,
+                                              0x0302, 0x0302, 0x0302, 0x0302, 0x0302, 0x0302, 0x0100, 0x0100, 0x0100,
+                                              0x0100, 0x0100, 0x0100, 0x0100, 0x0100);
+      const __m512i pick_b = _mm512_add_epi8(pick_a, _mm512_set1_epi8(8));
+      const __m512i sa = _mm512_shuffle_epi8(scales, pick_a), sb = _mm512_shuffle_epi8(scales, pick_b);
+      for (int t = 0; t < N; ++t) {
+        const int8_t* xq = xs[t][b].qs + 128 * h;
+        levels[t] = _mm512_add_epi32(levels[t], _mm512_madd_epi16(_mm512_maddubs_epi16(qa, load512(xq)), sa));
+        levels[t] = _mm512_add_epi32(levels[t], _mm512_madd_epi16(_mm512_maddubs_epi16(qb, load512(xq + 64)), sb));
+      }
+    }
+    // The +32 bias: subtract 32 * sum_g scale_g * (sum of activation group g).
+    for (int t = 0; t < N; ++t)
+      out[t] = _mm256_sub_epi32(fold_halves(levels[t]),
+                                _mm256_slli_epi32(_mm256_madd_epi16(load256(xs[t][b].bsums), sc16), 5));
+  }
+};
+template <int N> using Q6KRows8 = KQuantRows8<N, Q6KFormat512>;
+
+struct alignas(64) Q6KTile {
+  uint8_t q[16][2][64];   // [group k of 16 columns][column octet g][8 * row + c] = level (0..63)
+  int32_t scales[16][16];  // [k][2 * row + e] = the row's scale of group k, as int16 in the low half
+  int16_t bias[4][32];     // [k][4 * row + m] = the row's scale of group 4 k + m (for the +32 bias)
+  float d[8];              // per row
+};
+
+void unpack_q6k_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_blocks, Q6KTile* tiles) {
+  alignas(32) uint8_t levels[QK_K];
+  for (int row = 0; row < 8; ++row) {
+    const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(w_rows + row * w_row_bytes);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      Q6KTile& tile = tiles[b];
+      tile.d[row] = half_to_float(w[b].d);
+      for (int k = 0; k < 16; ++k) {
+        const int32_t scale = uint16_t(int16_t(w[b].scales[k]));
+        tile.scales[k][2 * row] = tile.scales[k][2 * row + 1] = scale;
+        tile.bias[k / 4][4 * row + k % 4] = w[b].scales[k];
+      }
+      q6k_levels(w[b], levels);
+      for (int e = 0; e < QK_K; e += 8) std::memcpy(&tile.q[e / 16][(e % 16) / 8][8 * row], levels + e, 8);
+    }
+  }
+}
+
+template <int T>
+struct Q6KTileTokens {
+  static void run(const Q6KTile* tiles, int64_t n_blocks, const BlockQ8_K* const* xs, float* acc) {
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const Q6KTile& tile = tiles[b];
+      __m512i sums[T];
+      for (int t = 0; t < T; ++t) {
+        // The +32 bias: 32 * sum_k scale_k * (activation sum of group k); lane 2 row + e takes
+        // groups 4k + 2e and 4k + 2e + 1.
+        __m512i bias = _mm512_setzero_si512();
+        for (int k = 0; k < 4; ++k) bias = _mm512_dpwssd_epi32(bias, load512(tile.bias[k]), broadcast8(xs[t][b].bsums + 4 * k));
+        sums[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(bias, 5));
+      }
+      for (int k = 0; k < 16; ++k) {
+        const __m512i q0 = load512(tile.q[k][0]), q1 = load512(tile.q[k][1]);
+        const __m512i sc = load512(tile.scales[k]);
+        for (int t = 0; t < T; ++t) {
+          // One octet's 4-term sums reach 4 * 63 * 127 = 32004: each is scaled on its own.
+          const int8_t* xq = xs[t][b].qs + 16 * k;
+          sums[t] = add_scaled(sums[t], _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, broadcast8(xq)), sc);
+          sums[t] = add_scaled(sums[t], _mm512_dpbusd_epi32(_mm512_setzero_si512(), q1, broadcast8(xq + 8)), sc);
+        }
+      }
+      const __m256 d = _mm256_load_ps(tile.d);
+      for (int t = 0; t < T; ++t) {
+        __m256 a = _mm256_loadu_ps(acc + 8 * t);
+        a = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xs[t][b].d)), _mm256_cvtepi32_ps(fold_pairs(sums[t])), a);
+        _mm256_storeu_ps(acc + 8 * t, a);
+      }
+    }
+  }
+};
+
+// ---- Q8_0 ----
+//
+// vpdpbusd multiplies unsigned by signed bytes: the activations (within ±127) go in shifted by
+// 128 and the products' excess, 128 times the sum of the weights, comes off again.
+
+struct alignas(64) Q8_0Tile {
+  int8_t q[4][64];      // [column octet g][8 * row + c] = level(row, 8 g + c)
+  int32_t offset[16];   // [2 * row] = -128 * (sum of the row's levels), [2 * row + 1] = 0
+  float d[8];           // per row
+};
+
+void unpack_q8_0_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_blocks, Q8_0Tile* tiles) {
+  for (int row = 0; row < 8; ++row) {
+    const BlockQ8_0* w = reinterpret_cast<const BlockQ8_0*>(w_rows + row * w_row_bytes);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      Q8_0Tile& tile = tiles[b];
+      tile.d[row] = half_to_float(w[b].d);
+      int32_t sum = 0;
+      for (int i = 0; i < 32; ++i) sum += w[b].qs[i];
+      tile.offset[2 * row] = -128 * sum;
+      tile.offset[2 * row + 1] = 0;
+      for (int g = 0; g < 4; ++g) std::memcpy(&tile.q[g][8 * row], w[b].qs + 8 * g, 8);
+    }
+  }
+}
+
+template <int T>
+struct Q8_0TileTokens {
+  static void run(const Q8_0Tile* tiles, int64_t n_blocks, const BlockQ8x32* const* xs, float* acc) {
+    const __m512i bias = _mm512_set1_epi8(char(0x80));
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const Q8_0Tile& tile = tiles[b];
+      const __m512i q0 = load512(tile.q[0]), q1 = load512(tile.q[1]), q2 = load512(tile.q[2]), q3 = load512(tile.q[3]);
+      const __m512i offset = load512(tile.offset);
+      const __m256 d = _mm256_load_ps(tile.d);
+      for (int t = 0; t < T; ++t) {
+        const int8_t* xq = xs[t][b].qs;
+        __m512i s = _mm512_dpbusd_epi32(offset, _mm512_xor_si512(broadcast8(xq), bias), q0);
+        s = _mm512_dpbusd_epi32(s, _mm512_xor_si512(broadcast8(xq + 8), bias), q1);
+        s = _mm512_dpbusd_epi32(s, _mm512_xor_si512(broadcast8(xq + 16), bias), q2);
+        s = _mm512_dpbusd_epi32(s, _mm512_xor_si512(broadcast8(xq + 24), bias), q3);
+        __m256 a = _mm256_loadu_ps(acc + 8 * t);
+        a = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xs[t][b].d)), _mm256_cvtepi32_ps(fold_pairs(s)), a);
+        _mm256_storeu_ps(acc + 8 * t, a);
+      }
+    }
+  }
+};
+
+inline __m512i load_two256(const void* lo, const void* hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(load256(lo)), load256(hi), 1);
+}
+
+// Q8_0 rows read in place (generation), two blocks of each row per vector, block b of the 8 rows
+// in turn as in the AVX2 kernel; each block's exact sums weighted as the tile kernel does.
+template <int N>
+struct Q8_0Rows8 {
+  static void run(const uint8_t* w_rows, int64_t w_row_bytes, const BlockQ8x32* const* xs, int64_t n_blocks, float* out,
+                  int64_t out_stride) {
+    const __m512i bias = _mm512_set1_epi8(char(0x80));
+    __m256 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
+    const auto weigh = [&](const __m256i (*sums)[8], const uint16_t* d_half, int64_t b) {
+      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d_half)));
+      for (int t = 0; t < N; ++t)
+        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xs[t][b].d)), _mm256_cvtepi32_ps(sum_lanes8(sums[t])),
+                                 acc[t]);
+    };
+    int64_t b = 0;
+    for (; b + 2 <= n_blocks; b += 2) {
+      prefetch_next_group(w_rows + b * int64_t(sizeof(BlockQ8_0)), w_row_bytes, 2 * 64);
+      __m512i xu[N];
+      for (int t = 0; t < N; ++t) xu[t] = _mm512_xor_si512(load_two256(xs[t][b].qs, xs[t][b + 1].qs), bias);
+      __m256i sums_lo[N][8], sums_hi[N][8];
+      alignas(16) uint16_t d_lo[8], d_hi[8];
+      for (int r = 0; r < 8; ++r) {
+        const BlockQ8_0* wb = reinterpret_cast<const BlockQ8_0*>(w_rows + r * w_row_bytes) + b;
+        d_lo[r] = wb[0].d;
+        d_hi[r] = wb[1].d;
+        const __m512i q = load_two256(wb[0].qs, wb[1].qs);
+        const __m512i excess = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, q);
+        for (int t = 0; t < N; ++t) {
+          const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xu[t], q), excess);
+          sums_lo[t][r] = _mm512_castsi512_si256(s);
+          sums_hi[t][r] = _mm512_extracti64x4_epi64(s, 1);
+        }
+      }
+      weigh(sums_lo, d_lo, b);
+      weigh(sums_hi, d_hi, b + 1);
+    }
+    if (b < n_blocks) {
+      __m256i sums[N][8];
+      alignas(16) uint16_t d_half[8];
+      for (int r = 0; r < 8; ++r) {
+        const BlockQ8_0& wb = reinterpret_cast<const BlockQ8_0*>(w_rows + r * w_row_bytes)[b];
+        d_half[r] = wb.d;
+        const __m256i q = load256(wb.qs);
+        for (int t = 0; t < N; ++t) sums[t][r] = dot_i8(q, load256(xs[t][b].qs));
+      }
+      weigh(sums, d_half, b);
+    }
+    for (int t = 0; t < N; ++t) _mm256_storeu_ps(out + t * out_stride, acc[t]);
+  }
+};
+
+// As in the AVX2 file: 4 Q4_K blocks of 8 rows = 10.75 KB, 4 Q6_K blocks = 11.3 KB, 16 Q8_0
+// blocks = 5.6 KB.
+constexpr auto rows8_q4_k = rows8<Q4KTile, BlockQ8_K, QK_K, 4, unpack_q4k_tile, Q4KTileTokens, Q4KRows8>;
+constexpr auto rows8_q6_k = rows8<Q6KTile, BlockQ8_K, QK_K, 4, unpack_q6k_tile, Q6KTileTokens, Q6KRows8, kQ6KTileMinTokens>;
+constexpr auto rows8_q8_0 = rows8<Q8_0Tile, BlockQ8x32, 32, 16, unpack_q8_0_tile, Q8_0TileTokens, Q8_0Rows8>;
+
+// ---- float weights (F32, F16, BF16) with float activations ----
+//
+// The AVX2 row kernel keeps two 8-lane accumulators per token over 16 columns at a time; one
+// 16-lane accumulator is the same two, lane for lane, and the final sum and column tail are the
+// same code.
+
+// SIMDe 0.7.4 lacks _mm512_cvtph_ps and _mm512_cvtepu16_epi32: the emulated build does the same
+// conversions in 256-bit halves.
+#if defined(CSQ_AVX512_EMULATED)
+inline __m512 join_halves(__m256 lo, __m256 hi) {
+  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+}
+inline __m512 f16_to_f32x16(__m256i h) {
+  return join_halves(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)));
+}
+inline __m512i u16_to_u32x16(__m256i h) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(h))),
+                            _mm256_cvtepu16_epi32(_mm256_extracti128_si256(h, 1)), 1);
+}
+#else
+inline __m512 f16_to_f32x16(__m256i h) { return _mm512_cvtph_ps(h); }
+inline __m512i u16_to_u32x16(__m256i h) { return _mm512_cvtepu16_epi32(h); }
+#endif
+
+template <DType T>
+inline __m512 load_w16(const void* w, int64_t i) {
+  if constexpr (T == DType::F32) return _mm512_loadu_ps(static_cast<const float*>(w) + i);
+  const __m256i h = load256(static_cast<const uint16_t*>(w) + i);
+  if constexpr (T == DType::F16) return f16_to_f32x16(h);
+  else return _mm512_castsi512_ps(_mm512_slli_epi32(u16_to_u32x16(h), 16));
+}
+
+template <int N, DType T>
+struct FloatDot {
+  static void run(const void* w_row, const void* x, int64_t x_stride, int64_t cols, float* out) {
+    const float* xs[N];
+    for (int t = 0; t < N; ++t) xs[t] = x_row<float>(x, x_stride, t);
+    __m512 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm512_setzero_ps();
+    int64_t c = 0;
+    constexpr int64_t elem_bytes = T == DType::F32 ? 4 : 2;
+    for (; c + 16 <= cols; c += 16) {
+      prefetch_ahead(static_cast<const char*>(w_row) + c * elem_bytes, 16 * elem_bytes);
+      const __m512 w = load_w16<T>(w_row, c);
+      for (int t = 0; t < N; ++t) acc[t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xs[t] + c), acc[t]);
+    }
+    for (int t = 0; t < N; ++t) {
+      const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1));
+      float s = hsum(_mm256_add_ps(_mm512_castps512_ps256(acc[t]), hi));
+      for (int64_t i = c; i < cols; ++i) s += scalar_w<T>(w_row, i) * xs[t][i];
+      out[t] = s;
+    }
+  }
+};
+
+template <DType T>
+void dot_float(const void* w, const void* x, int64_t x_stride, int n_tok, int64_t cols, float* out) {
+  switch (n_tok) {
+    case 1: return FloatDot<1, T>::run(w, x, x_stride, cols, out);
+    case 2: return FloatDot<2, T>::run(w, x, x_stride, cols, out);
+    case 3: return FloatDot<3, T>::run(w, x, x_stride, cols, out);
+    default: return FloatDot<4, T>::run(w, x, x_stride, cols, out);
+  }
+}
+
+}  // namespace
+
+Avx512Parts CSQ_AVX512_ENTRY(avx512_parts)(DType weight_type) {
+  switch (weight_type) {
+    case DType::Q4_K: return {nullptr, rows8_q4_k};
+    case DType::Q6_K: return {nullptr, rows8_q6_k};
+    case DType::Q8_0: return {nullptr, rows8_q8_0};
+    case DType::F32: return {dot_float<DType::F32>, nullptr};
+    case DType::F16: return {dot_float<DType::F16>, nullptr};
+    case DType::BF16: return {dot_float<DType::BF16>, nullptr};
+    default: return {};
+  }
+}
+
+#if !defined(CSQ_AVX512_EMULATED)
+int32_t probe_int8_dpbusd(int64_t rounds) {
+  // Twelve chains, enough to cover vpdpbusd's latency; the activations pass an empty asm
+  // statement every round so the compiler can neither hoist nor merge the products.
+  __m512i w[12], acc[12];
+  for (int i = 0; i < 12; ++i) {
+    w[i] = _mm512_set1_epi8(char(i + 1));
+    acc[i] = _mm512_setzero_si512();
+  }
+  __m512i x = _mm512_set1_epi8(3);
+  for (int64_t r = 0; r < rounds; ++r) {
+    __asm__ volatile("" : "+v"(x));
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], w[i], x);
+  }
+  __m512i sum = acc[0];
+  for (int i = 1; i < 12; ++i) sum = _mm512_add_epi32(sum, acc[i]);
+  return _mm_cvtsi128_si32(_mm512_castsi512_si128(sum));
+}
+
+float probe_float_fma512(int64_t rounds) {
+  __m512 w[12], acc[12];
+  for (int i = 0; i < 12; ++i) {
+    w[i] = _mm512_set1_ps(1.f + 1e-7f * float(i));
+    acc[i] = _mm512_setzero_ps();
+  }
+  __m512 x = _mm512_set1_ps(1e-7f);
+  for (int64_t r = 0; r < rounds; ++r) {
+    __asm__ volatile("" : "+v"(x));
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(w[i], x, acc[i]);
+  }
+  __m512 sum = acc[0];
+  for (int i = 1; i < 12; ++i) sum = _mm512_add_ps(sum, acc[i]);
+  return _mm_cvtss_f32(_mm512_castps512_ps128(sum));
+}
+#endif
+
+}  // namespace csq::kernels::cpu
+
+#if !defined(CSQ_AVX512_EMULATED)
+#include "kernels/cpu/avx512_end.h"
+#endif
