@@ -1,5 +1,7 @@
 #include "base/thread_pool.h"
 
+#include <algorithm>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -50,6 +52,13 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::run_share(int index) {
+  if (job_grain_ > 0) {
+    for (;;) {
+      const int64_t begin = next_chunk_.fetch_add(job_grain_, std::memory_order_relaxed);
+      if (begin >= job_size_) return;
+      (*job_)(begin, std::min(job_size_, begin + job_grain_), index);
+    }
+  }
   const int64_t threads = size();
   const int64_t begin = job_size_ * index / threads;
   const int64_t end = job_size_ * (index + 1) / threads;
@@ -75,7 +84,13 @@ void ThreadPool::worker_loop(int index) {
   }
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) { run(n, 0, fn); }
+
+void ThreadPool::parallel_for_dynamic(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
+  run(n, std::max<int64_t>(grain, 1), fn);
+}
+
+void ThreadPool::run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
   if (workers_.empty() || n == 1) {
     fn(0, n, 0);
@@ -83,6 +98,8 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   }
   job_ = &fn;
   job_size_ = n;
+  job_grain_ = grain;
+  next_chunk_.store(0, std::memory_order_relaxed);
   pending_.store(int(workers_.size()), std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mutex_);

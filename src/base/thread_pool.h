@@ -1,6 +1,8 @@
 // A persistent pool of worker threads. parallel_for splits [0, n) into one contiguous
 // range per thread, so every output element is always computed by exactly one thread with
-// the same arithmetic: results do not depend on the thread count.
+// the same arithmetic: results do not depend on the thread count. parallel_for_dynamic hands
+// out chunks to whichever thread is free, for work whose items cost unequal or unpredictable
+// time (the same guarantee holds where fn computes each item on its own).
 //
 // A forward pass issues hundreds of short parallel_for calls back to back, so waiting threads
 // first spin for a short while (kSpin) on an atomic before sleeping on a condition variable:
@@ -31,12 +33,17 @@ class ThreadPool {
   // Calls fn(begin, end, thread_index) on disjoint ranges covering [0, n); returns when all are done.
   // Not re-entrant: call it from one thread at a time, never from inside fn.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
+  // The same with [0, n) handed out in chunks of `grain` items, each to the first thread free:
+  // fn may be called several times per thread (once for all of [0, n) where one thread works). Threads that share memory bandwidth rarely finish
+  // equal shares together; here none waits for another while chunks remain.
+  void parallel_for_dynamic(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
   static int default_threads();
 
  private:
   static constexpr std::chrono::microseconds kSpin{300};
 
+  void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
   void worker_loop(int index);
   void run_share(int index);
 
@@ -46,6 +53,8 @@ class ThreadPool {
   std::condition_variable done_cv_;
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_size_ = 0;
+  int64_t job_grain_ = 0;  // 0: one contiguous range per thread
+  std::atomic<int64_t> next_chunk_{0};
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stopping_{false};
