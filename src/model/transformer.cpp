@@ -116,7 +116,8 @@ void forward(const Model& model, const Batch& batch, KvCache& cache, ThreadPool&
     // One task per (token, key/value head): the group of query heads sharing it reads K and V once.
     const int64_t group = c.n_heads / c.n_kv_heads;
     const int64_t head_bytes = row_bytes(cache.type(), hd);
-    pool.parallel_for(n * c.n_kv_heads, [&](int64_t begin, int64_t end, int) {
+    // Handed out as threads come free: under the causal mask a prompt's later tokens cost more.
+    pool.parallel_for_dynamic(n * c.n_kv_heads, c.n_kv_heads, [&](int64_t begin, int64_t end, int) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t t = i / c.n_kv_heads, g = i % c.n_kv_heads;
         const int64_t n_ctx = int64_t(batch.positions[t]) + 1;
@@ -134,7 +135,12 @@ void forward(const Model& model, const Batch& batch, KvCache& cache, ThreadPool&
     kernels::rmsnorm(x.data(), lw.ffn_norm.data(), xn.data(), n, hidden, eps);
     project(model, layer, LoraTarget::Gate, lw.w_gate, xn.data(), n, gate.data(), pool);
     project(model, layer, LoraTarget::Up, lw.w_up, xn.data(), n, up.data(), pool);
-    kernels::silu_mul(gate.data(), up.data(), n * c.ffn_size);
+    // Element-wise, so split freely (an exp per element is a few percent of a prompt's time).
+    constexpr int64_t kSiluChunk = 4096;
+    pool.parallel_for((n * c.ffn_size + kSiluChunk - 1) / kSiluChunk, [&](int64_t begin, int64_t end, int) {
+      const int64_t first = begin * kSiluChunk, last = std::min(n * c.ffn_size, end * kSiluChunk);
+      kernels::silu_mul(gate.data() + first, up.data() + first, last - first);
+    });
     project(model, layer, LoraTarget::Down, lw.w_down, gate.data(), n, proj.data(), pool);
     kernels::add_inplace(x.data(), proj.data(), n * hidden);
   }
