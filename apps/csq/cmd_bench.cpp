@@ -13,11 +13,11 @@
 #include "base/process.h"
 #include "base/thread_pool.h"
 #include "command.h"
+#include "generation_options.h"
 #include "io/gguf.h"
 #include "kernels/ops.h"
 #include "model/model.h"
 #include "model/transformer.h"
-#include "generation_options.h"
 #include "quant_plan.h"
 
 namespace csq::app {
