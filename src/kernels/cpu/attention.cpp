@@ -8,8 +8,10 @@ namespace csq::kernels {
 
 void attention_group(const float* q, int64_t n_group, const void* k, const void* v, DType kv_type, int64_t kv_stride,
                      int64_t n_ctx, int64_t head_dim, float* out) {
+#if CSQ_X86_KERNELS
   if (cpu::use_avx2() && cpu::attention_avx2_fits(n_group, head_dim))
     return cpu::attention_group_avx2(q, n_group, k, v, kv_type, kv_stride, n_ctx, head_dim, out);
+#endif
   const int64_t row_stride = csq::row_bytes(kv_type, kv_stride);
   const size_t n = size_t(n_ctx * head_dim);
   std::vector<float> keys(n), values(n), scores(static_cast<size_t>(n_ctx));

@@ -1,4 +1,7 @@
 // AVX2 fused attention over an F32, F16 or Q8_0 key/value cache (see attention_group in ops.h).
+// x86 only: elsewhere this file compiles to nothing and the dispatchers keep to the reference.
+#if defined(__x86_64__) || defined(__i386__)
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -114,3 +117,5 @@ void attention_group_avx2(const float* q, int64_t n_group, const void* k, const 
 }  // namespace csq::kernels::cpu
 
 #include "kernels/cpu/avx2_end.h"
+
+#endif  // x86

@@ -34,7 +34,9 @@ void gemm_nt_ref(const float* a, int64_t lda, const float* b, int64_t ldb, float
 
 void gemm_nt(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n,
              int64_t k, ThreadPool& pool) {
+#if CSQ_X86_KERNELS
   if (cpu::use_avx2()) return cpu::gemm_nt_avx2(a, lda, b, ldb, c, ldc, m, n, k, pool);
+#endif
   pool.parallel_for(m, [&](int64_t begin, int64_t end, int) {
     gemm_nt_ref(a + begin * lda, lda, b, ldb, c + begin * ldc, ldc, end - begin, n, k);
   });

@@ -7,6 +7,14 @@
 #include "kernels/dtype.h"
 #include "kernels/quants.h"
 
+// 1 where the x86 kernel files (*_avx2.cpp, matmul_avx512.cpp) are compiled: the dispatchers may
+// call into them only then.
+#if defined(__x86_64__) || defined(__i386__)
+#define CSQ_X86_KERNELS 1
+#else
+#define CSQ_X86_KERNELS 0
+#endif
+
 namespace csq::kernels::cpu {
 
 // How activations are encoded before the integer dot products.

@@ -1,6 +1,9 @@
 // Dense float32 C (+)= A · B^T for training: a register-blocked AVX2/FMA micro-kernel (6 rows of
 // A × 16 rows of B held in 12 accumulators), with A and B packed per k-panel so the kernel reads
 // both sequentially. Compiled for AVX2 with a pragma and called only after the run-time check.
+// x86 only: elsewhere this file compiles to nothing and the dispatchers keep to the reference.
+#if defined(__x86_64__) || defined(__i386__)
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -75,3 +78,5 @@ void gemm_nt_avx2(const float* a, int64_t lda, const float* b, int64_t ldb, floa
 }  // namespace csq::kernels::cpu
 
 #include "kernels/cpu/avx2_end.h"
+
+#endif  // x86

@@ -134,6 +134,7 @@ bool integer_kernels_allowed() {
   return !(v && std::string_view(v) == "float");
 }
 
+#if CSQ_X86_KERNELS
 // The AVX2 kernel with the AVX-512 parts put in, per ggml type id (BF16 is the largest with a kernel).
 constexpr int kNumDTypes = int(DType::BF16) + 1;
 const cpu::RowKernel* avx512_kernel(DType type) {
@@ -152,12 +153,17 @@ const cpu::RowKernel* avx512_kernel(DType type) {
   }();
   return table.second[size_t(type)] ? &table.first[size_t(type)] : nullptr;
 }
+#endif
 
 const cpu::RowKernel* row_kernel(DType type) {
   if (!cpu::use_avx2()) return nullptr;
   const bool float_weights = type == DType::F32 || type == DType::F16 || type == DType::BF16;
   if (!float_weights && !integer_kernels_allowed()) return nullptr;
+#if CSQ_X86_KERNELS
   return cpu::use_avx512() ? avx512_kernel(type) : cpu::avx2_kernel(type);
+#else
+  return nullptr;
+#endif
 }
 
 // Rows per block: the weights of one block are reused from cache by every token tile.
@@ -227,6 +233,7 @@ MatmulArithmetic matmul_arithmetic(DType type) {
 
 ComputePeak measure_compute_peak(ThreadPool& pool) {
   ComputePeak peak;
+#if CSQ_X86_KERNELS
   if (!cpu::use_avx2()) return peak;
   // Each probe runs about 0.1 s per thread; the best of five passes counts (the slower ones
   // were shared with something else).
@@ -250,6 +257,9 @@ ComputePeak measure_compute_peak(ThreadPool& pool) {
     peak.int8_macs_per_s = best_rate(int64_t(20'000'000), cpu::kProbeInt8MacsPerRound, cpu::probe_int8_madd);
     peak.float_macs_per_s = best_rate(int64_t(40'000'000), cpu::kProbeFloatMacsPerRound, cpu::probe_float_fma);
   }
+#else
+  (void)pool;  // no probes for the reference kernels
+#endif
   return peak;
 }
 

@@ -4,6 +4,9 @@
 // Integer formats: the weight block is unpacked once into registers and multiplied with every
 // token's 8-bit activations (_mm256_maddubs_epi16: unsigned x signed bytes -> int16 pairs),
 // then weighted by the block's integer scales in int32 and by the float scales once per block.
+// x86 only: elsewhere this file compiles to nothing and the dispatchers keep to the reference.
+#if defined(__x86_64__) || defined(__i386__)
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -598,3 +601,5 @@ const RowKernel* avx2_kernel(DType weight_type) {
 }  // namespace csq::kernels::cpu
 
 #include "kernels/cpu/avx2_end.h"
+
+#endif  // x86

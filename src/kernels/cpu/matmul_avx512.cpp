@@ -16,6 +16,9 @@
 // With CSQ_AVX512_EMULATED the file is compiled again for the tests, with SIMDe implementing the
 // AVX-512 intrinsics on AVX2 (entry points suffixed _emulated): the kernels' logic is then checked
 // on any AVX2 machine, the instructions themselves only where the CPU has them.
+// x86 only: elsewhere this file compiles to nothing and the dispatchers keep to the reference.
+#if defined(__x86_64__) || defined(__i386__)
+
 #if defined(CSQ_AVX512_EMULATED)
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
@@ -506,3 +509,5 @@ float probe_float_fma512(int64_t rounds) {
 #if !defined(CSQ_AVX512_EMULATED)
 #include "kernels/cpu/avx512_end.h"
 #endif
+
+#endif  // x86
