@@ -28,7 +28,8 @@ void matmul_ref(const Matrix& w, const float* x, int64_t n_tokens, float* y, Thr
 
 // The same product with the fastest kernel this CPU has: AVX2 float kernels for F32/F16/BF16,
 // AVX2 integer kernels for Q8_0/Q4_0/Q4_K/Q5_K/Q6_K (on CPUs with AVX-512 VNNI, AVX-512 kernels
-// for F32/F16/BF16/Q8_0/Q4_K/Q6_K, bit-identical to the AVX2 ones), the reference otherwise;
+// for F32/F16/BF16/Q8_0/Q4_K/Q6_K, bit-identical to the AVX2 ones; on 64-bit ARM NEON kernels for
+// the same types, bit-identical too), the reference otherwise;
 // CSQ_KERNELS=avx2 keeps an AVX-512 CPU on the AVX2 kernels. The integer kernels
 // round the activations to 8 bits per block first, exactly as llama.cpp's CPU backend does
 // (Q8_0 levels for Q8_0/Q4_0 weights, Q8_K for the k-quants), so they differ from matmul_ref by
@@ -42,7 +43,8 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
 // the kernels' inner instructions; 0 where matmul has no such kernel here). csq bench divides a
 // prompt's multiply-adds by these for its compute roofline.
 enum class MatmulArithmetic { Int8, Float, Reference };
-// The kernel set matmul runs here: "avx512" (with AVX2 for the types it lacks), "avx2" or "reference".
+// The kernel set matmul runs here: "avx512" (with AVX2 for the types it lacks), "avx2", "neon"
+// (64-bit ARM: Q8_0, Q4_K, Q6_K and float weights) or "reference".
 const char* matmul_kernel_set();
 MatmulArithmetic matmul_arithmetic(DType weight_type);
 struct ComputePeak {

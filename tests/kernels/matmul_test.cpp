@@ -12,6 +12,7 @@
 #include "kernels/cpu/fast_kernels.h"
 #include "kernels/ops.h"
 #include "kernels/quantize.h"
+#include "kernels/row_model.h"
 
 namespace csq::kernels {
 namespace {
@@ -183,6 +184,33 @@ TEST(FastMatmul, EightRowKernelsMatchTheRowKernelBitForBit) {
           kernel->dot(p.w.row(r), xq.data() + t * x_stride, x_stride, 1, c.cols, &one);
           EXPECT_EQ(0, std::memcmp(&one, &eight[size_t(t * 8 + r)], sizeof(float))) << "row " << r << " token " << t;
         }
+    }
+  }
+}
+
+// The AVX2 row kernels compute row_model's arithmetic bit for bit (the NEON kernels are checked
+// against the same model under emulation by tests/cross/neon_check.cpp, the AVX-512 ones against
+// the AVX2 ones below): the same logits on every machine.
+TEST(RowModel, Avx2RowKernelsComputeTheModelArithmetic) {
+  if (!cpu::cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2";
+  for (DType type : {DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F32, DType::F16, DType::BF16}) {
+    const bool blocks = type == DType::Q8_0 || type == DType::Q4_K || type == DType::Q6_K;
+    for (int64_t cols : blocks ? std::vector<int64_t>{256, 2560} : std::vector<int64_t>{7, 45, 2560}) {
+      const Case c{type, 5, cols, cpu::kMaxTokens};
+      SCOPED_TRACE(name(c));
+      const cpu::RowKernel* kernel = cpu::avx2_kernel(type);
+      Problem p = make_problem(c, uint32_t(cols + 3));
+      const int64_t x_stride = cpu::act_row_bytes(kernel->act, cols);
+      std::vector<uint8_t> xq(size_t(c.tokens * x_stride));
+      for (int64_t t = 0; t < c.tokens; ++t) cpu::quantize_act(kernel->act, p.x.data() + t * cols, xq.data() + t * x_stride, cols);
+      for (int64_t r = 0; r < c.rows; ++r) {
+        float got[cpu::kMaxTokens];
+        kernel->dot(p.w.row(r), xq.data(), x_stride, cpu::kMaxTokens, cols, got);
+        for (int t = 0; t < cpu::kMaxTokens; ++t) {
+          const float want = row_model::dot(type, p.w.row(r), xq.data() + t * x_stride, cols);
+          EXPECT_EQ(0, std::memcmp(&got[t], &want, sizeof(float))) << "row " << r << " token " << t << ": " << got[t] << " vs " << want;
+        }
+      }
     }
   }
 }

@@ -42,6 +42,22 @@ void quantize_act(ActFormat format, const float* x, void* dst, int64_t cols);
 constexpr int kMaxTokens = 4;
 using DotFn = void (*)(const void* w_row, const void* x, int64_t x_stride, int n_tok, int64_t cols, float* out);
 
+// A DotFn from a row kernel templated on the token count: K<N>::run(w_row, x, x_stride, cols, out)
+// for N = 1..kMaxTokens. In an anonymous namespace: GCC gives a specialization over an
+// anonymous-namespace K external linkage, and the AVX-512 file compiled twice (native and
+// emulated) would then share one copy.
+namespace {
+template <template <int> class K>
+void dot_for_tokens(const void* w, const void* x, int64_t x_stride, int n_tok, int64_t cols, float* out) {
+  switch (n_tok) {
+    case 1: return K<1>::run(w, x, x_stride, cols, out);
+    case 2: return K<2>::run(w, x, x_stride, cols, out);
+    case 3: return K<3>::run(w, x, x_stride, cols, out);
+    default: return K<4>::run(w, x, x_stride, cols, out);
+  }
+}
+}  // namespace
+
 // Eight consecutive weight rows (w_row_bytes apart) against n_tok activation rows:
 // out[t * out_stride + i] = w_i . x_t for i < 8, bit-identical to DotFn's result for every n_tok.
 // One vector lane per row: faster than eight calls of DotFn, and from kTileMinTokens (Q6_K:
@@ -74,6 +90,10 @@ bool use_avx512();
 // The AVX2 kernel for a weight type, or nullptr where there is none (the caller falls back to
 // the reference). Only call when cpu_has_avx2().
 const RowKernel* avx2_kernel(DType weight_type);
+// 64-bit ARM: the NEON row kernel for a weight type (bit-identical to the AVX2 one), or nullptr.
+// use_neon() unless CSQ_KERNELS=reference.
+const RowKernel* neon_kernel(DType weight_type);
+bool use_neon();
 
 // The AVX-512 replacements for parts of a weight type's AVX2 kernel (nullptr: keep the AVX2
 // part). Each is bit-identical to the part it replaces, so the two mix freely (a last partial

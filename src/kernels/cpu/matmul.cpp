@@ -115,6 +115,18 @@ bool use_avx2() {
   return use;
 }
 
+bool use_neon() {
+#if defined(__aarch64__)
+  static const bool use = [] {
+    const char* v = std::getenv("CSQ_KERNELS");
+    return !(v && std::string_view(v) == "reference");
+  }();
+  return use;
+#else
+  return false;
+#endif
+}
+
 bool use_avx512() {
   static const bool use = [] {
     const char* v = std::getenv("CSQ_KERNELS");
@@ -156,11 +168,13 @@ const cpu::RowKernel* avx512_kernel(DType type) {
 #endif
 
 const cpu::RowKernel* row_kernel(DType type) {
-  if (!cpu::use_avx2()) return nullptr;
+  if (!cpu::use_avx2() && !cpu::use_neon()) return nullptr;
   const bool float_weights = type == DType::F32 || type == DType::F16 || type == DType::BF16;
   if (!float_weights && !integer_kernels_allowed()) return nullptr;
 #if CSQ_X86_KERNELS
   return cpu::use_avx512() ? avx512_kernel(type) : cpu::avx2_kernel(type);
+#elif defined(__aarch64__)
+  return cpu::neon_kernel(type);
 #else
   return nullptr;
 #endif
@@ -221,6 +235,7 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
 }
 
 const char* matmul_kernel_set() {
+  if (cpu::use_neon()) return "neon";
   if (!cpu::use_avx2()) return "reference";
   return cpu::use_avx512() ? "avx512" : "avx2";
 }

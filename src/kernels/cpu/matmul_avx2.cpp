@@ -513,19 +513,9 @@ void dot_float(const void* w_row, const void* x, int64_t x_stride, int64_t cols,
   }
   for (int t = 0; t < N; ++t) {
     float s = hsum(_mm256_add_ps(acc0[t], acc1[t]));
-    for (int64_t i = c; i < cols; ++i) s += scalar_w<T>(w_row, i) * xs[t][i];
+    // An explicit fused multiply-add: whether the compiler contracts a * b + c depends on the target.
+    for (int64_t i = c; i < cols; ++i) s = std::fma(scalar_w<T>(w_row, i), xs[t][i], s);
     out[t] = s;
-  }
-}
-
-// n_tok (1..kMaxTokens) chooses the template instance.
-template <template <int> class K>
-void dispatch(const void* w, const void* x, int64_t x_stride, int n_tok, int64_t cols, float* out) {
-  switch (n_tok) {
-    case 1: return K<1>::run(w, x, x_stride, cols, out);
-    case 2: return K<2>::run(w, x, x_stride, cols, out);
-    case 3: return K<3>::run(w, x, x_stride, cols, out);
-    default: return K<4>::run(w, x, x_stride, cols, out);
   }
 }
 
@@ -538,14 +528,14 @@ template <int N> struct F32K { static void run(const void* w, const void* x, int
 template <int N> struct F16K { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_float<N, DType::F16>(w, x, s, c, o); } };
 template <int N> struct BF16K { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_float<N, DType::BF16>(w, x, s, c, o); } };
 
-constexpr RowKernel kQ8_0{ActFormat::Q8x32, dispatch<Q8_0K>, rows8_q8_0};
-constexpr RowKernel kQ4_0{ActFormat::Q8x32, dispatch<Q4_0K>};
-constexpr RowKernel kQ4_K{ActFormat::Q8K, dispatch<Q4_KK>, rows8_q4_k};
-constexpr RowKernel kQ5_K{ActFormat::Q8K, dispatch<Q5_KK>};
-constexpr RowKernel kQ6_K{ActFormat::Q8K, dispatch<Q6_KK>, rows8_q6_k};
-constexpr RowKernel kF32{ActFormat::F32, dispatch<F32K>};
-constexpr RowKernel kF16{ActFormat::F32, dispatch<F16K>};
-constexpr RowKernel kBF16{ActFormat::F32, dispatch<BF16K>};
+constexpr RowKernel kQ8_0{ActFormat::Q8x32, dot_for_tokens<Q8_0K>, rows8_q8_0};
+constexpr RowKernel kQ4_0{ActFormat::Q8x32, dot_for_tokens<Q4_0K>};
+constexpr RowKernel kQ4_K{ActFormat::Q8K, dot_for_tokens<Q4_KK>, rows8_q4_k};
+constexpr RowKernel kQ5_K{ActFormat::Q8K, dot_for_tokens<Q5_KK>};
+constexpr RowKernel kQ6_K{ActFormat::Q8K, dot_for_tokens<Q6_KK>, rows8_q6_k};
+constexpr RowKernel kF32{ActFormat::F32, dot_for_tokens<F32K>};
+constexpr RowKernel kF16{ActFormat::F32, dot_for_tokens<F16K>};
+constexpr RowKernel kBF16{ActFormat::F32, dot_for_tokens<BF16K>};
 
 }  // namespace
 

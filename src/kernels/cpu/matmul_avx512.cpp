@@ -438,21 +438,15 @@ struct FloatDot {
     for (int t = 0; t < N; ++t) {
       const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1));
       float s = hsum(_mm256_add_ps(_mm512_castps512_ps256(acc[t]), hi));
-      for (int64_t i = c; i < cols; ++i) s += scalar_w<T>(w_row, i) * xs[t][i];
+      for (int64_t i = c; i < cols; ++i) s = std::fma(scalar_w<T>(w_row, i), xs[t][i], s);
       out[t] = s;
     }
   }
 };
 
-template <DType T>
-void dot_float(const void* w, const void* x, int64_t x_stride, int n_tok, int64_t cols, float* out) {
-  switch (n_tok) {
-    case 1: return FloatDot<1, T>::run(w, x, x_stride, cols, out);
-    case 2: return FloatDot<2, T>::run(w, x, x_stride, cols, out);
-    case 3: return FloatDot<3, T>::run(w, x, x_stride, cols, out);
-    default: return FloatDot<4, T>::run(w, x, x_stride, cols, out);
-  }
-}
+template <int N> struct F32Dot { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { FloatDot<N, DType::F32>::run(w, x, s, c, o); } };
+template <int N> struct F16Dot { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { FloatDot<N, DType::F16>::run(w, x, s, c, o); } };
+template <int N> struct BF16Dot { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { FloatDot<N, DType::BF16>::run(w, x, s, c, o); } };
 
 }  // namespace
 
@@ -461,9 +455,9 @@ Avx512Parts CSQ_AVX512_ENTRY(avx512_parts)(DType weight_type) {
     case DType::Q4_K: return {nullptr, rows8_q4_k};
     case DType::Q6_K: return {nullptr, rows8_q6_k};
     case DType::Q8_0: return {nullptr, rows8_q8_0};
-    case DType::F32: return {dot_float<DType::F32>, nullptr};
-    case DType::F16: return {dot_float<DType::F16>, nullptr};
-    case DType::BF16: return {dot_float<DType::BF16>, nullptr};
+    case DType::F32: return {dot_for_tokens<F32Dot>, nullptr};
+    case DType::F16: return {dot_for_tokens<F16Dot>, nullptr};
+    case DType::BF16: return {dot_for_tokens<BF16Dot>, nullptr};
     default: return {};
   }
 }
