@@ -67,6 +67,15 @@ void quantize_act(ActFormat format, const float* x, void* dst, int64_t cols) {
   }
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+// The register state the OS saves on context switches (XCR0); only call when CPUID reports OSXSAVE.
+unsigned saved_register_state() {
+  unsigned lo, hi;
+  __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return lo;
+}
+#endif
+
 bool cpu_has_avx2() {
 #if defined(__x86_64__) || defined(__i386__)
   static const bool has = [] {
@@ -75,9 +84,7 @@ bool cpu_has_avx2() {
     const bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28), f16c = c & (1u << 29);
     if (!(fma && osxsave && avx && f16c)) return false;
     // The OS must save the YMM registers (XCR0 bits 1 and 2).
-    unsigned lo, hi;
-    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 6u) != 6u) return false;
+    if ((saved_register_state() & 6u) != 6u) return false;
     if (__get_cpuid_max(0, nullptr) < 7) return false;
     __cpuid_count(7, 0, a, b, c, d);
     return (b & (1u << 5)) != 0;
@@ -97,9 +104,7 @@ bool cpu_has_avx512() {
     const bool f = b & (1u << 16), bw = b & (1u << 30), vl = b & (1u << 31), vnni = c & (1u << 11);
     if (!(f && bw && vl && vnni)) return false;
     // The OS must save the opmask and all 512-bit registers (XCR0 bits 5-7) besides YMM.
-    unsigned lo, hi;
-    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 0xE6u) == 0xE6u;
+    return (saved_register_state() & 0xE6u) == 0xE6u;
   }();
   return has;
 #else
@@ -107,20 +112,22 @@ bool cpu_has_avx512() {
 #endif
 }
 
+namespace {
+// Whether CSQ_KERNELS is set to `value` (reference, avx2, float: see ops.h).
+bool kernels_env_is(std::string_view value) {
+  const char* v = std::getenv("CSQ_KERNELS");
+  return v && value == v;
+}
+}  // namespace
+
 bool use_avx2() {
-  static const bool use = [] {
-    const char* v = std::getenv("CSQ_KERNELS");
-    return cpu_has_avx2() && !(v && std::string_view(v) == "reference");
-  }();
+  static const bool use = cpu_has_avx2() && !kernels_env_is("reference");
   return use;
 }
 
 bool use_neon() {
 #if defined(__aarch64__)
-  static const bool use = [] {
-    const char* v = std::getenv("CSQ_KERNELS");
-    return !(v && std::string_view(v) == "reference");
-  }();
+  static const bool use = !kernels_env_is("reference");
   return use;
 #else
   return false;
@@ -128,10 +135,7 @@ bool use_neon() {
 }
 
 bool use_avx512() {
-  static const bool use = [] {
-    const char* v = std::getenv("CSQ_KERNELS");
-    return use_avx2() && cpu_has_avx512() && !(v && std::string_view(v) == "avx2");
-  }();
+  static const bool use = use_avx2() && cpu_has_avx512() && !kernels_env_is("avx2");
   return use;
 }
 
@@ -140,30 +144,27 @@ bool use_avx512() {
 namespace {
 
 // CSQ_KERNELS=float keeps quantized weights off the integer kernels (decoded exactly, float32
-// products: the reference path), for comparisons with the 8-bit activation rounding.
-bool integer_kernels_allowed() {
-  const char* v = std::getenv("CSQ_KERNELS");  // read per product: negligible next to the product
-  return !(v && std::string_view(v) == "float");
-}
+// products: the reference path), for comparisons with the 8-bit activation rounding. Read per
+// product: negligible next to the product.
+bool integer_kernels_allowed() { return !cpu::kernels_env_is("float"); }
 
 #if CSQ_X86_KERNELS
 // The AVX2 kernel with the AVX-512 parts put in, per ggml type id (BF16 is the largest with a kernel).
 constexpr int kNumDTypes = int(DType::BF16) + 1;
 const cpu::RowKernel* avx512_kernel(DType type) {
   if (int(type) >= kNumDTypes) return nullptr;
+  // A type without an AVX2 kernel keeps a null dot.
   static const auto table = [] {
     std::array<cpu::RowKernel, kNumDTypes> kernels{};
-    std::array<bool, kNumDTypes> present{};
     for (int i = 0; i < kNumDTypes; ++i) {
       const cpu::RowKernel* base = cpu::avx2_kernel(DType(i));
       if (!base) continue;
       const cpu::Avx512Parts parts = cpu::avx512_parts(DType(i));
       kernels[size_t(i)] = {base->act, parts.dot ? parts.dot : base->dot, parts.rows8 ? parts.rows8 : base->rows8};
-      present[size_t(i)] = true;
     }
-    return std::pair(kernels, present);
+    return kernels;
   }();
-  return table.second[size_t(type)] ? &table.first[size_t(type)] : nullptr;
+  return table[size_t(type)].dot ? &table[size_t(type)] : nullptr;
 }
 #endif
 
