@@ -179,24 +179,18 @@ struct alignas(32) Q4KTileBlock {
   float neg_dmin[8];      // per row, negated
 };
 
-void unpack_q4k_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_blocks, Q4KTileBlock* tiles) {
+void unpack_q4k_block(Q4KTileBlock& tile, int row, const BlockQ4_K& w) {
   alignas(32) uint8_t levels[QK_K];
   alignas(8) uint8_t scales[8], mins[8];
-  for (int row = 0; row < 8; ++row) {
-    const BlockQ4_K* w = reinterpret_cast<const BlockQ4_K*>(w_rows + row * w_row_bytes);
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      Q4KTileBlock& tile = tiles[b];
-      tile.d[row] = half_to_float(w[b].d);
-      tile.neg_dmin[row] = -half_to_float(w[b].dmin);
-      unpack_scales_k4(w[b].scales, scales, mins);
-      for (int j = 0; j < 8; ++j) {
-        tile.scales[j][2 * row] = tile.scales[j][2 * row + 1] = scales[j];
-        tile.mins[j / 2][2 * row + j % 2] = mins[j];
-      }
-      q4k_levels(w[b], levels);
-      for (int e = 0; e < QK_K; e += 4) std::memcpy(&tile.q[e / 32][(e % 32) / 4][4 * row], levels + e, 4);
-    }
+  tile.d[row] = half_to_float(w.d);
+  tile.neg_dmin[row] = -half_to_float(w.dmin);
+  unpack_scales_k4(w.scales, scales, mins);
+  for (int j = 0; j < 8; ++j) {
+    tile.scales[j][2 * row] = tile.scales[j][2 * row + 1] = scales[j];
+    tile.mins[j / 2][2 * row + j % 2] = mins[j];
   }
+  q4k_levels(w, levels);
+  for (int e = 0; e < QK_K; e += 4) std::memcpy(&tile.q[e / 32][(e % 32) / 4][4 * row], levels + e, 4);
 }
 
 inline __m256i broadcast4(const void* p) {
@@ -278,20 +272,14 @@ struct alignas(32) Q8_0TileBlock {
   float d[8];            // per row
 };
 
-void unpack_q8_0_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_blocks, Q8_0TileBlock* tiles) {
+void unpack_q8_0_block(Q8_0TileBlock& tile, int row, const BlockQ8_0& w) {
   alignas(32) int8_t magnitude[32];
-  for (int row = 0; row < 8; ++row) {
-    const BlockQ8_0* w = reinterpret_cast<const BlockQ8_0*>(w_rows + row * w_row_bytes);
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      Q8_0TileBlock& tile = tiles[b];
-      tile.d[row] = half_to_float(w[b].d);
-      const __m256i q = load256(w[b].qs);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(magnitude), _mm256_sign_epi8(q, q));
-      for (int g = 0; g < 8; ++g) {
-        std::memcpy(&tile.q[g][4 * row], w[b].qs + 4 * g, 4);
-        std::memcpy(&tile.abs_q[g][4 * row], magnitude + 4 * g, 4);
-      }
-    }
+  tile.d[row] = half_to_float(w.d);
+  const __m256i q = load256(w.qs);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(magnitude), _mm256_sign_epi8(q, q));
+  for (int g = 0; g < 8; ++g) {
+    std::memcpy(&tile.q[g][4 * row], w.qs + 4 * g, 4);
+    std::memcpy(&tile.abs_q[g][4 * row], magnitude + 4 * g, 4);
   }
 }
 
@@ -349,8 +337,8 @@ struct Q8_0Rows8 {
 };
 
 // 4 Q4_K blocks of 8 rows = 9.75 KB; 16 Q8_0 blocks = 8.5 KB.
-constexpr auto rows8_q4_k = rows8<Q4KTileBlock, BlockQ8_K, QK_K, 4, unpack_q4k_tile, Q4KTileTokens, Q4KRows8>;
-constexpr auto rows8_q8_0 = rows8<Q8_0TileBlock, BlockQ8x32, 32, 16, unpack_q8_0_tile, Q8_0TileTokens, Q8_0Rows8>;
+constexpr auto rows8_q4_k = rows8<Q4KTileBlock, BlockQ4_K, BlockQ8_K, QK_K, 4, unpack_q4k_block, Q4KTileTokens, Q4KRows8>;
+constexpr auto rows8_q8_0 = rows8<Q8_0TileBlock, BlockQ8_0, BlockQ8x32, 32, 16, unpack_q8_0_block, Q8_0TileTokens, Q8_0Rows8>;
 
 
 // Exact integer sums of one Q6_K block with N tokens' activation blocks b, as 8 int32 lanes to
@@ -421,21 +409,15 @@ struct alignas(32) Q6KTileBlock {
   float d[8];              // per row
 };
 
-void unpack_q6k_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_blocks, Q6KTileBlock* tiles) {
+void unpack_q6k_block(Q6KTileBlock& tile, int row, const BlockQ6_K& w) {
   alignas(32) uint8_t levels[QK_K];
-  for (int row = 0; row < 8; ++row) {
-    const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(w_rows + row * w_row_bytes);
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      Q6KTileBlock& tile = tiles[b];
-      tile.d[row] = half_to_float(w[b].d);
-      for (int k = 0; k < 16; ++k) {
-        tile.scales[k][2 * row] = tile.scales[k][2 * row + 1] = w[b].scales[k];
-        tile.bias[k / 2][2 * row + k % 2] = w[b].scales[k];
-      }
-      q6k_levels(w[b], levels);
-      for (int e = 0; e < QK_K; e += 4) std::memcpy(&tile.q[e / 16][(e % 16) / 4][4 * row], levels + e, 4);
-    }
+  tile.d[row] = half_to_float(w.d);
+  for (int k = 0; k < 16; ++k) {
+    tile.scales[k][2 * row] = tile.scales[k][2 * row + 1] = w.scales[k];
+    tile.bias[k / 2][2 * row + k % 2] = w.scales[k];
   }
+  q6k_levels(w, levels);
+  for (int e = 0; e < QK_K; e += 4) std::memcpy(&tile.q[e / 16][(e % 16) / 4][4 * row], levels + e, 4);
 }
 
 template <int T>
@@ -476,7 +458,7 @@ struct Q6KTileTokens {
 };
 
 // 4 Q6_K blocks of 8 rows = 11.1 KB.
-constexpr auto rows8_q6_k = rows8<Q6KTileBlock, BlockQ8_K, QK_K, 4, unpack_q6k_tile, Q6KTileTokens, Q6KRows8, kQ6KTileMinTokens>;
+constexpr auto rows8_q6_k = rows8<Q6KTileBlock, BlockQ6_K, BlockQ8_K, QK_K, 4, unpack_q6k_block, Q6KTileTokens, Q6KRows8, kQ6KTileMinTokens>;
 
 // ---- float weights (F32, F16, BF16) with float activations ----
 

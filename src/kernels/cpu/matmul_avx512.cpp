@@ -115,24 +115,18 @@ struct alignas(64) Q4KTile {
   float neg_dmin[8];      // per row, negated
 };
 
-void unpack_q4k_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_blocks, Q4KTile* tiles) {
+void unpack_q4k_block(Q4KTile& tile, int row, const BlockQ4_K& w) {
   alignas(32) uint8_t levels[QK_K];
   alignas(8) uint8_t scales[8], mins[8];
-  for (int row = 0; row < 8; ++row) {
-    const BlockQ4_K* w = reinterpret_cast<const BlockQ4_K*>(w_rows + row * w_row_bytes);
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      Q4KTile& tile = tiles[b];
-      tile.d[row] = half_to_float(w[b].d);
-      tile.neg_dmin[row] = -half_to_float(w[b].dmin);
-      unpack_scales_k4(w[b].scales, scales, mins);
-      for (int j = 0; j < 8; ++j) {
-        tile.scales[j][2 * row] = tile.scales[j][2 * row + 1] = scales[j];
-        tile.mins[j / 4][4 * row + j % 4] = mins[j];
-      }
-      q4k_levels(w[b], levels);
-      for (int e = 0; e < QK_K; e += 8) std::memcpy(&tile.q[e / 32][(e % 32) / 8][8 * row], levels + e, 8);
-    }
+  tile.d[row] = half_to_float(w.d);
+  tile.neg_dmin[row] = -half_to_float(w.dmin);
+  unpack_scales_k4(w.scales, scales, mins);
+  for (int j = 0; j < 8; ++j) {
+    tile.scales[j][2 * row] = tile.scales[j][2 * row + 1] = scales[j];
+    tile.mins[j / 4][4 * row + j % 4] = mins[j];
   }
+  q4k_levels(w, levels);
+  for (int e = 0; e < QK_K; e += 8) std::memcpy(&tile.q[e / 32][(e % 32) / 8][8 * row], levels + e, 8);
 }
 
 template <int T>
@@ -227,22 +221,16 @@ struct alignas(64) Q6KTile {
   float d[8];              // per row
 };
 
-void unpack_q6k_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_blocks, Q6KTile* tiles) {
+void unpack_q6k_block(Q6KTile& tile, int row, const BlockQ6_K& w) {
   alignas(32) uint8_t levels[QK_K];
-  for (int row = 0; row < 8; ++row) {
-    const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(w_rows + row * w_row_bytes);
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      Q6KTile& tile = tiles[b];
-      tile.d[row] = half_to_float(w[b].d);
-      for (int k = 0; k < 16; ++k) {
-        const int32_t scale = uint16_t(int16_t(w[b].scales[k]));
-        tile.scales[k][2 * row] = tile.scales[k][2 * row + 1] = scale;
-        tile.bias[k / 4][4 * row + k % 4] = w[b].scales[k];
-      }
-      q6k_levels(w[b], levels);
-      for (int e = 0; e < QK_K; e += 8) std::memcpy(&tile.q[e / 16][(e % 16) / 8][8 * row], levels + e, 8);
-    }
+  tile.d[row] = half_to_float(w.d);
+  for (int k = 0; k < 16; ++k) {
+    const int32_t scale = uint16_t(int16_t(w.scales[k]));
+    tile.scales[k][2 * row] = tile.scales[k][2 * row + 1] = scale;
+    tile.bias[k / 4][4 * row + k % 4] = w.scales[k];
   }
+  q6k_levels(w, levels);
+  for (int e = 0; e < QK_K; e += 8) std::memcpy(&tile.q[e / 16][(e % 16) / 8][8 * row], levels + e, 8);
 }
 
 template <int T>
@@ -289,19 +277,13 @@ struct alignas(64) Q8_0Tile {
   float d[8];           // per row
 };
 
-void unpack_q8_0_tile(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_blocks, Q8_0Tile* tiles) {
-  for (int row = 0; row < 8; ++row) {
-    const BlockQ8_0* w = reinterpret_cast<const BlockQ8_0*>(w_rows + row * w_row_bytes);
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      Q8_0Tile& tile = tiles[b];
-      tile.d[row] = half_to_float(w[b].d);
-      int32_t sum = 0;
-      for (int i = 0; i < 32; ++i) sum += w[b].qs[i];
-      tile.offset[2 * row] = -128 * sum;
-      tile.offset[2 * row + 1] = 0;
-      for (int g = 0; g < 4; ++g) std::memcpy(&tile.q[g][8 * row], w[b].qs + 8 * g, 8);
-    }
-  }
+void unpack_q8_0_block(Q8_0Tile& tile, int row, const BlockQ8_0& w) {
+  tile.d[row] = half_to_float(w.d);
+  int32_t sum = 0;
+  for (int i = 0; i < 32; ++i) sum += w.qs[i];
+  tile.offset[2 * row] = -128 * sum;
+  tile.offset[2 * row + 1] = 0;
+  for (int g = 0; g < 4; ++g) std::memcpy(&tile.q[g][8 * row], w.qs + 8 * g, 8);
 }
 
 template <int T>
@@ -385,9 +367,9 @@ struct Q8_0Rows8 {
 
 // As in the AVX2 file: 4 Q4_K blocks of 8 rows = 10.75 KB, 4 Q6_K blocks = 11.3 KB, 16 Q8_0
 // blocks = 5.6 KB.
-constexpr auto rows8_q4_k = rows8<Q4KTile, BlockQ8_K, QK_K, 4, unpack_q4k_tile, Q4KTileTokens, Q4KRows8>;
-constexpr auto rows8_q6_k = rows8<Q6KTile, BlockQ8_K, QK_K, 4, unpack_q6k_tile, Q6KTileTokens, Q6KRows8, kQ6KTileMinTokens>;
-constexpr auto rows8_q8_0 = rows8<Q8_0Tile, BlockQ8x32, 32, 16, unpack_q8_0_tile, Q8_0TileTokens, Q8_0Rows8>;
+constexpr auto rows8_q4_k = rows8<Q4KTile, BlockQ4_K, BlockQ8_K, QK_K, 4, unpack_q4k_block, Q4KTileTokens, Q4KRows8>;
+constexpr auto rows8_q6_k = rows8<Q6KTile, BlockQ6_K, BlockQ8_K, QK_K, 4, unpack_q6k_block, Q6KTileTokens, Q6KRows8, kQ6KTileMinTokens>;
+constexpr auto rows8_q8_0 = rows8<Q8_0Tile, BlockQ8_0, BlockQ8x32, 32, 16, unpack_q8_0_block, Q8_0TileTokens, Q8_0Rows8>;
 
 // ---- float weights (F32, F16, BF16) with float activations ----
 //

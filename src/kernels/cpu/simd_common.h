@@ -247,9 +247,11 @@ constexpr int kTileTokens = 4;
 // are unpacked once into tiles, then passed over one chunk of blocks at a time, so the chunk
 // (about 8-10 KB) stays in L1 while every token streams its activations past it; fewer tokens
 // read the rows in place (Rows8), kMaxTokens at a time.
-template <typename Tile, typename XBlock, int64_t kBlockElems, int64_t kChunkBlocks,
-          void (*Unpack)(const uint8_t*, int64_t, int64_t, Tile*), template <int> class Kernel,
-          template <int> class Rows8, int64_t kTileFrom = kTileMinTokens>
+//
+// UnpackBlock(tile, row, block) puts one weight block of one of the 8 rows into its tile block.
+template <typename Tile, typename WBlock, typename XBlock, int64_t kBlockElems, int64_t kChunkBlocks,
+          void (*UnpackBlock)(Tile&, int, const WBlock&), template <int> class Kernel, template <int> class Rows8,
+          int64_t kTileFrom = kTileMinTokens>
 void rows8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
            float* out, int64_t out_stride) {
   const int64_t n_blocks = cols / kBlockElems;
@@ -272,7 +274,10 @@ void rows8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_
   thread_local std::vector<float> acc;
   if (int64_t(tiles.size()) < n_blocks) tiles.resize(size_t(n_blocks));
   acc.assign(size_t(8 * n_tok), 0.f);
-  Unpack(w_rows, w_row_bytes, n_blocks, tiles.data());
+  for (int row = 0; row < 8; ++row) {
+    const WBlock* w = reinterpret_cast<const WBlock*>(w_rows + row * w_row_bytes);
+    for (int64_t b = 0; b < n_blocks; ++b) UnpackBlock(tiles[size_t(b)], row, w[b]);
+  }
   for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkBlocks) {
     const int64_t nb = std::min(kChunkBlocks, n_blocks - b0);
     for (int64_t t0 = 0; t0 < n_tok; t0 += kTileTokens) {
