@@ -172,25 +172,18 @@ template <int N> using Q4KRows8 = KQuantRows8<N, Q4KFormat>;
 // token's result is bit-identical whichever kernel computed it.
 
 struct alignas(32) Q4KTileBlock {
-  int8_t q[8][8][32];   // [sub-block j][column quad g][4 * row + c] = level(row, 32 j + 4 g + c)
+  uint8_t q[8][8][32];  // [sub-block j][column quad g][4 * row + c] = level(row, 32 j + 4 g + c)
   int16_t scales[8][16];  // [j][2 * row] = [j][2 * row + 1] = the row's 6-bit scale of sub-block j
   int16_t mins[4][16];    // [k][2 * row + e] = the row's 6-bit min of sub-block 2 k + e
   float d[8];             // per row
   float neg_dmin[8];      // per row, negated
 };
 
-void unpack_q4k_block(Q4KTileBlock& tile, int row, const BlockQ4_K& w) {
-  alignas(32) uint8_t levels[QK_K];
-  alignas(8) uint8_t scales[8], mins[8];
-  tile.d[row] = half_to_float(w.d);
-  tile.neg_dmin[row] = -half_to_float(w.dmin);
-  unpack_scales_k4(w.scales, scales, mins);
-  for (int j = 0; j < 8; ++j) {
-    tile.scales[j][2 * row] = tile.scales[j][2 * row + 1] = scales[j];
-    tile.mins[j / 2][2 * row + j % 2] = mins[j];
-  }
-  q4k_levels(w, levels);
-  for (int e = 0; e < QK_K; e += 4) std::memcpy(&tile.q[e / 32][(e % 32) / 4][4 * row], levels + e, 4);
+void unpack_q4k_block(Q4KTileBlock& tile, const BlockQ4_K* const* blocks) {
+  unpack_q4k_tile<interleave_quads8>(tile, blocks, [&](int row, int j, uint8_t scale, uint8_t min) {
+    tile.scales[j][2 * row] = tile.scales[j][2 * row + 1] = scale;
+    tile.mins[j / 2][2 * row + j % 2] = min;
+  });
 }
 
 inline __m256i broadcast4(const void* p) {
@@ -272,14 +265,16 @@ struct alignas(32) Q8_0TileBlock {
   float d[8];            // per row
 };
 
-void unpack_q8_0_block(Q8_0TileBlock& tile, int row, const BlockQ8_0& w) {
-  alignas(32) int8_t magnitude[32];
-  tile.d[row] = half_to_float(w.d);
-  const __m256i q = load256(w.qs);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(magnitude), _mm256_sign_epi8(q, q));
+void unpack_q8_0_block(Q8_0TileBlock& tile, const BlockQ8_0* const* blocks) {
+  const uint8_t* rows[8];
+  for (int row = 0; row < 8; ++row) {
+    tile.d[row] = half_to_float(blocks[row]->d);
+    rows[row] = reinterpret_cast<const uint8_t*>(blocks[row]->qs);
+  }
+  interleave_quads8(rows, 32, reinterpret_cast<uint8_t*>(&tile.q[0][0]));
   for (int g = 0; g < 8; ++g) {
-    std::memcpy(&tile.q[g][4 * row], w.qs + 4 * g, 4);
-    std::memcpy(&tile.abs_q[g][4 * row], magnitude + 4 * g, 4);
+    const __m256i q = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.q[g]));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(tile.abs_q[g]), _mm256_sign_epi8(q, q));
   }
 }
 
@@ -409,15 +404,11 @@ struct alignas(32) Q6KTileBlock {
   float d[8];              // per row
 };
 
-void unpack_q6k_block(Q6KTileBlock& tile, int row, const BlockQ6_K& w) {
-  alignas(32) uint8_t levels[QK_K];
-  tile.d[row] = half_to_float(w.d);
-  for (int k = 0; k < 16; ++k) {
-    tile.scales[k][2 * row] = tile.scales[k][2 * row + 1] = w.scales[k];
-    tile.bias[k / 2][2 * row + k % 2] = w.scales[k];
-  }
-  q6k_levels(w, levels);
-  for (int e = 0; e < QK_K; e += 4) std::memcpy(&tile.q[e / 16][(e % 16) / 4][4 * row], levels + e, 4);
+void unpack_q6k_block(Q6KTileBlock& tile, const BlockQ6_K* const* blocks) {
+  unpack_q6k_tile<interleave_quads8>(tile, blocks, [&](int row, int k, int8_t scale) {
+    tile.scales[k][2 * row] = tile.scales[k][2 * row + 1] = scale;
+    tile.bias[k / 2][2 * row + k % 2] = scale;
+  });
 }
 
 template <int T>

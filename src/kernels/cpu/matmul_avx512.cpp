@@ -115,18 +115,11 @@ struct alignas(64) Q4KTile {
   float neg_dmin[8];      // per row, negated
 };
 
-void unpack_q4k_block(Q4KTile& tile, int row, const BlockQ4_K& w) {
-  alignas(32) uint8_t levels[QK_K];
-  alignas(8) uint8_t scales[8], mins[8];
-  tile.d[row] = half_to_float(w.d);
-  tile.neg_dmin[row] = -half_to_float(w.dmin);
-  unpack_scales_k4(w.scales, scales, mins);
-  for (int j = 0; j < 8; ++j) {
-    tile.scales[j][2 * row] = tile.scales[j][2 * row + 1] = scales[j];
-    tile.mins[j / 4][4 * row + j % 4] = mins[j];
-  }
-  q4k_levels(w, levels);
-  for (int e = 0; e < QK_K; e += 8) std::memcpy(&tile.q[e / 32][(e % 32) / 8][8 * row], levels + e, 8);
+void unpack_q4k_block(Q4KTile& tile, const BlockQ4_K* const* blocks) {
+  unpack_q4k_tile<interleave_octets8>(tile, blocks, [&](int row, int j, uint8_t scale, uint8_t min) {
+    tile.scales[j][2 * row] = tile.scales[j][2 * row + 1] = scale;
+    tile.mins[j / 4][4 * row + j % 4] = min;
+  });
 }
 
 template <int T>
@@ -221,16 +214,11 @@ struct alignas(64) Q6KTile {
   float d[8];              // per row
 };
 
-void unpack_q6k_block(Q6KTile& tile, int row, const BlockQ6_K& w) {
-  alignas(32) uint8_t levels[QK_K];
-  tile.d[row] = half_to_float(w.d);
-  for (int k = 0; k < 16; ++k) {
-    const int32_t scale = uint16_t(int16_t(w.scales[k]));
-    tile.scales[k][2 * row] = tile.scales[k][2 * row + 1] = scale;
-    tile.bias[k / 4][4 * row + k % 4] = w.scales[k];
-  }
-  q6k_levels(w, levels);
-  for (int e = 0; e < QK_K; e += 8) std::memcpy(&tile.q[e / 16][(e % 16) / 8][8 * row], levels + e, 8);
+void unpack_q6k_block(Q6KTile& tile, const BlockQ6_K* const* blocks) {
+  unpack_q6k_tile<interleave_octets8>(tile, blocks, [&](int row, int k, int8_t scale) {
+    tile.scales[k][2 * row] = tile.scales[k][2 * row + 1] = uint16_t(scale);
+    tile.bias[k / 4][4 * row + k % 4] = scale;
+  });
 }
 
 template <int T>
@@ -277,13 +265,18 @@ struct alignas(64) Q8_0Tile {
   float d[8];           // per row
 };
 
-void unpack_q8_0_block(Q8_0Tile& tile, int row, const BlockQ8_0& w) {
-  tile.d[row] = half_to_float(w.d);
-  int32_t sum = 0;
-  for (int i = 0; i < 32; ++i) sum += w.qs[i];
-  tile.offset[2 * row] = -128 * sum;
-  tile.offset[2 * row + 1] = 0;
-  for (int g = 0; g < 4; ++g) std::memcpy(&tile.q[g][8 * row], w.qs + 8 * g, 8);
+void unpack_q8_0_block(Q8_0Tile& tile, const BlockQ8_0* const* blocks) {
+  const uint8_t* rows[8];
+  for (int row = 0; row < 8; ++row) {
+    const BlockQ8_0& w = *blocks[row];
+    tile.d[row] = half_to_float(w.d);
+    // The sum of the 32 levels: 1 * level in int16 pairs, then pairs of those in int32.
+    const __m256i pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), load256(w.qs));
+    tile.offset[2 * row] = -128 * hsum_i32(pair_sums(pairs));
+    tile.offset[2 * row + 1] = 0;
+    rows[row] = reinterpret_cast<const uint8_t*>(w.qs);
+  }
+  interleave_octets8(rows, 32, reinterpret_cast<uint8_t*>(&tile.q[0][0]));
 }
 
 template <int T>

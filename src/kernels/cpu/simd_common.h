@@ -176,6 +176,88 @@ inline void q4k_levels(const BlockQ4_K& wb, uint8_t* levels) {
   }
 }
 
+// ---- Tile order: 8 rows' levels interleaved, so that one vector holds a column group of all 8 ----
+//
+// rows[r] points at row r's levels (n_cols bytes, a multiple of 32). Both are transposes done 32
+// columns at a time in registers: placing 4 or 8 bytes per store costs about ten times as much.
+
+// dst[32 (e / 4) + 4 r + c] = level(r, e + c) for e a multiple of 4: the AVX2 tiles, one 32-byte
+// vector per column quad (an 8 x 8 transpose of 32-bit words).
+inline void interleave_quads8(const uint8_t* const* rows, int n_cols, uint8_t* dst) {
+  for (int col = 0; col < n_cols; col += 32, dst += 256) {
+    __m256i v[8];
+    for (int r = 0; r < 8; ++r) v[r] = load256(rows[r] + col);
+    __m256i t[8], u[8];
+    for (int r = 0; r < 8; r += 2) {
+      t[r] = _mm256_unpacklo_epi32(v[r], v[r + 1]);  // quads 0, 1 | 4, 5 of rows r, r + 1
+      t[r + 1] = _mm256_unpackhi_epi32(v[r], v[r + 1]);  // quads 2, 3 | 6, 7
+    }
+    for (int r = 0; r < 8; r += 4) {
+      u[r] = _mm256_unpacklo_epi64(t[r], t[r + 2]);  // quad 0 | 4 of rows r .. r + 3
+      u[r + 1] = _mm256_unpackhi_epi64(t[r], t[r + 2]);  // quad 1 | 5
+      u[r + 2] = _mm256_unpacklo_epi64(t[r + 1], t[r + 3]);  // quad 2 | 6
+      u[r + 3] = _mm256_unpackhi_epi64(t[r + 1], t[r + 3]);  // quad 3 | 7
+    }
+    for (int g = 0; g < 4; ++g) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32 * g), _mm256_permute2x128_si256(u[g], u[4 + g], 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32 * (g + 4)), _mm256_permute2x128_si256(u[g], u[4 + g], 0x31));
+    }
+  }
+}
+
+// dst[64 (e / 8) + 8 r + c] = level(r, e + c) for e a multiple of 8: the AVX-512 tiles, one
+// 64-byte vector per column octet (two 4 x 4 transposes of 64-bit words, rows 0-3 and 4-7).
+inline void interleave_octets8(const uint8_t* const* rows, int n_cols, uint8_t* dst) {
+  for (int col = 0; col < n_cols; col += 32, dst += 256) {
+    for (int half = 0; half < 2; ++half) {
+      __m256i v[4];
+      for (int r = 0; r < 4; ++r) v[r] = load256(rows[4 * half + r] + col);
+      const __m256i t0 = _mm256_unpacklo_epi64(v[0], v[1]), t1 = _mm256_unpackhi_epi64(v[0], v[1]);  // octets 0|2, 1|3
+      const __m256i t2 = _mm256_unpacklo_epi64(v[2], v[3]), t3 = _mm256_unpackhi_epi64(v[2], v[3]);
+      const __m256i octet[4] = {_mm256_permute2x128_si256(t0, t2, 0x20), _mm256_permute2x128_si256(t1, t3, 0x20),
+                                _mm256_permute2x128_si256(t0, t2, 0x31), _mm256_permute2x128_si256(t1, t3, 0x31)};
+      for (int g = 0; g < 4; ++g)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 64 * g + 32 * half), octet[g]);
+    }
+  }
+}
+
+// One Q4_K block of each of 8 rows (blocks[r] of row r) into a tile that holds d[8], neg_dmin[8]
+// and the levels q in Interleave's order; place(row, j, scale, min) puts sub-block j's six-bit
+// scale and min where the ISA's tile kernel reads them.
+template <void (*Interleave)(const uint8_t* const*, int, uint8_t*), typename Tile, typename Place>
+inline void unpack_q4k_tile(Tile& tile, const BlockQ4_K* const* blocks, Place place) {
+  alignas(32) uint8_t levels[8][QK_K];
+  const uint8_t* rows[8];
+  for (int row = 0; row < 8; ++row) {
+    const BlockQ4_K& w = *blocks[row];
+    alignas(8) uint8_t scales[8], mins[8];
+    tile.d[row] = half_to_float(w.d);
+    tile.neg_dmin[row] = -half_to_float(w.dmin);
+    unpack_scales_k4(w.scales, scales, mins);
+    for (int j = 0; j < 8; ++j) place(row, j, scales[j], mins[j]);
+    q4k_levels(w, levels[row]);
+    rows[row] = levels[row];
+  }
+  Interleave(rows, QK_K, &tile.q[0][0][0]);
+}
+
+// One Q6_K block of each of 8 rows into a tile that holds d[8] and the levels q (0..63) in
+// Interleave's order; place(row, k, scale) puts group k's scale where the ISA's tile kernel reads it.
+template <void (*Interleave)(const uint8_t* const*, int, uint8_t*), typename Tile, typename Place>
+inline void unpack_q6k_tile(Tile& tile, const BlockQ6_K* const* blocks, Place place) {
+  alignas(32) uint8_t levels[8][QK_K];
+  const uint8_t* rows[8];
+  for (int row = 0; row < 8; ++row) {
+    const BlockQ6_K& w = *blocks[row];
+    tile.d[row] = half_to_float(w.d);
+    for (int k = 0; k < 16; ++k) place(row, k, w.scales[k]);
+    q6k_levels(w, levels[row]);
+    rows[row] = levels[row];
+  }
+  Interleave(rows, QK_K, &tile.q[0][0][0]);
+}
+
 // ---- Eight rows read in place against 1..kMaxTokens tokens (generation), k-quant weights ----
 //
 // Each row's block sums are the row kernel's, but instead of reducing each to a scalar (two
@@ -248,9 +330,10 @@ constexpr int kTileTokens = 4;
 // (about 8-10 KB) stays in L1 while every token streams its activations past it; fewer tokens
 // read the rows in place (Rows8), kMaxTokens at a time.
 //
-// UnpackBlock(tile, row, block) puts one weight block of one of the 8 rows into its tile block.
+// UnpackBlock(tile, blocks) puts one weight block of each of the 8 rows (blocks[r] of row r) into
+// its tile block.
 template <typename Tile, typename WBlock, typename XBlock, int64_t kBlockElems, int64_t kChunkBlocks,
-          void (*UnpackBlock)(Tile&, int, const WBlock&), template <int> class Kernel, template <int> class Rows8,
+          void (*UnpackBlock)(Tile&, const WBlock* const*), template <int> class Kernel, template <int> class Rows8,
           int64_t kTileFrom = kTileMinTokens>
 void rows8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
            float* out, int64_t out_stride) {
@@ -274,9 +357,11 @@ void rows8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_
   thread_local std::vector<float> acc;
   if (int64_t(tiles.size()) < n_blocks) tiles.resize(size_t(n_blocks));
   acc.assign(size_t(8 * n_tok), 0.f);
-  for (int row = 0; row < 8; ++row) {
-    const WBlock* w = reinterpret_cast<const WBlock*>(w_rows + row * w_row_bytes);
-    for (int64_t b = 0; b < n_blocks; ++b) UnpackBlock(tiles[size_t(b)], row, w[b]);
+  const WBlock* blocks[8];
+  for (int row = 0; row < 8; ++row) blocks[row] = reinterpret_cast<const WBlock*>(w_rows + row * w_row_bytes);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    UnpackBlock(tiles[size_t(b)], blocks);
+    for (const WBlock*& block : blocks) ++block;
   }
   for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkBlocks) {
     const int64_t nb = std::min(kChunkBlocks, n_blocks - b0);
