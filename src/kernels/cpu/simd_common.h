@@ -363,9 +363,19 @@ void rows8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_
     UnpackBlock(tiles[size_t(b)], blocks);
     for (const WBlock*& block : blocks) ++block;
   }
+  // The next 8 rows (this thread's next group: groups are handed out in runs) are requested from
+  // memory a few lines per token tile while these are multiplied, so that their unpacking reads
+  // cache instead of waiting on memory.
+  const char* next_group = reinterpret_cast<const char*>(w_rows + 8 * w_row_bytes);
+  const int64_t next_lines = 8 * w_row_bytes / 64;
+  const int64_t steps = (n_blocks + kChunkBlocks - 1) / kChunkBlocks * ((n_tok + kTileTokens - 1) / kTileTokens);
+  const int64_t lines_per_step = (next_lines + steps - 1) / steps;
+  int64_t next_line = 0;
   for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkBlocks) {
     const int64_t nb = std::min(kChunkBlocks, n_blocks - b0);
     for (int64_t t0 = 0; t0 < n_tok; t0 += kTileTokens) {
+      for (const int64_t end = std::min(next_lines, next_line + lines_per_step); next_line < end; ++next_line)
+        _mm_prefetch(next_group + 64 * next_line, _MM_HINT_T1);
       const XBlock* xs[kTileTokens];
       const int tt = int(std::min<int64_t>(kTileTokens, n_tok - t0));
       for (int t = 0; t < tt; ++t) xs[t] = x_row<XBlock>(x, x_stride, int(t0 + t)) + b0;
