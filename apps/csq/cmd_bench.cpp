@@ -31,6 +31,7 @@ struct BenchOptions {
   int reps = 3;
   bool json = false;
   bool roofline = false;
+  bool mmap = false;
   std::string cache_type = "f16";
 };
 
@@ -189,7 +190,7 @@ void run_bench(const BenchOptions& o) {
   if (o.prompt < 0 || o.gen < 0 || o.reps < 1 || o.threads < 1 || (o.prompt == 0 && o.gen == 0))
     fail_usage("need -p >= 0, -n >= 0 (not both 0), -r >= 1 and -t >= 1");
   const DType kv_type = cache_dtype(o.cache_type);
-  auto model = Model::load(o.model);
+  auto model = Model::load(o.model, weight_memory(o.mmap));
   const ModelConfig& c = model->config();
   ThreadPool pool(o.threads);
 
@@ -254,6 +255,7 @@ void run_bench(const BenchOptions& o) {
     j["model_n_params"] = model->checkpoint().parameter_count;
     j["n_threads"] = o.threads;
     j["kernels"] = kernels::matmul_kernel_set();
+    j["weights"] = o.mmap ? "mapped" : "loaded";
     j["cache_type"] = o.cache_type;
     j["repetitions"] = o.reps;
     j["peak_rss_bytes"] = uint64_t(rss);
@@ -288,7 +290,8 @@ void run_bench(const BenchOptions& o) {
   std::printf("\npeak resident memory %.2f GiB (file %.2f GiB + %s KV cache %.2f GiB = %.2f GiB)\n",
               rss / (1024.0 * 1024 * 1024), size / (1024.0 * 1024 * 1024), o.cache_type.c_str(), kv_bytes / (1024.0 * 1024 * 1024),
               (size + kv_bytes) / (1024.0 * 1024 * 1024));
-  std::printf("kernels: %s\n", kernels::matmul_kernel_set());
+  std::printf("kernels: %s; weights %s\n", kernels::matmul_kernel_set(),
+              o.mmap ? "mapped from the page cache (--mmap)" : "loaded into memory");
   if (o.roofline) {
     std::printf("read bandwidth %.1f GB/s with %d threads; generation reads %.2f GB of weights per token\n",
                 bandwidth / 1e9, o.threads, double(per_token) / 1e9);
@@ -314,6 +317,7 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("-t,--threads", opts->threads, "Worker threads")->capture_default_str();
   cmd->add_option("-r,--repetitions", opts->reps, "Repetitions of each test")->capture_default_str();
   add_cache_type_option(cmd, opts->cache_type);
+  add_mmap_option(cmd, opts->mmap);
   cmd->add_flag("--json", opts->json, "Print the results as JSON");
   cmd->add_flag("--roofline", opts->roofline, "Measure read bandwidth and multiply-add peaks; report tg and pp as fractions of their rooflines");
   cmd->callback([opts] { run_bench(*opts); });

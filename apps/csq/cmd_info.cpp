@@ -32,7 +32,7 @@ std::string human_bytes(uint64_t bytes) {
 }
 
 void run_info(const InfoOptions& o) {
-  auto model = Model::load(o.model);
+  auto model = Model::load(o.model, io::FileMemory::Mapped);
   const ModelConfig& c = model->config();
   const CheckpointInfo& ck = model->checkpoint();
   const std::optional<std::string> tokenizer_issue = tokenizer_problem(o.model);

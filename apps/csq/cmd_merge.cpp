@@ -22,7 +22,7 @@ struct MergeOptions {
 
 void run_merge(const MergeOptions& o) {
   if (!o.type.empty()) parse_file_type(o.type);
-  auto model = Model::load(o.model);
+  auto model = Model::load(o.model, io::FileMemory::Mapped);
   model->set_adapters(load_lora_specs(o.loras, model->config()));
   if (std::filesystem::path(o.out).extension() == ".gguf") {
     const bool bf16_base = model->weights().layers.front().wq.type == DType::BF16;

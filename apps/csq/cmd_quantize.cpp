@@ -200,7 +200,7 @@ namespace {
 
 void run_quantize(const QuantizeOptions& o) {
   parse_file_type(o.type);  // a usage error before minutes of loading
-  auto model = Model::load(o.model);
+  auto model = Model::load(o.model, io::FileMemory::Mapped);
   model->set_adapters(load_lora_specs(o.loras, model->config()));
   write_gguf_model(*model, o.model, o.type, o.out, o.threads);
 }

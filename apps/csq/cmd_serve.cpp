@@ -22,6 +22,7 @@ struct ServeOptions {
   std::string template_file;
   std::vector<std::string> loras;
   std::string tokenizer;
+  bool mmap = false;
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string api_key_file;
@@ -120,7 +121,7 @@ void run_serve(const ServeOptions& o) {
                  o.host.c_str());
 
   ShutdownSignals signals(std::chrono::seconds(o.shutdown_s));
-  Engine engine = load_engine(o.model, o.template_file, o.loras, o.tokenizer);
+  Engine engine = load_engine(o.model, o.template_file, o.loras, o.tokenizer, weight_memory(o.mmap));
   ThreadPool pool(o.threads);
   SchedulerConfig config;
   config.n_parallel = o.parallel;
@@ -145,6 +146,7 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("--model,-m", opts->model, "Hugging Face model directory or .gguf file")->required();
   cmd->add_option("--template", opts->template_file, "Jinja chat template to use instead of the model's own");
   add_lora_option(cmd, opts->loras);
+  add_mmap_option(cmd, opts->mmap);
   cmd->add_option("--tokenizer", opts->tokenizer,
                   "Model directory or .gguf whose tokenizer and chat template to use (e.g. for a `csq synth` GGUF)");
   cmd->add_option("--host", opts->host, "Address to listen on (loopback by default)")->capture_default_str();

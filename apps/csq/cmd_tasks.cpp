@@ -96,7 +96,7 @@ void run_task(Task task, const TaskOptions& o) {
   if (o.strict && !pattern) fail_usage("--strict: csq ask answers in free text; there is nothing to constrain");
   const std::vector<Input> inputs = read_inputs(task, o);
 
-  auto engine = std::make_shared<Engine>(load_engine(o.gen.model, o.gen.template_file, o.gen.loras));
+  auto engine = std::make_shared<Engine>(load_engine(o.gen.model, o.gen.template_file, o.gen.loras, "", weight_memory(o.gen.mmap)));
   const GenerationRequest base = make_request(o.gen, *engine);
   // --strict: the answer is only the value, in a form the parser always reads. The template's
   // non-thinking mode is asked for, since a constrained answer has no room for a <think> block.

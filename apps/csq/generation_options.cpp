@@ -12,10 +12,17 @@
 
 namespace csq::app {
 
+void add_mmap_option(CLI::App* cmd, bool& mmap) {
+  cmd->add_flag("--mmap", mmap,
+                "Map the weights from the page cache instead of loading them into memory: starts at once and "
+                "shares the pages with other processes, but generation is slower (4 KB pages)");
+}
+
 void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
   cmd->add_option("--model,-m", o.model, "Hugging Face model directory or .gguf file")->required();
   cmd->add_option("--template", o.template_file, "Jinja chat template to use instead of the model's own");
   add_lora_option(cmd, o.loras);
+  add_mmap_option(cmd, o.mmap);
   cmd->add_option("--threads,-t", o.threads, "Worker threads (default: all cores)");
   cmd->add_option("--ctx,-c", o.ctx, "Context length in tokens (prompt + answer)")->capture_default_str();
   add_cache_type_option(cmd, o.cache_type);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "io/mapped_file.h"
 #include "kernels/dtype.h"
 #include "runtime/generator.h"
 
@@ -23,6 +24,7 @@ struct GenerationOptions {
   std::string model;
   std::string template_file;
   std::vector<std::string> loras;  // "PATH[:STRENGTH]"
+  bool mmap = false;
   int threads = 0;
   int64_t ctx = 4096;
   std::string cache_type = "f16";
@@ -38,13 +40,16 @@ struct GenerationOptions {
   std::string json_schema;  // a file
 };
 
-// Adds --model, --template, --lora, --threads, --ctx, --cache-type, --max-tokens, --stop, --ignore-eos and the
+// Adds --model, --template, --lora, --mmap, --threads, --ctx, --cache-type, --max-tokens, --stop, --ignore-eos and the
 // sampling options.
 void add_generation_options(CLI::App* cmd, GenerationOptions& o);
 // Adds --cache-type {f16,f32,q8_0}: how the KV cache stores keys and values.
 void add_cache_type_option(CLI::App* cmd, std::string& cache_type);
 // The storage type a --cache-type value names.
 DType cache_dtype(const std::string& cache_type);
+// Adds --mmap: map the checkpoint from the page cache instead of loading it into memory.
+void add_mmap_option(CLI::App* cmd, bool& mmap);
+inline io::FileMemory weight_memory(bool mmap) { return mmap ? io::FileMemory::Mapped : io::FileMemory::Loaded; }
 // Adds --lora PATH[:STRENGTH] (repeatable).
 void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras);
 // Adds --choice, --regex and --json-schema.

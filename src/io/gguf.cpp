@@ -140,7 +140,8 @@ double GgufValue::as_float(const std::string& key) const {
   fail_input("metadata '" + key + "': expected a number, found " + gguf_type_name(type));
 }
 
-GgufFile::GgufFile(const std::string& path) : map_(std::make_unique<MappedFile>(path)), name_(path) {
+GgufFile::GgufFile(const std::string& path, FileMemory memory)
+    : map_(std::make_unique<MappedFile>(path, memory)), name_(path) {
   data_ = map_->data();
   size_ = map_->size();
   parse();

@@ -52,7 +52,7 @@ class GgufFile {
  public:
   // Parses and validates the whole header; throws csq::Error naming the file and the
   // offending key or tensor.
-  explicit GgufFile(const std::string& path);
+  explicit GgufFile(const std::string& path, FileMemory memory = FileMemory::Mapped);
   // Parses a buffer that outlives the object (fuzzing, tests); `name` is used in errors.
   GgufFile(const uint8_t* data, size_t size, const std::string& name);
 

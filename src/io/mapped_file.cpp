@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -14,29 +15,72 @@
 
 namespace csq::io {
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail_input(path + ": cannot open: " + std::strerror(errno));
+namespace {
+
+constexpr size_t kHugePage = size_t(2) << 20;
+
+// Closes the descriptor on every way out of the constructor.
+struct FileDescriptor {
+  int fd;
+  ~FileDescriptor() { ::close(fd); }
+};
+
+// Anonymous memory of `bytes` (a multiple of the page size) starting on a 2 MB boundary, so that
+// all of it can be backed by huge pages; nullptr when the address space is exhausted.
+uint8_t* map_huge_page_aligned(size_t bytes) {
+  void* region = ::mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (region == MAP_FAILED) return nullptr;
+  const uintptr_t base = reinterpret_cast<uintptr_t>(region);
+  const uintptr_t aligned = (base + kHugePage - 1) & ~uintptr_t(kHugePage - 1);
+  if (aligned > base) ::munmap(region, aligned - base);
+  if (base + kHugePage > aligned) ::munmap(reinterpret_cast<void*>(aligned + bytes), base + kHugePage - aligned);
+  // A hint: where transparent huge pages are off or "never", this memory stays on small pages.
+  ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
+  return reinterpret_cast<uint8_t*>(aligned);
+}
+
+}  // namespace
+
+MappedFile::MappedFile(const std::string& path, FileMemory memory) : path_(path) {
+  const FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (file.fd < 0) fail_input(path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail_input(path + ": not a regular file");
-  }
+  if (::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode)) fail_input(path + ": not a regular file");
   size_ = size_t(st.st_size);
-  if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      const int err = errno;
-      ::close(fd);
-      fail_input(path + ": cannot map: " + std::strerror(err));
-    }
+  if (size_ == 0) return;
+
+  if (memory == FileMemory::Mapped) {
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd, 0);
+    if (p == MAP_FAILED) fail_input(path + ": cannot map: " + std::strerror(errno));
     data_ = static_cast<const uint8_t*>(p);
+    mapping_bytes_ = size_;
+    return;
   }
-  ::close(fd);
+
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  mapping_bytes_ = (size_ + page - 1) / page * page;
+  uint8_t* buffer = map_huge_page_aligned(mapping_bytes_);
+  if (!buffer) fail_input(path + ": cannot allocate " + std::to_string(size_) + " bytes to load it: " + std::strerror(errno));
+  // Read in pieces: a single read() stops at about 2 GB.
+  constexpr size_t kPiece = size_t(64) << 20;
+  for (size_t done = 0; done < size_;) {
+    const ssize_t got = ::pread(file.fd, buffer + done, std::min(kPiece, size_ - done), off_t(done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      const std::string why = got < 0 ? std::string(std::strerror(errno))
+                                      : "the file ended early (it was " + std::to_string(size_) + " bytes when opened)";
+      ::munmap(buffer, mapping_bytes_);  // no destructor runs for an object whose constructor throws
+      fail_input(path + ": read failed at byte " + std::to_string(done) + ": " + why);
+    }
+    done += size_t(got);
+  }
+  data_ = buffer;
+  // Weights are read-only: a stray write faults instead of changing the model.
+  ::mprotect(buffer, mapping_bytes_, PROT_READ);
 }
 
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (data_) ::munmap(const_cast<uint8_t*>(data_), mapping_bytes_);
 }
 
 std::string read_text_file(const std::string& path) {

@@ -55,7 +55,8 @@ std::string SafetensorsTensor::shape_string() const {
   return s + "]";
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : map_(std::make_unique<MappedFile>(path)), name_(path) {
+SafetensorsFile::SafetensorsFile(const std::string& path, FileMemory memory)
+    : map_(std::make_unique<MappedFile>(path, memory)), name_(path) {
   parse(map_->data(), map_->size());
 }
 
@@ -139,7 +140,7 @@ const SafetensorsTensor* SafetensorsFile::find(const std::string& name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& dir) : dir_(dir) {
+SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& dir, FileMemory memory) : dir_(dir) {
   const std::string index_path = dir + "/model.safetensors.index.json";
   std::vector<std::string> shard_names;
   if (file_exists(index_path)) {
@@ -159,7 +160,7 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& dir) : dir_(dir)
     fail_input(dir + ": no model.safetensors or model.safetensors.index.json");
   }
   for (const std::string& shard : shard_names) {
-    files_.push_back(std::make_unique<SafetensorsFile>(dir + "/" + shard));
+    files_.push_back(std::make_unique<SafetensorsFile>(dir + "/" + shard, memory));
     for (const SafetensorsTensor& t : files_.back()->tensors()) {
       if (!index_.emplace(t.name, &t).second)
         fail_input(dir + "/" + shard + ": tensor '" + t.name + "' also appears in another shard");

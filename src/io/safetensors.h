@@ -26,7 +26,7 @@ struct SafetensorsTensor {
 class SafetensorsFile {
  public:
   // Throws csq::Error naming the file and the offending tensor or field.
-  explicit SafetensorsFile(const std::string& path);
+  explicit SafetensorsFile(const std::string& path, FileMemory memory = FileMemory::Mapped);
   SafetensorsFile(const uint8_t* data, size_t size, const std::string& name);  // for fuzzing and tests
 
   const std::string& path() const { return name_; }
@@ -48,7 +48,7 @@ class SafetensorsFile {
 // listed by `model.safetensors.index.json`.
 class SafetensorsCheckpoint {
  public:
-  explicit SafetensorsCheckpoint(const std::string& dir);
+  explicit SafetensorsCheckpoint(const std::string& dir, FileMemory memory = FileMemory::Mapped);
   const SafetensorsTensor* find(const std::string& name) const;
   std::vector<const SafetensorsTensor*> tensors() const;
   uint64_t total_bytes() const { return total_bytes_; }

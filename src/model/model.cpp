@@ -173,24 +173,24 @@ void merge_generation_config(const std::string& dir, ModelConfig& c) {
 
 Model::~Model() = default;
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
+std::unique_ptr<Model> Model::load(const std::string& path, io::FileMemory memory) {
   std::unique_ptr<Model> model(new Model());
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) model->load_hf(path);
-  else if (std::filesystem::is_regular_file(path, ec)) model->load_gguf(path);
+  if (std::filesystem::is_directory(path, ec)) model->load_hf(path, memory);
+  else if (std::filesystem::is_regular_file(path, ec)) model->load_gguf(path, memory);
   else fail_input(path + ": no such model (expected a Hugging Face model directory or a .gguf file)");
   model->finish();
   return model;
 }
 
-void Model::load_hf(const std::string& dir) {
+void Model::load_hf(const std::string& dir, io::FileMemory memory) {
   const std::string config_path = dir + "/config.json";
   if (!io::file_exists(config_path)) fail_input(dir + ": no config.json (not a Hugging Face model directory?)");
   nlohmann::json j = nlohmann::json::parse(io::read_text_file(config_path), nullptr, false);
   if (j.is_discarded()) fail_input(config_path + ": invalid JSON");
   config_ = config_from_hf(j, config_path);
   merge_generation_config(dir, config_);
-  safetensors_ = std::make_unique<io::SafetensorsCheckpoint>(dir);
+  safetensors_ = std::make_unique<io::SafetensorsCheckpoint>(dir, memory);
   // Some tied checkpoints still ship lm_head.weight; untied ones must.
   load_weights(config_, SafetensorsSource(*safetensors_), "model.embed_tokens.weight", "model.norm.weight",
                "lm_head.weight", hf_names, weights_);
@@ -205,8 +205,8 @@ void Model::load_hf(const std::string& dir) {
       checkpoint_.file_bytes += entry.file_size();
 }
 
-void Model::load_gguf(const std::string& path) {
-  gguf_ = std::make_unique<io::GgufFile>(path);
+void Model::load_gguf(const std::string& path, io::FileMemory memory) {
+  gguf_ = std::make_unique<io::GgufFile>(path, memory);
   config_ = config_from_gguf(*gguf_);
   load_weights(config_, GgufSource(*gguf_), "token_embd.weight", "output_norm.weight", "output.weight", gguf_names,
                weights_);

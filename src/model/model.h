@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "io/mapped_file.h"
 #include "kernels/ops.h"
 #include "model/config.h"
 #include "model/lora.h"
@@ -47,8 +48,10 @@ struct CheckpointInfo {
 class Model {
  public:
   // `path`: a Hugging Face model directory or a .gguf file. Throws csq::Error naming the file
-  // and the tensor or field that is missing or wrong.
-  static std::unique_ptr<Model> load(const std::string& path);
+  // and the tensor or field that is missing or wrong. `memory`: the checkpoint loaded into
+  // memory (generation runs faster) or mapped (opens at once; for commands that read each
+  // weight once or not at all).
+  static std::unique_ptr<Model> load(const std::string& path, io::FileMemory memory = io::FileMemory::Loaded);
   ~Model();
 
   const ModelConfig& config() const { return config_; }
@@ -65,8 +68,8 @@ class Model {
 
  private:
   Model() = default;
-  void load_hf(const std::string& dir);
-  void load_gguf(const std::string& path);
+  void load_hf(const std::string& dir, io::FileMemory memory);
+  void load_gguf(const std::string& path, io::FileMemory memory);
   void finish();
 
   ModelConfig config_;

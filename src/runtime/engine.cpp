@@ -7,8 +7,9 @@
 namespace csq {
 
 Engine load_engine(const std::string& model_path, const std::string& template_file,
-                   const std::vector<std::string>& lora_specs, const std::string& tokenizer_path) {
-  std::unique_ptr<Model> model = Model::load(model_path);
+                   const std::vector<std::string>& lora_specs, const std::string& tokenizer_path,
+                   io::FileMemory memory) {
+  std::unique_ptr<Model> model = Model::load(model_path, memory);
   model->set_adapters(load_lora_specs(lora_specs, model->config()));
   const std::string& vocab = tokenizer_path.empty() ? model_path : tokenizer_path;
   Engine e{std::move(model), load_tokenizer(vocab), std::nullopt, {}};

@@ -34,9 +34,11 @@ struct Engine {
 // `lora_specs`: LoRA adapters applied at run time, each "PATH" or "PATH:STRENGTH".
 // `tokenizer_path`: take the tokenizer and template from this model directory or file instead
 // of `model_path` (may be empty), e.g. for a synthetic GGUF with real shapes but no vocabulary.
-// Throws csq::Error naming what is missing (e.g. a GGUF without a usable tokenizer).
+// `memory`: see Model::load. Throws csq::Error naming what is missing (e.g. a GGUF without a
+// usable tokenizer).
 Engine load_engine(const std::string& model_path, const std::string& template_file = "",
-                   const std::vector<std::string>& lora_specs = {}, const std::string& tokenizer_path = "");
+                   const std::vector<std::string>& lora_specs = {}, const std::string& tokenizer_path = "",
+                   io::FileMemory memory = io::FileMemory::Loaded);
 
 // True when a rendered prompt leaves a <think> block open (the answer starts inside it).
 bool prompt_opens_reasoning(const std::string& rendered);
