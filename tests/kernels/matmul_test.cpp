@@ -143,6 +143,12 @@ std::vector<Case> cases() {
     out.push_back({DType::Q6_K, 21, 1280, tokens});
     out.push_back({DType::Q6_K, 64, 256, tokens});
   }
+  // The float tile kernel: token groups of 3 with 1 or 2 left over, column tails, more columns than
+  // one 512-column pass.
+  for (DType t : {DType::F32, DType::F16, DType::BF16})
+    for (int64_t cols : {7, 45, 1100})
+      for (int64_t tokens : {cpu::kFloatTileMinTokens, cpu::kFloatTileMinTokens + 2, cpu::kFloatTileMinTokens + 3})
+        out.push_back({t, 19, cols, tokens});
   // Q8_0: more blocks (of 32 columns) than the 16 one pass holds.
   for (int64_t tokens : {cpu::kTileMinTokens, cpu::kTileMinTokens + 3}) {
     out.push_back({DType::Q8_0, 21, 1056, tokens});
@@ -159,12 +165,13 @@ INSTANTIATE_TEST_SUITE_P(Kernels, FastMatmul, ::testing::ValuesIn(cases()), [](c
 });
 
 // The eight-row kernels (rows read in place for few tokens, unpacked tiles from kTileMinTokens or
-// kQ6KTileMinTokens on) and the row kernel compute a token's result with the same arithmetic:
+// kQ6KTileMinTokens on; 2-row x 3-token register blocks for float weights) and the row kernel
+// compute a token's result with the same arithmetic:
 // matmul sends a last partial group of rows to the row kernel, so any difference would make a
 // result depend on the row count.
 TEST(FastMatmul, EightRowKernelsMatchTheRowKernelBitForBit) {
   if (!cpu::cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2";
-  for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0}) {
+  for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::F32, DType::F16, DType::BF16}) {
     const cpu::RowKernel* kernel = cpu::avx2_kernel(type);
     ASSERT_NE(kernel, nullptr);
     ASSERT_NE(kernel->rows8, nullptr);

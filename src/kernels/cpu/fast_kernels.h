@@ -70,10 +70,15 @@ using Rows8Fn = void (*)(const uint8_t* w_rows, int64_t w_row_bytes, const void*
 constexpr int64_t kTileMinTokens = 16;
 constexpr int64_t kQ6KTileMinTokens = 48;
 
+// Float weights take their eight-row (tile) kernel from this many tokens on; fewer stream each
+// row once through the row kernel (generation is bound by memory, not by the activations' loads).
+constexpr int64_t kFloatTileMinTokens = 8;
+
 struct RowKernel {
   ActFormat act;
   DotFn dot;
   Rows8Fn rows8 = nullptr;  // where the weight type has one
+  int64_t rows8_min_tokens = 1;  // products with fewer tokens use dot
 };
 
 // Whether this CPU runs the AVX2 kernels (AVX2, FMA and F16C).

@@ -160,7 +160,8 @@ const cpu::RowKernel* avx512_kernel(DType type) {
       const cpu::RowKernel* base = cpu::avx2_kernel(DType(i));
       if (!base) continue;
       const cpu::Avx512Parts parts = cpu::avx512_parts(DType(i));
-      kernels[size_t(i)] = {base->act, parts.dot ? parts.dot : base->dot, parts.rows8 ? parts.rows8 : base->rows8};
+      kernels[size_t(i)] = {base->act, parts.dot ? parts.dot : base->dot, parts.rows8 ? parts.rows8 : base->rows8,
+                            base->rows8_min_tokens};
     }
     return kernels;
   }();
@@ -215,7 +216,7 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
       }
     }
   };
-  if (kernel->rows8) {
+  if (kernel->rows8 && n_tokens >= kernel->rows8_min_tokens) {
     // Groups of 8 rows through the eight-row kernel, a last partial group through the row
     // kernel (bit-identical results either way).
     // Groups handed out in chunks as threads come free (the two threads of a core pair rarely

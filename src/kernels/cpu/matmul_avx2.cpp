@@ -492,6 +492,85 @@ void dot_float(const void* w_row, const void* x, int64_t x_stride, int64_t cols,
   }
 }
 
+// ---- Float weights against many tokens (prompts): 2 rows x 3 tokens per register block ----
+//
+// The row kernel streams every token's activations past each row: with more than a few tokens it
+// waits on the L2 cache, not on the FMAs. Here each load feeds more than one FMA: per 16 columns,
+// 2 rows' weight vectors and 3 tokens' activation vectors make 12 FMAs into 12 accumulators, on
+// columns taken 512 at a time so that the 8 rows' slice and a token group's slice stay in L1.
+// Every (row, token) keeps the row kernel's own two accumulators (columns 16i .. 16i + 7 and
+// 16i + 8 .. 16i + 15, in column order), its final sum and its column tail, so a token's result is
+// bit-identical to dot_float's whichever kernel ran.
+constexpr int kFloatTileTokens = 3;
+constexpr int64_t kFloatChunkCols = 512;
+// Accumulators of one register block, in memory between column chunks: [row][token][half] x 8 lanes.
+constexpr int kFloatBlockFloats = 2 * kFloatTileTokens * 2 * 8;
+
+template <DType Type, int T>
+void float_block(const void* w0, const void* w1, const float* const* xs, int64_t c0, int64_t n16, float* acc) {
+  __m256 a[2][T][2];
+  for (int r = 0; r < 2; ++r)
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < 2; ++h) a[r][t][h] = _mm256_loadu_ps(acc + ((r * kFloatTileTokens + t) * 2 + h) * 8);
+  for (int64_t c = c0; c < c0 + 16 * n16; c += 16) {
+    for (int h = 0; h < 2; ++h) {
+      const __m256 wa = load_w<Type>(w0, c + 8 * h), wb = load_w<Type>(w1, c + 8 * h);
+      for (int t = 0; t < T; ++t) {
+        // Loaded once into a register for both rows: left to itself, GCC folds the load into
+        // each FMA and reads it twice, and this loop is bound by loads, not by FMAs.
+        __m256 x = _mm256_loadu_ps(xs[t] + c + 8 * h);
+        __asm__("" : "+x"(x));
+        a[0][t][h] = _mm256_fmadd_ps(wa, x, a[0][t][h]);
+        a[1][t][h] = _mm256_fmadd_ps(wb, x, a[1][t][h]);
+      }
+    }
+  }
+  for (int r = 0; r < 2; ++r)
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < 2; ++h) _mm256_storeu_ps(acc + ((r * kFloatTileTokens + t) * 2 + h) * 8, a[r][t][h]);
+}
+
+template <DType Type>
+void rows8_float(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
+                 float* out, int64_t out_stride) {
+  const int64_t n_groups = (n_tok + kFloatTileTokens - 1) / kFloatTileTokens;
+  const int64_t body = cols / 16 * 16;
+  thread_local std::vector<float> acc;  // [token group][row pair] blocks
+  acc.assign(size_t(n_groups * 4 * kFloatBlockFloats), 0.f);
+  const auto row = [&](int r) -> const void* { return w_rows + r * w_row_bytes; };
+  const auto group_tokens = [&](int64_t g, const float** xs) {
+    const int n = int(std::min<int64_t>(kFloatTileTokens, n_tok - g * kFloatTileTokens));
+    for (int t = 0; t < n; ++t) xs[t] = x_row<float>(x, x_stride, int(g * kFloatTileTokens + t));
+    return n;
+  };
+  for (int64_t c0 = 0; c0 < body; c0 += kFloatChunkCols) {
+    const int64_t n16 = (std::min(body, c0 + kFloatChunkCols) - c0) / 16;
+    for (int64_t g = 0; g < n_groups; ++g) {
+      const float* xs[kFloatTileTokens];
+      const int n = group_tokens(g, xs);
+      for (int p = 0; p < 4; ++p) {
+        float* a = acc.data() + (g * 4 + p) * kFloatBlockFloats;
+        switch (n) {
+          case 1: float_block<Type, 1>(row(2 * p), row(2 * p + 1), xs, c0, n16, a); break;
+          case 2: float_block<Type, 2>(row(2 * p), row(2 * p + 1), xs, c0, n16, a); break;
+          default: float_block<Type, 3>(row(2 * p), row(2 * p + 1), xs, c0, n16, a); break;
+        }
+      }
+    }
+  }
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const float* xs[kFloatTileTokens];
+    const int n = group_tokens(g, xs);
+    for (int r = 0; r < 8; ++r)
+      for (int t = 0; t < n; ++t) {
+        const float* a = acc.data() + (g * 4 + r / 2) * kFloatBlockFloats + ((r % 2 * kFloatTileTokens + t) * 2) * 8;
+        float s = hsum(_mm256_add_ps(_mm256_loadu_ps(a), _mm256_loadu_ps(a + 8)));
+        for (int64_t i = body; i < cols; ++i) s = std::fma(scalar_w<Type>(row(r), i), xs[t][i], s);
+        out[(g * kFloatTileTokens + t) * out_stride + r] = s;
+      }
+  }
+}
+
 template <int N> struct Q8_0K { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_q8_0<N>(w, x, s, c, o); } };
 template <int N> struct Q4_0K { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_q4_0<N>(w, x, s, c, o); } };
 template <int N> struct Q4_KK { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { dot_q45_k<N, false, BlockQ4_K>(w, x, s, c, o); } };
@@ -506,9 +585,9 @@ constexpr RowKernel kQ4_0{ActFormat::Q8x32, dot_for_tokens<Q4_0K>};
 constexpr RowKernel kQ4_K{ActFormat::Q8K, dot_for_tokens<Q4_KK>, rows8_q4_k};
 constexpr RowKernel kQ5_K{ActFormat::Q8K, dot_for_tokens<Q5_KK>};
 constexpr RowKernel kQ6_K{ActFormat::Q8K, dot_for_tokens<Q6_KK>, rows8_q6_k};
-constexpr RowKernel kF32{ActFormat::F32, dot_for_tokens<F32K>};
-constexpr RowKernel kF16{ActFormat::F32, dot_for_tokens<F16K>};
-constexpr RowKernel kBF16{ActFormat::F32, dot_for_tokens<BF16K>};
+constexpr RowKernel kF32{ActFormat::F32, dot_for_tokens<F32K>, rows8_float<DType::F32>, kFloatTileMinTokens};
+constexpr RowKernel kF16{ActFormat::F32, dot_for_tokens<F16K>, rows8_float<DType::F16>, kFloatTileMinTokens};
+constexpr RowKernel kBF16{ActFormat::F32, dot_for_tokens<BF16K>, rows8_float<DType::BF16>, kFloatTileMinTokens};
 
 }  // namespace
 
