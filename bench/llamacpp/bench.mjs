@@ -3,11 +3,13 @@
 // repetitions after one warm-up. It drives llama.cpp's own prebuilt CPU library through
 // node-llama-cpp (npm), so no compiler or GitHub access is needed.
 //
-//   node bench.mjs --model FILE.gguf [-p 128] [-n 32] [-t 2] [-r 3] [--json]
+//   node bench.mjs --model FILE.gguf [-p 128] [-n 32] [-t 2] [-r 3] [--no-mmap] [--json]
+//
+// --no-mmap reads the weights into memory (llama.cpp's --no-mmap) instead of mapping the file.
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 
 function parseArgs(argv) {
-  const o = {model: "", p: 128, n: 32, t: 2, r: 3, json: false};
+  const o = {model: "", p: 128, n: 32, t: 2, r: 3, json: false, mmap: true};
   for (let i = 0; i < argv.length; ++i) {
     const a = argv[i], next = () => {
       if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
@@ -19,6 +21,7 @@ function parseArgs(argv) {
     else if (a === "-t") o.t = Number(next());
     else if (a === "-r") o.r = Number(next());
     else if (a === "--json") o.json = true;
+    else if (a === "--no-mmap") o.mmap = false;
     else throw new Error(`unknown option ${a}`);
   }
   if (!o.model) throw new Error("--model FILE.gguf is required");
@@ -46,7 +49,7 @@ function randomTokens(count, vocab, seed) {
 
 const o = parseArgs(process.argv.slice(2));
 const llama = await getLlama({gpu: false, build: "never", logLevel: LlamaLogLevel.error, maxThreads: 0});
-const model = await llama.loadModel({modelPath: o.model, gpuLayers: 0});
+const model = await llama.loadModel({modelPath: o.model, gpuLayers: 0, useMmap: o.mmap});
 const vocab = model.tokenizer ? model.fileInfo.metadata?.tokenizer?.ggml?.tokens?.length ?? 1000 : 1000;
 
 async function timePrompt(seed) {
