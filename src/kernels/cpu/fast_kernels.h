@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "base/half.h"
 #include "kernels/dtype.h"
 #include "kernels/quants.h"
 
@@ -55,6 +56,20 @@ void dot_for_tokens(const void* w, const void* x, int64_t x_stride, int n_tok, i
     case 3: return K<3>::run(w, x, x_stride, cols, out);
     default: return K<4>::run(w, x, x_stride, cols, out);
   }
+}
+
+// Token t's activation row, the rows lying x_stride bytes apart.
+template <typename XBlock>
+inline const XBlock* x_row(const void* x, int64_t x_stride, int t) {
+  return reinterpret_cast<const XBlock*>(static_cast<const uint8_t*>(x) + t * x_stride);
+}
+
+// Element i of an F32, F16 or BF16 weight row as float (exact): the row kernels' column tails.
+template <DType T>
+inline float scalar_w(const void* w, int64_t i) {
+  if constexpr (T == DType::F32) return static_cast<const float*>(w)[i];
+  else if constexpr (T == DType::F16) return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
+  else return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
 }
 }  // namespace
 

@@ -25,11 +25,6 @@ using quants::BlockQ8_0;
 using quants::BlockQ8_K;
 using quants::QK_K;
 
-template <typename XBlock>
-inline const XBlock* x_row(const void* x, int64_t x_stride, int t) {
-  return reinterpret_cast<const XBlock*>(static_cast<const uint8_t*>(x) + t * x_stride);
-}
-
 // Sum of a[i] * b[i] over 16 signed bytes whose pairwise products add up within int16.
 inline int32x4_t dot16(int8x16_t a, int8x16_t b) {
   const int16x8_t p = vmlal_s8(vmull_s8(vget_low_s8(a), vget_low_s8(b)), vget_high_s8(a), vget_high_s8(b));
@@ -144,17 +139,6 @@ inline float32x4_t load_w4(const void* w, int64_t i) {
   } else {
     return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(static_cast<const uint16_t*>(w) + i), 16));
   }
-}
-
-template <DType T>
-inline float scalar_w(const void* w, int64_t i) {
-  if constexpr (T == DType::F32) return static_cast<const float*>(w)[i];
-  const uint16_t h = static_cast<const uint16_t*>(w)[i];
-  if constexpr (T == DType::F16) return f16_to_f32(h);
-  const uint32_t bits = uint32_t(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
 }
 
 // The AVX2 kernel's two 8-lane accumulators as four 4-lane ones (a: columns 0-7 of each 16,

@@ -66,11 +66,6 @@ inline __m256i dot_i8(__m256i w, __m256i x) {
   return pair_sums(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)));
 }
 
-template <typename XBlock>
-inline const XBlock* x_row(const void* x, int64_t x_stride, int t) {
-  return reinterpret_cast<const XBlock*>(static_cast<const uint8_t*>(x) + t * x_stride);
-}
-
 // The 8 six-bit scales and mins of a Q4_K/Q5_K block (quants::scale_min_k4, four at a time) as
 // four words of four bytes: scales 0-3, scales 4-7, mins 0-3, mins 4-7.
 struct ScalesMinsK4 {
@@ -389,22 +384,6 @@ void rows8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_
     }
   }
   for (int64_t t = 0; t < n_tok; ++t) std::memcpy(out + t * out_stride, acc.data() + 8 * t, 8 * sizeof(float));
-}
-
-template <DType T>
-inline float scalar_w(const void* w, int64_t i) {
-  if constexpr (T == DType::F32) {
-    return static_cast<const float*>(w)[i];
-  } else {
-    const uint16_t h = static_cast<const uint16_t*>(w)[i];
-    if constexpr (T == DType::F16) return half_to_float(h);
-    else {
-      const uint32_t bits = uint32_t(h) << 16;
-      float f;
-      std::memcpy(&f, &bits, 4);
-      return f;
-    }
-  }
 }
 
 }  // namespace
