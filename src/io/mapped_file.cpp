@@ -32,8 +32,9 @@ uint8_t* map_huge_page_aligned(size_t bytes) {
   if (region == MAP_FAILED) return nullptr;
   const uintptr_t base = reinterpret_cast<uintptr_t>(region);
   const uintptr_t aligned = (base + kHugePage - 1) & ~uintptr_t(kHugePage - 1);
+  // Unmap the slack on both sides; the tail is never empty (alignment moves by less than kHugePage).
   if (aligned > base) ::munmap(region, aligned - base);
-  if (base + kHugePage > aligned) ::munmap(reinterpret_cast<void*>(aligned + bytes), base + kHugePage - aligned);
+  ::munmap(reinterpret_cast<void*>(aligned + bytes), base + kHugePage - aligned);
   // A hint: where transparent huge pages are off or "never", this memory stays on small pages.
   ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
   return reinterpret_cast<uint8_t*>(aligned);
