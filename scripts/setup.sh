@@ -10,7 +10,10 @@ $SUDO apt-get install -y --no-install-recommends \
   build-essential cmake pkg-config git \
   libgtest-dev libgmock-dev libbenchmark-dev \
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libpcre2-dev libicu-dev libsimde-dev \
-  clang libclang-rt-14-dev g++-aarch64-linux-gnu qemu-user
+  clang libclang-rt-14-dev g++-aarch64-linux-gnu qemu-user \
+  libyaml-cpp-dev libre2-dev libsimdjson-dev zlib1g-dev libcurl4-openssl-dev libhiredis-dev \
+  libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools \
+  redis-server nginx-light chromium
 # Node.js runs the OpenAI-SDK server test; keep a newer Node if one is already installed.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   $SUDO apt-get install -y --no-install-recommends nodejs npm
