@@ -1,0 +1,222 @@
+// csq detect — Sigma rules over Windows event logs (docs/detection.md); `csq detect rules`
+// lists every rule file as loaded or skipped with the reason.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "command.h"
+#include "detect/engine.h"
+#include "detect/runner.h"
+
+namespace csq::app {
+namespace {
+
+using namespace csq::detect;
+
+struct DetectOptions {
+  std::vector<std::string> rules, events, statuses;
+  std::string pipeline, placeholders, min_level = "informational", package = "all";
+  bool ignore_logsource = false, json = false;
+  int threads = 1;
+  double max_record_mb = 16;
+};
+
+struct Loaded {
+  RuleSet set;
+  Placeholders placeholders;
+  Pipeline pipeline;
+};
+
+std::unique_ptr<Loaded> load(const DetectOptions& o) {
+  if (o.rules.empty()) fail_usage("--rules PATH is required (a rule file or a directory of rules)");
+  auto l = std::make_unique<Loaded>();
+  LoadOptions lo;
+  if (!o.placeholders.empty()) {
+    l->placeholders = load_placeholders(o.placeholders);
+    lo.placeholders = &l->placeholders;
+  }
+  for (const std::string& path : o.rules) load_rules_path(path, lo, l->set);
+  l->pipeline = o.pipeline.empty() ? Pipeline::windows_default() : Pipeline::load(o.pipeline);
+  return l;
+}
+
+DetectorOptions detector_options(const DetectOptions& o) {
+  DetectorOptions d;
+  d.ignore_logsource = o.ignore_logsource;
+  if (!parse_level(o.min_level, d.min_level))
+    fail_usage("--min-level '" + o.min_level + "': expected informational, low, medium, high or critical");
+  for (const std::string& s : o.statuses) {
+    Status st;
+    if (!parse_status(s, st))
+      fail_usage("--status '" + s + "': expected stable, test, experimental, deprecated or unsupported");
+    d.statuses.push_back(st);
+  }
+  Package p;
+  if (!parse_package(o.package, p)) fail_usage("--package '" + o.package + "': expected all, core or core+");
+  apply_package(p, d);
+  return d;
+}
+
+void print_rule_summary(const Loaded& l, const Detector& d) {
+  std::fprintf(stderr, "rules: %zu files, %zu rules loaded, %zu skipped, %zu filtered out, %zu active",
+               l.set.files, l.set.rules.size(), l.set.problems.size(), d.filtered_rules(), d.active_rules());
+  if (!d.correlation_rules().empty()) std::fprintf(stderr, ", %zu correlation", d.correlation_rules().size());
+  std::fprintf(stderr, " (pipeline %s)\n", l.pipeline.origin.c_str());
+  for (const RuleProblem& p : l.set.problems)
+    std::fprintf(stderr, "  skipped %s:%d: %s\n", p.file.c_str(), p.line, p.reason.c_str());
+  size_t unmapped = 0;
+  for (const auto& [key, n] : d.unmapped_logsources()) unmapped += n;
+  if (unmapped) {
+    std::fprintf(stderr, "  %zu rules for log sources the pipeline does not map (never applied):", unmapped);
+    for (const auto& [key, n] : d.unmapped_logsources()) std::fprintf(stderr, " %s %zu;", key.c_str(), n);
+    std::fprintf(stderr, "\n");
+  }
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
+  return out;
+}
+
+void run_detect(const DetectOptions& o) {
+  if (o.events.empty()) fail_usage("--events PATH is required (JSON, JSON Lines, .gz, or - for standard input)");
+  if (o.threads < 1 || o.threads > 256) fail_usage("--threads must be between 1 and 256");
+  if (o.max_record_mb <= 0 || o.max_record_mb > 4096) fail_usage("--max-record-mb must be within (0, 4096]");
+  const auto l = load(o);
+  const Detector detector(l->set, l->pipeline, detector_options(o));
+  print_rule_summary(*l, detector);
+
+  RunOptions ro;
+  ro.threads = o.threads;
+  ro.max_record_bytes = size_t(o.max_record_mb * 1024 * 1024);
+  const bool tty = isatty(2);
+  auto last = std::chrono::steady_clock::now();
+  if (tty)
+    ro.progress = [&](const RunStats& s) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last < std::chrono::milliseconds(500)) return;
+      last = now;
+      std::fprintf(stderr, "\r%llu events, %llu alerts", (unsigned long long)s.events, (unsigned long long)s.alerts);
+    };
+  if (!o.json)
+    std::printf("%-24s %-13s %-60s %-30s %s\n", "time", "level", "title", "author", "source:record  tags  matched");
+  RunStats stats;
+  size_t problems_shown = 0;
+  run_detection(
+      detector, o.events, ro,
+      [&](Alert&& a) {
+        if (o.json) {
+          std::printf("%s\n", alert_json(a).c_str());
+        } else {
+          std::string matched;
+          for (const auto& [k, v] : a.fields) matched += (matched.empty() ? "" : " ") + k + "=" + v;
+          std::printf("%-24s %-13s %-60s %-30s %s:%llu  %s  %s\n", a.time.c_str(), level_name(a.rule->level),
+                      a.rule->title.c_str(), a.rule->author.c_str(), a.source.c_str(), (unsigned long long)a.record,
+                      join(a.rule->tags, ",").c_str(), matched.c_str());
+        }
+        std::fflush(stdout);
+      },
+      [&](const InputProblem& p) {
+        if (problems_shown++ < 20)
+          std::fprintf(stderr, "%s%s: record %llu: %s\n", tty ? "\r" : "", p.source.c_str(),
+                       (unsigned long long)p.record, p.reason.c_str());
+      },
+      stats);
+  if (tty) std::fprintf(stderr, "\r");
+  std::fprintf(stderr, "events: %llu read, %llu unparseable\n", (unsigned long long)stats.events,
+               (unsigned long long)stats.unparseable);
+  for (const auto& [reason, n] : stats.problems_by_reason)
+    std::fprintf(stderr, "  %llu x %s\n", (unsigned long long)n, reason.c_str());
+  std::fprintf(stderr, "alerts: %llu (critical %llu, high %llu, medium %llu, low %llu, informational %llu)\n",
+               (unsigned long long)stats.alerts, (unsigned long long)stats.alerts_by_level[4],
+               (unsigned long long)stats.alerts_by_level[3], (unsigned long long)stats.alerts_by_level[2],
+               (unsigned long long)stats.alerts_by_level[1], (unsigned long long)stats.alerts_by_level[0]);
+  std::fprintf(stderr, "speed: %.0f events/s (%.2f s, %d thread%s)\n",
+               stats.seconds > 0 ? double(stats.events + stats.unparseable) / stats.seconds : 0.0, stats.seconds,
+               o.threads, o.threads == 1 ? "" : "s");
+}
+
+void run_rules(const DetectOptions& o) {
+  const auto l = load(o);
+  const Detector detector(l->set, l->pipeline, detector_options(o));
+  // One line per rule document: loaded (with its log source and whether the pipeline maps it)
+  // or skipped (line and reason).
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& r : l->set.rules) {
+    nlohmann::ordered_json j;
+    j["file"] = r->file;
+    j["line"] = r->line;
+    j["state"] = "loaded";
+    j["id"] = r->id;
+    j["title"] = r->title;
+    j["level"] = level_name(r->level);
+    j["status"] = status_name(r->status);
+    if (r->correlation) {
+      j["kind"] = "correlation";
+    } else {
+      j["logsource"] = r->logsource.key();
+      j["mapped"] = o.ignore_logsource || !l->pipeline.entries_for(r->logsource).empty();
+    }
+    out.push_back(std::move(j));
+  }
+  for (const RuleProblem& p : l->set.problems) {
+    nlohmann::ordered_json j;
+    j["file"] = p.file;
+    j["line"] = p.line;
+    j["state"] = "skipped";
+    j["title"] = p.title;
+    j["reason"] = p.reason;
+    out.push_back(std::move(j));
+  }
+  if (o.json) {
+    for (const auto& j : out) std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    for (const auto& j : out) {
+      if (j["state"] == "skipped") {
+        std::printf("skipped  %s:%d  %s\n", j["file"].get<std::string>().c_str(), j["line"].get<int>(),
+                    j["reason"].get<std::string>().c_str());
+      } else {
+        const bool mapped = !j.contains("mapped") || j["mapped"].get<bool>();
+        std::printf("loaded   %s  %s%s\n", j["file"].get<std::string>().c_str(), j["title"].get<std::string>().c_str(),
+                    mapped ? "" : ("  (log source " + j["logsource"].get<std::string>() + " not mapped)").c_str());
+      }
+    }
+  }
+  print_rule_summary(*l, detector);
+}
+
+void add_rule_options(CLI::App* cmd, DetectOptions& o) {
+  cmd->add_option("--rules", o.rules, "Sigma rule files or directories (searched for .yml/.yaml)");
+  cmd->add_option("--pipeline", o.pipeline, "Log-source pipeline YAML (default: the built-in Windows mapping)");
+  cmd->add_option("--placeholders", o.placeholders, "YAML map of placeholder name to values, for |expand");
+  cmd->add_flag("--ignore-logsource", o.ignore_logsource, "Apply every rule to every event (fields by name)");
+  cmd->add_option("--min-level", o.min_level, "Only rules of this level or above (informational..critical)");
+  cmd->add_option("--status", o.statuses, "Only rules of these statuses (repeat or comma-separate)")->delimiter(',');
+  cmd->add_option("--package", o.package, "SigmaHQ release package: all, core (test/stable, high+), core+ (medium+)");
+  cmd->add_flag("--json", o.json, "JSON Lines output");
+}
+
+const RegisterCommand reg([](CLI::App& root) {
+  auto o = std::make_shared<DetectOptions>();
+  auto ro = std::make_shared<DetectOptions>();
+  CLI::App* detect = root.add_subcommand("detect", "Run Sigma rules over event logs (JSON, JSON Lines, .gz, stdin)");
+  add_rule_options(detect, *o);
+  detect->add_option("--events", o->events, "Event files (JSON Lines, evtx_dump JSON, ECS; .gz; - for stdin)");
+  detect->add_option("--threads", o->threads, "Matching threads (default 1)");
+  detect->add_option("--max-record-mb", o->max_record_mb, "Largest event record accepted, in MiB (default 16)");
+  CLI::App* rules = detect->add_subcommand("rules", "List every rule as loaded or skipped (with line and reason)");
+  add_rule_options(rules, *ro);
+  detect->require_subcommand(0, 1);
+  rules->callback([ro] { run_rules(*ro); });
+  detect->callback([o, rules] {
+    if (rules->parsed()) return;
+    run_detect(*o);
+  });
+});
+
+}  // namespace
+}  // namespace csq::app

@@ -1,0 +1,129 @@
+#include "detect/runner.h"
+
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+
+namespace csq::detect {
+
+namespace {
+
+// One record of a batch: either read and matched, or a problem.
+struct Slot {
+  Record record;
+  std::string problem;
+  std::string time;
+  std::vector<Match> matches;
+};
+
+}  // namespace
+
+void run_detection(const Detector& detector, const std::vector<std::string>& inputs, const RunOptions& options,
+                   const std::function<void(Alert&&)>& on_alert,
+                   const std::function<void(const InputProblem&)>& on_problem, RunStats& stats) {
+  const auto start = std::chrono::steady_clock::now();
+  const int threads = std::max(1, options.threads);
+  std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
+  std::vector<Detector::ScratchPtr> scratch;
+  for (int i = 0; i < threads; ++i) scratch.push_back(detector.make_scratch());
+  std::vector<Slot> slots(std::max<size_t>(1, options.batch));
+
+  auto problem = [&](const std::string& input, uint64_t record, const std::string& reason) {
+    ++stats.unparseable;
+    ++stats.problems_by_reason[reason];
+    on_problem({input, record, reason});
+  };
+
+  auto run_input = [&](const std::string& input) {
+    RecordReader reader(ByteSource::open(input), options.max_record_bytes);
+    // Standard input is a stream: one record per batch, so alerts follow the events at once.
+    const size_t batch = input == "-" ? 1 : slots.size();
+    bool more = true;
+    while (more) {
+      size_t n = 0;
+      while (n < batch) {
+        Slot& slot = slots[n];
+        slot.problem.clear();
+        slot.matches.clear();
+        if (reader.next(slot.record, slot.problem) == RecordReader::Status::End) {
+          more = false;
+          break;
+        }
+        ++n;
+      }
+      auto work = [&](int64_t begin, int64_t end, int thread) {
+        for (int64_t i = begin; i < end; ++i) {
+          Slot& slot = slots[size_t(i)];
+          if (!slot.problem.empty()) continue;
+          if (auto why = detector.match(slot.record.text, *scratch[size_t(thread)], slot.matches, &slot.time))
+            slot.problem = std::move(*why);
+        }
+      };
+      if (pool && n > 1) pool->parallel_for_dynamic(int64_t(n), 16, work);
+      else work(0, int64_t(n), 0);
+
+      for (size_t i = 0; i < n; ++i) {
+        Slot& slot = slots[i];
+        if (!slot.problem.empty()) {
+          problem(input, slot.record.number, slot.problem);
+          continue;
+        }
+        ++stats.events;
+        if (slot.matches.empty()) continue;
+        const std::string event = minify_json(slot.record.text);
+        for (Match& m : slot.matches) {
+          Alert a;
+          a.rule = m.rule;
+          a.source = input;
+          a.record = slot.record.number;
+          a.time = slot.time;
+          a.fields = std::move(m.fields);
+          a.event = event;
+          ++stats.alerts;
+          ++stats.alerts_by_level[size_t(a.rule->level)];
+          on_alert(std::move(a));
+        }
+      }
+      if (options.progress) options.progress(stats);
+    }
+  };
+
+  for (const std::string& input : inputs) {
+    try {
+      run_input(input);
+    } catch (const Error& e) {
+      // An unreadable or corrupt input (a truncated .gz, a read error) ends that input, not the run.
+      problem(input, 0, e.what());
+    }
+  }
+  stats.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string alert_json(const Alert& a) {
+  nlohmann::ordered_json j;
+  j["time"] = a.time;
+  j["rule_id"] = a.rule->id;
+  j["title"] = a.rule->title;
+  j["level"] = level_name(a.rule->level);
+  j["status"] = status_name(a.rule->status);
+  j["author"] = a.rule->author;
+  j["tags"] = a.rule->tags;
+  j["rule_file"] = a.rule->file;
+  j["source"] = a.source;
+  j["record"] = a.record;
+  nlohmann::ordered_json fields = nlohmann::ordered_json::object();
+  for (const auto& [name, value] : a.fields) fields[name] = value;
+  j["matched"] = std::move(fields);
+  // The event is spliced in as the validated, minified JSON it was read as.
+  std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  text.pop_back();
+  text += ",\"event\":";
+  text += a.event;
+  text += '}';
+  return text;
+}
+
+}  // namespace csq::detect
