@@ -1,11 +1,14 @@
 #include "detect/runner.h"
 
 #include <chrono>
+#include <cstring>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
 #include "base/thread_pool.h"
+#include "detect/evtx.h"
 
 namespace csq::detect {
 
@@ -18,6 +21,14 @@ struct Slot {
   std::string time;
   std::vector<Match> matches;
 };
+
+// EVTX files start with "ElfFile\0", whatever their name.
+bool is_evtx(const std::string& path) {
+  if (path == "-") return false;
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {};
+  return in.read(magic, 8) && std::memcmp(magic, "ElfFile", 8) == 0;
+}
 
 }  // namespace
 
@@ -37,7 +48,45 @@ void run_detection(const Detector& detector, const std::vector<std::string>& inp
     on_problem({input, record, reason});
   };
 
-  auto run_input = [&](const std::string& input) {
+  // Matches slots [0, n) on the pool and delivers their alerts and problems in order.
+  auto process = [&](const std::string& input, size_t n) {
+    auto work = [&](int64_t begin, int64_t end, int thread) {
+      for (int64_t i = begin; i < end; ++i) {
+        Slot& slot = slots[size_t(i)];
+        if (!slot.problem.empty()) continue;
+        if (auto why = detector.match(slot.record.text, *scratch[size_t(thread)], slot.matches, &slot.time))
+          slot.problem = std::move(*why);
+      }
+    };
+    if (pool && n > 1) pool->parallel_for_dynamic(int64_t(n), 16, work);
+    else work(0, int64_t(n), 0);
+
+    for (size_t i = 0; i < n; ++i) {
+      Slot& slot = slots[i];
+      if (!slot.problem.empty()) {
+        problem(input, slot.record.number, slot.problem);
+        continue;
+      }
+      ++stats.events;
+      if (slot.matches.empty()) continue;
+      const std::string event = minify_json(slot.record.text);
+      for (Match& m : slot.matches) {
+        Alert a;
+        a.rule = m.rule;
+        a.source = input;
+        a.record = slot.record.number;
+        a.time = slot.time;
+        a.fields = std::move(m.fields);
+        a.event = event;
+        ++stats.alerts;
+        ++stats.alerts_by_level[size_t(a.rule->level)];
+        on_alert(std::move(a));
+      }
+    }
+    if (options.progress) options.progress(stats);
+  };
+
+  auto run_json = [&](const std::string& input) {
     RecordReader reader(ByteSource::open(input), options.max_record_bytes);
     // Standard input is a stream: one record per batch, so alerts follow the events at once.
     const size_t batch = input == "-" ? 1 : slots.size();
@@ -54,46 +103,38 @@ void run_detection(const Detector& detector, const std::vector<std::string>& inp
         }
         ++n;
       }
-      auto work = [&](int64_t begin, int64_t end, int thread) {
-        for (int64_t i = begin; i < end; ++i) {
-          Slot& slot = slots[size_t(i)];
-          if (!slot.problem.empty()) continue;
-          if (auto why = detector.match(slot.record.text, *scratch[size_t(thread)], slot.matches, &slot.time))
-            slot.problem = std::move(*why);
-        }
-      };
-      if (pool && n > 1) pool->parallel_for_dynamic(int64_t(n), 16, work);
-      else work(0, int64_t(n), 0);
-
-      for (size_t i = 0; i < n; ++i) {
-        Slot& slot = slots[i];
-        if (!slot.problem.empty()) {
-          problem(input, slot.record.number, slot.problem);
-          continue;
-        }
-        ++stats.events;
-        if (slot.matches.empty()) continue;
-        const std::string event = minify_json(slot.record.text);
-        for (Match& m : slot.matches) {
-          Alert a;
-          a.rule = m.rule;
-          a.source = input;
-          a.record = slot.record.number;
-          a.time = slot.time;
-          a.fields = std::move(m.fields);
-          a.event = event;
-          ++stats.alerts;
-          ++stats.alerts_by_level[size_t(a.rule->level)];
-          on_alert(std::move(a));
-        }
-      }
-      if (options.progress) options.progress(stats);
+      process(input, n);
     }
+  };
+
+  auto run_evtx = [&](const std::string& input) {
+    // The EVTX reader pushes records; they fill batches as JSON text in evtx_dump's layout.
+    size_t n = 0;
+    read_evtx(
+        input,
+        [&](EvtxRecord&& rec) {
+          Slot& slot = slots[n++];
+          slot.problem.clear();
+          slot.matches.clear();
+          slot.record.text = rec.event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+          slot.record.text.reserve(slot.record.text.size() + simdjson::SIMDJSON_PADDING);
+          slot.record.number = rec.record_id;
+          if (n == slots.size()) {
+            process(input, n);
+            n = 0;
+          }
+        },
+        [&](const EvtxProblem& p) {
+          problem(input, p.record_id,
+                  "chunk " + std::to_string(p.chunk) + ", offset " + std::to_string(p.offset) + ": " + p.reason);
+        });
+    process(input, n);
   };
 
   for (const std::string& input : inputs) {
     try {
-      run_input(input);
+      if (is_evtx(input)) run_evtx(input);
+      else run_json(input);
     } catch (const Error& e) {
       // An unreadable or corrupt input (a truncated .gz, a read error) ends that input, not the run.
       problem(input, 0, e.what());

@@ -1,6 +1,6 @@
 // Acceptance on SigmaHQ's own data (../shared/data/sigma): every rule loads or is skipped with a
-// reason, and every regression sample fires the rule it names (SigmaHQ's CI gate), with the
-// built-in pipeline so log sources are respected.
+// reason, and every regression sample fires the rule it names (SigmaHQ's CI gate) from its JSON
+// and from its EVTX file with the same alerts, with the built-in pipeline so log sources count.
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
@@ -54,10 +54,10 @@ TEST(DetectSigmaHQ, EveryRuleCompilesOrIsSkippedWithAReason) {
   EXPECT_GT(d.unmapped_logsources().count("linux/process_creation/-"), 0u);
 }
 
-TEST(DetectSigmaHQ, EveryRegressionSampleFiresItsRule) {
+TEST(DetectSigmaHQ, EveryRegressionSampleFiresItsRuleFromJsonAndEvtx) {
   REQUIRE_SIGMA_DATA();
   const Detector detector(all_rules(), Pipeline::windows_default(), {});
-  size_t samples = 0;
+  size_t samples = 0, evtx_samples = 0;
   for (const auto& entry : fs::recursive_directory_iterator(sigma_dir() + "/regression_data")) {
     if (entry.path().filename() != "info.yml") continue;
     const YAML::Node info = YAML::LoadFile(entry.path().string());
@@ -66,24 +66,35 @@ TEST(DetectSigmaHQ, EveryRegressionSampleFiresItsRule) {
     const std::string rule_id = info["rule_metadata"][0]["id"].as<std::string>();
     for (const auto& t : tests) {
       if (t["type"].as<std::string>() != "evtx") continue;
-      std::string path = sigma_dir() + "/" + t["path"].as<std::string>();
-      path.replace(path.size() - 5, 5, ".json");
+      const std::string evtx = sigma_dir() + "/" + t["path"].as<std::string>();
+      const std::string json = evtx.substr(0, evtx.size() - 5) + ".json";
       const size_t want = t["match_count"] ? t["match_count"].as<size_t>() : 1;
-      size_t got = 0;
-      RunStats stats;
-      run_detection(
-          detector, {path}, {},
-          [&](Alert&& a) {
-            if (a.rule->id == rule_id) ++got;
-            EXPECT_FALSE(a.rule->author.empty());
-          },
-          [&](const InputProblem& p) { ADD_FAILURE() << p.source << ": " << p.reason; }, stats);
-      EXPECT_GE(got, want) << path << " should fire " << rule_id;
-      EXPECT_GT(stats.events, 0u) << path;
+      // Alerts per rule id, from the JSON rendering and from the EVTX file itself.
+      auto alerts_of = [&](const std::string& path) {
+        std::map<std::string, size_t> by_rule;
+        RunStats stats;
+        run_detection(
+            detector, {path}, {},
+            [&](Alert&& a) {
+              ++by_rule[a.rule->id];
+              EXPECT_FALSE(a.rule->author.empty());
+            },
+            [&](const InputProblem& p) { ADD_FAILURE() << p.source << ": " << p.reason; }, stats);
+        EXPECT_GT(stats.events, 0u) << path;
+        return by_rule;
+      };
+      const auto from_json = alerts_of(json);
+      EXPECT_GE(from_json.count(rule_id) ? from_json.at(rule_id) : 0, want) << json << " should fire " << rule_id;
+      if (fs::exists(evtx)) {
+        const auto from_evtx = alerts_of(evtx);
+        EXPECT_EQ(from_evtx, from_json) << evtx << ": the EVTX file gives other alerts than its JSON rendering";
+        ++evtx_samples;
+      }
       ++samples;
     }
   }
   EXPECT_EQ(samples, 202u);
+  EXPECT_EQ(evtx_samples, 202u);
 }
 
 TEST(DetectSigmaHQ, RulesFireOnlyOnTheirLogSource) {
