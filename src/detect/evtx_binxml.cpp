@@ -64,9 +64,14 @@ T load(const uint8_t* p) {
 // NUL (a sized string's padding), as evtx_dump reads them.
 void append_utf16(std::string& out, std::span<const uint8_t> bytes, bool stop_at_nul) {
   const size_t units = bytes.size() / 2;
+  out.reserve(out.size() + units);
   for (size_t i = 0; i < units; ++i) {
     uint32_t u = load<uint16_t>(bytes.data() + 2 * i);
     if (u == 0 && stop_at_nul) break;
+    if (u < 0x80) {  // ASCII, most of any event log
+      out += char(u);
+      continue;
+    }
     if (u >= 0xd800 && u < 0xdc00 && i + 1 < units) {
       const uint32_t low = load<uint16_t>(bytes.data() + 2 * i + 2);
       if (low >= 0xdc00 && low < 0xe000) {
@@ -431,7 +436,8 @@ void ChunkDecoder::attach_element(Builder& b, uint32_t element, size_t pos) {
     }
     const Node array = nodes_[array_node];
     std::vector<uint32_t> copies;
-    for (auto [item_offset, item_size] : array_items(array, bytes(array.a, array.b))) {
+    for (const auto& item : array_items(array, bytes(array.a, array.b))) {
+      const uint32_t item_offset = item.first, item_size = item.second;
       // Copy the element's own node lists with the array replaced by this item (an empty
       // string item leaves nothing); child elements are shared, not copied.
       const Element& source = elements_[expanded[i]];
