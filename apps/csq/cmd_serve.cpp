@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "command.h"
 #include "generation_options.h"
+#include "kb_options.h"
 #include "io/mapped_file.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
@@ -38,6 +39,7 @@ struct ServeOptions {
   int threads = 0;
   std::string alias;
   bool log_content = false;
+  std::string kb;
 };
 
 std::string read_api_key(const std::string& path) {
@@ -120,6 +122,9 @@ void run_serve(const ServeOptions& o) {
     std::fprintf(stderr, "csq serve: warning: listening on %s without --api-key-file; anyone who can reach it can use the model\n",
                  o.host.c_str());
 
+  options.kb = load_kb_if_present(o.kb);
+  if (!options.kb) std::fprintf(stderr, "csq serve: no ATT&CK knowledge base at %s; /v1/kb is off (--kb DIR)\n", default_kb_dir());
+
   ShutdownSignals signals(std::chrono::seconds(o.shutdown_s));
   Engine engine = load_engine(o.model, o.template_file, o.loras, o.tokenizer, weight_memory(o.mmap));
   ThreadPool pool(o.threads);
@@ -164,6 +169,7 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("--threads,-t", opts->threads, "Compute threads (default: all cores)");
   cmd->add_option("--model-alias", opts->alias, "Model id reported to and required from clients");
   cmd->add_flag("--log-content", opts->log_content, "Log prompts and answers (off: evidence stays private)");
+  add_kb_option(cmd, opts->kb);
   cmd->callback([opts] { run_serve(*opts); });
 });
 

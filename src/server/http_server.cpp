@@ -174,6 +174,51 @@ void HttpServer::stop(std::chrono::milliseconds deadline) {
 
 std::string HttpServer::respond(std::string_view raw_request) { return http_->respond(raw_request); }
 
+void HttpServer::install_kb_routes() {
+  // Each answer carries the ATT&CK notice the data's licence asks for. Metrics count the route,
+  // not the path, so ids do not multiply the series.
+  auto lookup = [this](const char* route, auto&& answer) {
+    return [this, route, answer](const httplib::Request& req, httplib::Response& res) {
+      try {
+        if (!options_.kb) throw error(404, "no ATT&CK knowledge base is loaded (start csq serve with --kb DIR)");
+        ojson body = answer(*options_.kb, req);
+        body["notice"] = options_.kb->notice();
+        res.status = 200;
+        res.set_content(dump(body), "application/json");
+      } catch (const ApiError& e) {
+        send_error(res, e);
+      }
+      metrics_.count_request(route, res.status);
+    };
+  };
+  http_->Get(R"(/v1/kb/techniques/([A-Za-z0-9.]{1,16}))",
+             lookup("/v1/kb/techniques/{id}", [](const kb::KnowledgeBase& kb, const httplib::Request& req) {
+               const kb::Technique* t = kb.technique(req.matches[1].str());
+               if (!t) throw error(404, "technique '" + req.matches[1].str() + "' is not in the knowledge base", "invalid_request_error", "not_found");
+               return kb::technique_json(kb, *t);
+             }));
+  http_->Get(R"(/v1/kb/mitigations/([A-Za-z0-9]{1,16}))",
+             lookup("/v1/kb/mitigations/{id}", [](const kb::KnowledgeBase& kb, const httplib::Request& req) {
+               const kb::Mitigation* m = kb.mitigation(req.matches[1].str());
+               if (!m) throw error(404, "mitigation '" + req.matches[1].str() + "' is not in the knowledge base", "invalid_request_error", "not_found");
+               return kb::mitigation_json(kb, *m);
+             }));
+  http_->Get("/v1/kb/search", lookup("/v1/kb/search", [](const kb::KnowledgeBase& kb, const httplib::Request& req) {
+               const std::string query = req.get_param_value("q");
+               if (query.find_first_not_of(" \t\r\n") == std::string::npos) throw error(400, "search needs a query: ?q=TEXT");
+               if (query.size() > 4096) throw error(400, "the query is longer than 4096 bytes");
+               size_t limit = 10;
+               if (req.has_param("limit")) {
+                 const std::string text = req.get_param_value("limit");
+                 char* end = nullptr;
+                 const long n = std::strtol(text.c_str(), &end, 10);
+                 if (text.empty() || *end || n < 1 || n > 100) throw error(400, "limit must be an integer from 1 to 100, not '" + text + "'");
+                 limit = size_t(n);
+               }
+               return kb::search_json(kb, query, kb.search(query, limit));
+             }));
+}
+
 void HttpServer::install_routes() {
   auto& svr = *http_;
 
@@ -215,6 +260,7 @@ void HttpServer::install_routes() {
   svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_.render(scheduler_.stats()), "text/plain; version=0.0.4");
   });
+  install_kb_routes();
   svr.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     ojson model = {{"id", options_.model_alias}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "csq"},
                    {"max_model_len", scheduler_.config().n_ctx}};

@@ -1,5 +1,6 @@
 // The OpenAI-compatible HTTP server: /v1/models, /v1/chat/completions, /v1/completions,
-// /health and /metrics, in front of the batch scheduler. Safe by default: loopback only,
+// /health and /metrics, in front of the batch scheduler, and the ATT&CK knowledge base under
+// /v1/kb/ (techniques/{id}, mitigations/{id}, search?q=) when one is loaded. Safe by default: loopback only,
 // optional API key compared in constant time, bounded bodies, prompts, outputs and queue,
 // per-request timeout, cancellation when a client goes away, no content in logs.
 #pragma once
@@ -11,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "kb/kb.h"
 #include "runtime/constraint.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
@@ -30,6 +32,7 @@ struct ServerOptions {
   bool log_content = false;   // prompts and answers appear in the log only when asked
   bool log_requests = true;   // a line per request (method, path, status) on stderr
   int http_threads = 72;
+  std::shared_ptr<const kb::KnowledgeBase> kb;  // null: /v1/kb/... answers 404 saying so
 };
 
 class HttpServer {
@@ -53,6 +56,7 @@ class HttpServer {
  private:
   class Listener;
   void install_routes();
+  void install_kb_routes();
 
   const Engine& engine_;
   Scheduler& scheduler_;
