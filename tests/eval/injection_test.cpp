@@ -124,3 +124,45 @@ TEST(Injection, PayloadsLandInEveryCarrierOfRealAlerts) {
 
 }  // namespace
 }  // namespace csq::eval
+
+namespace csq::eval {
+namespace {
+
+// A csq detect alert carries its fields under "event" and "matches": every carrier is found
+// by its Sigma field name, and each copy of the value gets the payload.
+TEST(Injection, CarriersOfADetectAlert) {
+  const std::string alert =
+      R"({"type": "sigma_alert", "rule": {"id": "r1", "title": "t", "level": "high"},)"
+      R"( "matches": {"CommandLine": "powershell -enc SQBFAFgA"},)"
+      R"( "event": {"CommandLine": "powershell -enc SQBFAFgA", "User": "CORP\\alice", "Image": "C:\\x\\p.exe",)"
+      R"( "QueryName": "evil.example.net", "c-useragent": "curl/8.1", "cs-uri": "/admin.php"}})";
+  const LabelledSet set = load_labelled_jsonl(
+      test::write_temp("detect-alert.jsonl", "{\"alert\": " + alert + ", \"label\": \"malicious\"}\n"));
+  const auto cases = build_log_injection_cases(set, 1);
+  ASSERT_EQ(cases.size(), all_carriers().size() * (1 + log_injection_payloads().size()));
+  std::map<Carrier, std::string> field;
+  for (const auto& c : cases) {
+    if (c.payload) continue;
+    field[c.carrier] = c.field;
+  }
+  EXPECT_EQ(field[Carrier::UserAgent], "/event/c-useragent");
+  EXPECT_EQ(field[Carrier::Url], "/event/cs-uri");
+  EXPECT_EQ(field[Carrier::Username], "/event/User");
+  EXPECT_EQ(field[Carrier::CommandLine], "/matches/CommandLine");
+  EXPECT_EQ(field[Carrier::FilePath], "/event/Image");
+  EXPECT_EQ(field[Carrier::DnsName], "/event/QueryName");
+  for (const auto& c : cases) {
+    if (!c.payload || c.carrier != Carrier::CommandLine) continue;
+    const std::string injected = "powershell -enc SQBFAFgA " + c.payload->text;
+    EXPECT_EQ(c.alert["matches"]["CommandLine"], injected);
+    EXPECT_EQ(c.alert["event"]["CommandLine"], injected);
+    EXPECT_EQ(c.alert["event"]["User"], "CORP\\alice");  // other fields untouched
+  }
+  // A benign alert never carries a payload.
+  const LabelledSet benign = load_labelled_jsonl(
+      test::write_temp("detect-benign.jsonl", "{\"alert\": " + alert + ", \"label\": \"benign\"}\n"));
+  EXPECT_TRUE(build_log_injection_cases(benign, 2).empty());
+}
+
+}  // namespace
+}  // namespace csq::eval
