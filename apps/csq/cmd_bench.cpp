@@ -13,6 +13,7 @@
 #include "base/process.h"
 #include "base/thread_pool.h"
 #include "command.h"
+#include "model_option.h"
 #include "generation_options.h"
 #include "io/gguf.h"
 #include "kernels/ops.h"
@@ -311,7 +312,7 @@ void run_bench(const BenchOptions& o) {
 const RegisterCommand reg([](CLI::App& root) {
   auto opts = std::make_shared<BenchOptions>();
   CLI::App* cmd = root.add_subcommand("bench", "Measure prompt (pp) and generation (tg) speed as llama-bench does");
-  cmd->add_option("--model,-m", opts->model, "Hugging Face model directory or .gguf file")->required();
+  add_model_option(cmd, "--model,-m", opts->model, kModelHelp)->required();
   cmd->add_option("-p,--n-prompt", opts->prompt, "Prompt tokens (0: skip the pp test)")->capture_default_str();
   cmd->add_option("-n,--n-gen", opts->gen, "Generated tokens (0: skip the tg test)")->capture_default_str();
   cmd->add_option("-t,--threads", opts->threads, "Worker threads")->capture_default_str();

@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "command.h"
+#include "model_option.h"
 #include "eval/benchmarks.h"
 #include "eval/protocol.h"
 #include "eval/report.h"
@@ -192,7 +193,7 @@ const RegisterCommand reg([](CLI::App& root) {
   run->add_option("--benchmark", rn->run.benchmark, "cti-mcq, cti-rcm, cti-rcm-2021, cti-vsp, cti-ate, cti-taa, "
                                                      "cybermetric-80/500/2000")->required();
   run->add_option("--protocol", rn->run.protocol, "cybersecqwen, ctibench or faith")->required();
-  auto* model = run->add_option("--model,-m", rn->model, "Run in process: Hugging Face model directory or .gguf file");
+  auto* model = add_model_option(run, "--model,-m", rn->model, "Run in process: Hugging Face model directory or .gguf file");
   auto* endpoint = run->add_option("--endpoint", rn->endpoint,
                                    "Run through an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 "
                                    "(nothing is sent anywhere without it)");

@@ -5,6 +5,7 @@
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "command.h"
+#include "model_option.h"
 #include "model/model.h"
 #include "runtime/session.h"
 
@@ -47,7 +48,7 @@ void run_generate(const GenerateOptions& o) {
 const RegisterCommand reg([](CLI::App& root) {
   auto opts = std::make_shared<GenerateOptions>();
   CLI::App* cmd = root.add_subcommand("generate", "Greedy continuation of a token sequence, printed as ids");
-  cmd->add_option("--model", opts->model, "Hugging Face model directory or .gguf file")->required();
+  add_model_option(cmd, "--model", opts->model, kModelHelp)->required();
   cmd->add_option("--tokens", opts->tokens, "Comma-separated prompt token ids")->required();
   cmd->add_option("--max-tokens,-n", opts->max_tokens, "Number of tokens to generate")->capture_default_str();
   cmd->add_option("--temperature", opts->temperature, "Must be 0 (greedy)")->capture_default_str();

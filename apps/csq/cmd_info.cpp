@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "command.h"
+#include "model_option.h"
 #include "io/gguf.h"
 #include "model/model.h"
 #include "tokenizer/chat_template.h"
@@ -112,7 +113,7 @@ void run_info(const InfoOptions& o) {
 const RegisterCommand reg([](CLI::App& root) {
   auto opts = std::make_shared<InfoOptions>();
   CLI::App* cmd = root.add_subcommand("info", "Describe a model checkpoint (directory or .gguf)");
-  cmd->add_option("--model", opts->model, "Hugging Face model directory or .gguf file")->required();
+  add_model_option(cmd, "--model", opts->model, kModelHelp)->required();
   cmd->add_flag("--json", opts->json, "Print JSON instead of text");
   cmd->callback([opts] { run_info(*opts); });
 });

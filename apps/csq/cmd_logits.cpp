@@ -3,6 +3,7 @@
 
 #include "base/thread_pool.h"
 #include "command.h"
+#include "model_option.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "runtime/session.h"
@@ -35,7 +36,7 @@ void run_logits(const LogitsOptions& o) {
 const RegisterCommand reg([](CLI::App& root) {
   auto opts = std::make_shared<LogitsOptions>();
   CLI::App* cmd = root.add_subcommand("logits", "Compute the logits of a token sequence and save them as safetensors");
-  cmd->add_option("--model", opts->model, "Hugging Face model directory or .gguf file")->required();
+  add_model_option(cmd, "--model", opts->model, kModelHelp)->required();
   cmd->add_option("--tokens", opts->tokens, "Comma-separated token ids, e.g. 1,2,3")->required();
   cmd->add_option("--out", opts->out, "Output .safetensors file (tensor 'logits', f32 [1, V] or [T, V])")->required();
   cmd->add_flag("--all-positions", opts->all_positions, "Write the logits of every position, not only the last");

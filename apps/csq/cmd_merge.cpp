@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "command.h"
+#include "model_option.h"
 #include "model/model.h"
 #include "quant_plan.h"
 #include "train/merge.h"
@@ -37,7 +38,7 @@ void run_merge(const MergeOptions& o) {
 const RegisterCommand reg([](CLI::App& root) {
   auto o = std::make_shared<MergeOptions>();
   CLI::App* cmd = root.add_subcommand("merge", "Merge LoRA adapters into a model: a Hugging Face directory or a GGUF");
-  cmd->add_option("--model,-m", o->model, "Base model: Hugging Face directory or .gguf")->required();
+  add_model_option(cmd, "--model,-m", o->model, "Base model: Hugging Face directory or .gguf")->required();
   cmd->add_option("--lora", o->loras, "Adapter to merge, PATH[:STRENGTH] (PEFT directory or LoRA .gguf; repeatable)")
       ->required();
   cmd->add_option("--out", o->out, "Output: a directory (Hugging Face) or a file ending in .gguf")->required();

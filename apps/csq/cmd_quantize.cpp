@@ -10,6 +10,7 @@
 #include "base/half.h"
 #include "base/thread_pool.h"
 #include "command.h"
+#include "model_option.h"
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
 #include "kernels/quantize.h"
@@ -208,7 +209,7 @@ void run_quantize(const QuantizeOptions& o) {
 const RegisterCommand reg([](CLI::App& root) {
   auto opts = std::make_shared<QuantizeOptions>();
   CLI::App* cmd = root.add_subcommand("quantize", "Write a GGUF of another type, as llama.cpp's converter and llama-quantize do");
-  cmd->add_option("--model", opts->model, "Hugging Face model directory or .gguf file")->required();
+  add_model_option(cmd, "--model", opts->model, kModelHelp)->required();
   cmd->add_option("--type", opts->type, "File type: " + file_type_names())->required();
   cmd->add_option("--out", opts->out, "Output .gguf file")->required();
   cmd->add_option("--lora", opts->loras, "Merge this LoRA adapter, PATH[:STRENGTH], into the weights (repeatable)");

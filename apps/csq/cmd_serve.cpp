@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "command.h"
+#include "model_option.h"
 #include "generation_options.h"
 #include "kb_options.h"
 #include "io/mapped_file.h"
@@ -20,6 +21,7 @@ namespace {
 
 struct ServeOptions {
   std::string model;
+  std::string model_as_given;  // the --model text before it was resolved
   std::string template_file;
   std::vector<std::string> loras;
   std::string tokenizer;
@@ -116,8 +118,9 @@ void run_serve(const ServeOptions& o) {
   options.request_timeout = std::chrono::seconds(o.timeout_s);
   options.log_content = o.log_content;
   options.http_threads = int(o.queue) + o.parallel + 8;
-  options.model_alias = o.alias.empty() ? std::filesystem::path(o.model).filename().string() : o.alias;
-  if (options.model_alias.empty()) options.model_alias = std::filesystem::path(o.model).parent_path().filename().string();
+  const std::string& model_name = o.model_as_given;  // ORG/NAME names the model better than its snapshot hash
+  options.model_alias = o.alias.empty() ? std::filesystem::path(model_name).filename().string() : o.alias;
+  if (options.model_alias.empty()) options.model_alias = std::filesystem::path(model_name).parent_path().filename().string();
   if (o.host != "127.0.0.1" && o.host != "localhost" && o.host != "::1" && options.api_key.empty())
     std::fprintf(stderr, "csq serve: warning: listening on %s without --api-key-file; anyone who can reach it can use the model\n",
                  o.host.c_str());
@@ -148,7 +151,7 @@ void run_serve(const ServeOptions& o) {
 const RegisterCommand reg([](CLI::App& root) {
   auto opts = std::make_shared<ServeOptions>();
   CLI::App* cmd = root.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching");
-  cmd->add_option("--model,-m", opts->model, "Hugging Face model directory or .gguf file")->required();
+  add_model_option(cmd, "--model,-m", opts->model, kModelHelp, &opts->model_as_given)->required();
   cmd->add_option("--template", opts->template_file, "Jinja chat template to use instead of the model's own");
   add_lora_option(cmd, opts->loras);
   add_mmap_option(cmd, opts->mmap);

@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "command.h"
+#include "model_option.h"
 #include "tokenizer/chat_template.h"
 
 namespace csq::app {
@@ -79,7 +80,7 @@ void run_template(const TemplateOptions& o) {
 const RegisterCommand kTemplate([](CLI::App& root) {
   auto opts = std::make_shared<TemplateOptions>();
   CLI::App* sub = root.add_subcommand("template", "Render chat messages with a model's chat template (no newline added)");
-  sub->add_option("--model", opts->model, "Model directory (tokenizer_config.json / chat_template.jinja) or .gguf");
+  add_model_option(sub, "--model", opts->model, "Model directory (tokenizer_config.json / chat_template.jinja) or .gguf");
   sub->add_option("--template", opts->template_file, "Jinja template file to use instead of the model's");
   sub->add_option("--messages", opts->messages_file, "JSON file: an array of messages or {\"messages\": [...]}; - for stdin")
       ->required();

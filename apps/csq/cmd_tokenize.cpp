@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "command.h"
+#include "model_option.h"
 #include "tokenizer/tokenizer.h"
 
 namespace csq::app {
@@ -91,7 +92,7 @@ void run_detokenize(const std::string& model) {
 const RegisterCommand kTokenize([](CLI::App& root) {
   auto opts = std::make_shared<TokenizeOptions>();
   CLI::App* sub = root.add_subcommand("tokenize", "Text on stdin -> token ids (a JSON array) on stdout");
-  sub->add_option("--model", opts->model, "Model directory (tokenizer.json), tokenizer.json or .gguf")->required();
+  add_model_option(sub, "--model", opts->model, "Model directory (tokenizer.json), tokenizer.json or .gguf")->required();
   sub->add_flag("--no-special", opts->no_special, "Treat special-token strings such as <|im_start|> as plain text");
   sub->add_flag("--jsonl", opts->jsonl, "Read lines {\"text\": ...}, write lines {\"ids\": [...]} in the same order");
   sub->callback([opts] { run_tokenize(*opts); });
@@ -100,7 +101,7 @@ const RegisterCommand kTokenize([](CLI::App& root) {
 const RegisterCommand kDetokenize([](CLI::App& root) {
   auto model = std::make_shared<std::string>();
   CLI::App* sub = root.add_subcommand("detokenize", "Token ids (a JSON array) on stdin -> text on stdout");
-  sub->add_option("--model", *model, "Model directory (tokenizer.json), tokenizer.json or .gguf")->required();
+  add_model_option(sub, "--model", *model, "Model directory (tokenizer.json), tokenizer.json or .gguf")->required();
   sub->callback([model] { run_detokenize(*model); });
 });
 

@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "base/process.h"
 #include "command.h"
+#include "model_option.h"
 #include "eval/benchmarks.h"
 #include "eval/overlap.h"
 #include "train/trainer.h"
@@ -106,7 +107,7 @@ const RegisterCommand reg([](CLI::App& root) {
   auto o = std::make_shared<TrainOptions>();
   train::TrainConfig& c = o->config;
   CLI::App* cmd = root.add_subcommand("train", "Fine-tune a LoRA adapter on JSONL conversations (supervised, assistant turns only)");
-  cmd->add_option("--model,-m", c.model, "Base model: Hugging Face directory or .gguf (quantized bases train QLoRA-style)")
+  add_model_option(cmd, "--model,-m", c.model, "Base model: Hugging Face directory or .gguf (quantized bases train QLoRA-style)")
       ->required();
   cmd->add_option("--data", c.data, "JSONL: {\"prompt\", \"response\"} or {\"messages\": [...]} per line")->required();
   cmd->add_option("--out", c.out, "Output directory (adapter, log, checkpoints)")->required();

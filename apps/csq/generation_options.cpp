@@ -1,5 +1,7 @@
 #include "generation_options.h"
 
+#include "model_option.h"
+
 #include <cstdio>
 #include <iostream>
 #include <random>
@@ -19,7 +21,7 @@ void add_mmap_option(CLI::App* cmd, bool& mmap) {
 }
 
 void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
-  cmd->add_option("--model,-m", o.model, "Hugging Face model directory or .gguf file")->required();
+  add_model_option(cmd, "--model,-m", o.model, kModelHelp)->required();
   cmd->add_option("--template", o.template_file, "Jinja chat template to use instead of the model's own");
   add_lora_option(cmd, o.loras);
   add_mmap_option(cmd, o.mmap);
