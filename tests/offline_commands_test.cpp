@@ -55,6 +55,20 @@ TEST(Offline, EveryCommandButPullWorksWithoutANetwork) {
     train_data += nlohmann::json{{"prompt", "Map CVE-2024-" + std::to_string(1000 + i) + " to a CWE."},
                                  {"response", "CWE-79"}}.dump() + "\n";
   const std::string train = write("train.jsonl", train_data);
+  const std::string rule = write("whoami.yml", R"(title: Whoami
+id: 5f1c9b1e-7a51-4c55-9d4b-2f3f3a0c9e01
+status: test
+logsource:
+  product: windows
+  category: process_creation
+detection:
+  selection:
+    Image|endswith: '\whoami.exe'
+  condition: selection
+level: medium
+)");
+  const std::string events = write("events.jsonl", R"({"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational", "Image": "C:\\Windows\\System32\\whoami.exe"})"
+                                                    "\n");
 
   const std::vector<std::pair<std::string, std::string>> commands = {
       {"info " + m + " --json", ""},
@@ -77,6 +91,7 @@ TEST(Offline, EveryCommandButPullWorksWithoutANetwork) {
       {"train " + m + " --data " + train + " --out " + dir + "/lora --max-steps 1 --seq-len 64 --threads 1 --quiet "
        "--eval-data " + dir, ""},
       {"merge " + m + " --lora " + dir + "/lora --type Q8_0 --out " + dir + "/merged.gguf", ""},
+      {"detect --rules " + rule + " --events " + events, ""},
   };
   for (const auto& [args, input] : commands) {
     const RunResult r = run_offline(args, input.empty() ? "/dev/null" : input);
@@ -88,6 +103,10 @@ TEST(Offline, EveryCommandButPullWorksWithoutANetwork) {
                               " --limit 2 --trials 1 --max-tokens 4 --threads 1 --quiet --out " + out);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     r = run_offline("data overlap --train " + train + " --benchmark cti-mcq --data " + quote(data_dir()));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    r = run_offline("kb technique T1059.001 --kb " + quote(data_dir() + "/attack"));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    r = run_offline("kb search 'encoded powershell' --kb " + quote(data_dir() + "/attack"));
     EXPECT_EQ(r.exit_code, 0) << r.err;
   }
   // The namespace is really cut off: pull, the one command that needs the network, fails.
