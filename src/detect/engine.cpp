@@ -35,6 +35,10 @@ struct Detector::Instance {
   std::vector<std::vector<std::vector<BoundTest>>> selections;  // [selection][alternative][test]
   std::vector<std::pair<int, std::vector<std::string>>> conditions;  // field id, folded values (any)
   std::vector<int> shown_fields;
+  // Prefilter: the rule can only match when one of these literals occurs in its field
+  // (empty with `prefiltered` false: no such necessary condition, always evaluated).
+  bool prefiltered = false;
+  std::vector<int> atom_fields;  // the fields those literals are looked for in
 };
 
 class Detector::Scratch {
@@ -50,6 +54,9 @@ class Detector::Scratch {
   std::vector<uint32_t> folded_stamp;
   uint32_t stamp = 0;
   std::vector<int> candidates;
+  std::vector<uint32_t> atom_stamp;      // atom → stamp of the event in which it occurred
+  std::vector<uint32_t> instance_stamp;  // instance → stamp of the event in which one of its literals occurred
+  std::vector<uint32_t> field_stamp;  // field id → stamp of the event its literals were scanned in
 
   std::string_view fold_at(size_t index) {
     if (folded_stamp[index] != stamp) {
@@ -102,6 +109,7 @@ Detector::Detector(const RuleSet& rules, const Pipeline& pipeline, const Detecto
     keep_.push_back(rule);
     ++active_rules_;
   }
+  build_prefilter();
 }
 
 void Detector::add_instance(const std::shared_ptr<const Rule>& rule, const PipelineEntry* entry,
@@ -151,9 +159,159 @@ void Detector::add_instance(const std::shared_ptr<const Rule>& rule, const Pipel
     for (const auto& id : event_ids) by_channel_[ch][id].push_back(index);
 }
 
-Detector::ScratchPtr Detector::make_scratch() const { return ScratchPtr(new Scratch(field_names_.size())); }
+Detector::ScratchPtr Detector::make_scratch() const {
+  ScratchPtr s(new Scratch(field_names_.size()));
+  s->instance_stamp.assign(instances_.size(), 0);
+  s->atom_stamp.assign(atoms_.size(), 0);
+  s->field_stamp.assign(field_names_.size(), 0);
+  return s;
+}
+
+namespace {
+
+// The literal a value test needs in the folded field text, if any: the whole literal of
+// exact/contains/startswith/endswith, the longest literal run of a wildcard pattern.
+std::string needed_literal(const ValueTest& t) {
+  switch (t.kind) {
+    case TestKind::Exact:
+    case TestKind::Contains:
+    case TestKind::StartsWith:
+    case TestKind::EndsWith:
+      return fold(t.literal);
+    case TestKind::Wildcard: {
+      std::string best;
+      for (const auto& part : t.pattern.parts)
+        if (part.kind == Pattern::Piece::Literal && part.text.size() > best.size()) best = part.text;
+      return fold(best);
+    }
+    default:
+      return {};
+  }
+}
+
+}  // namespace
+
+std::optional<std::vector<int>> Detector::test_atoms(int field, const FieldTestSpec& spec) {
+  // Literals of which one must occur for the test to hold; nullopt when there is no such set.
+  if (field < 0 || spec.negate || spec.tests.empty()) return std::nullopt;
+  std::vector<int> atoms;
+  if (spec.all) {
+    // Every value must match: the longest literal alone is necessary.
+    std::string best;
+    for (const ValueTest& t : spec.tests) {
+      const std::string lit = needed_literal(t);
+      if (lit.size() > best.size()) best = lit;
+    }
+    if (best.empty()) return std::nullopt;
+    atoms.push_back(atom_id(field, best));
+    return atoms;
+  }
+  for (const ValueTest& t : spec.tests) {
+    const std::string lit = needed_literal(t);
+    if (lit.empty()) return std::nullopt;
+    atoms.push_back(atom_id(field, lit));
+  }
+  return atoms;
+}
+
+int Detector::atom_id(int field, const std::string& literal) {
+  const auto key = std::make_pair(field, literal);
+  const auto it = atom_ids_.find(key);
+  if (it != atom_ids_.end()) return it->second;
+  const int id = int(atoms_.size());
+  atoms_.push_back({field, literal});
+  atom_ids_.emplace(key, id);
+  return id;
+}
+
+std::optional<std::vector<int>> Detector::node_atoms(const Instance& inst, const CondNode& n) {
+  switch (n.op) {
+    case CondNode::Op::Ref: {
+      // A selection holds when one alternative does; an alternative needs all its tests, so
+      // the test with the fewest literals stands for it.
+      std::vector<int> out;
+      for (const auto& alt : inst.selections[size_t(n.selection)]) {
+        std::optional<std::vector<int>> best;
+        for (const auto& bt : alt) {
+          auto a = test_atoms(bt.field, *bt.spec);
+          if (a && (!best || a->size() < best->size())) best = std::move(a);
+        }
+        if (!best) return std::nullopt;
+        out.insert(out.end(), best->begin(), best->end());
+      }
+      return out;
+    }
+    case CondNode::Op::And:
+    case CondNode::Op::AllOf: {
+      std::optional<std::vector<int>> best;
+      for (const auto& c : n.children) {
+        auto a = node_atoms(inst, c);
+        if (a && (!best || a->size() < best->size())) best = std::move(a);
+      }
+      return best;
+    }
+    case CondNode::Op::Or:
+    case CondNode::Op::OneOf:
+    case CondNode::Op::AtLeast: {
+      std::vector<int> out;
+      for (const auto& c : n.children) {
+        auto a = node_atoms(inst, c);
+        if (!a) return std::nullopt;
+        out.insert(out.end(), a->begin(), a->end());
+      }
+      return out;
+    }
+    case CondNode::Op::Not:
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+void Detector::build_prefilter() {
+  for (Instance& inst : instances_) {
+    auto atoms = node_atoms(inst, inst.rule->condition);
+    if (!atoms || atoms->empty()) continue;
+    std::sort(atoms->begin(), atoms->end());
+    atoms->erase(std::unique(atoms->begin(), atoms->end()), atoms->end());
+    inst.prefiltered = true;
+    for (int atom : *atoms) {
+      const int field = atoms_[size_t(atom)].first;
+      if (std::find(inst.atom_fields.begin(), inst.atom_fields.end(), field) == inst.atom_fields.end())
+        inst.atom_fields.push_back(field);
+      if (atom_instances_.size() <= size_t(atom)) atom_instances_.resize(size_t(atom) + 1);
+      atom_instances_[size_t(atom)].push_back(int(&inst - instances_.data()));
+    }
+  }
+  atom_instances_.resize(atoms_.size());
+  literal_sets_.assign(field_names_.size(), LiteralSet());
+  // Only the last kAtomWindow bytes of a literal go into the automaton: still a necessary
+  // condition, and long literals (hashes, paths) no longer multiply the automaton's states.
+  constexpr size_t kAtomWindow = 12;
+  for (size_t id = 0; id < atoms_.size(); ++id) {
+    const std::string& lit = atoms_[id].second;
+    const std::string_view window = std::string_view(lit).substr(lit.size() > kAtomWindow ? lit.size() - kAtomWindow : 0);
+    literal_sets_[size_t(atoms_[id].first)].add(window, int(id));
+  }
+  for (LiteralSet& set : literal_sets_) set.build();
+}
 
 void Detector::ScratchDeleter::operator()(Scratch* s) const { delete s; }
+
+bool Detector::any_atom(const Instance& inst, Scratch& s) const {
+  for (int field : inst.atom_fields) {
+    if (s.field_stamp[size_t(field)] == s.stamp) continue;
+    // First need of this field in this event: one pass finds all of its literals and marks the
+    // rules that need one of them.
+    s.field_stamp[size_t(field)] = s.stamp;
+    for (int32_t f = s.first[size_t(field)]; f >= 0; f = s.next[size_t(f)])
+      literal_sets_[size_t(field)].scan(s.fold_at(size_t(f)), [&](int atom) {
+        if (s.atom_stamp[size_t(atom)] == s.stamp) return;  // short literals recur in one value
+        s.atom_stamp[size_t(atom)] = s.stamp;
+        for (int i : atom_instances_[size_t(atom)]) s.instance_stamp[size_t(i)] = s.stamp;
+      });
+  }
+  return s.instance_stamp[size_t(&inst - instances_.data())] == s.stamp;
+}
 
 bool Detector::eval_instance(const Instance& inst, Scratch& s) const {
   // Every value of a field counts (multi-valued fields match when any value does).
@@ -257,6 +415,9 @@ std::optional<std::string> Detector::match(const std::string& record, Scratch& s
   }
   if (++s.stamp == 0) {
     std::fill(s.folded_stamp.begin(), s.folded_stamp.end(), 0);
+    std::fill(s.instance_stamp.begin(), s.instance_stamp.end(), 0);
+    std::fill(s.atom_stamp.begin(), s.atom_stamp.end(), 0);
+    std::fill(s.field_stamp.begin(), s.field_stamp.end(), 0);
     s.stamp = 1;
   }
   for (size_t i = n; i-- > 0;) {
@@ -292,6 +453,7 @@ std::optional<std::string> Detector::match(const std::string& record, Scratch& s
 
   for (int index : s.candidates) {
     const Instance& inst = instances_[size_t(index)];
+    if (inst.prefiltered && !any_atom(inst, s)) continue;
     bool applies = true;
     for (const auto& [field, values] : inst.conditions) {
       bool any = false;

@@ -1,7 +1,10 @@
 // The detector: every loaded rule compiled against a pipeline into one matcher. Rules are
 // indexed by the event channel and EventID their log source stands for, so an event is only
 // tested against the rules written for it; each event field a rule names is looked up once
-// and folded to lower case once per event, however many rules test it.
+// and folded to lower case once per event, however many rules test it. A literal prefilter
+// skips most rules without evaluating them: for each rule, a set of (field, literal) pairs of
+// which one must occur for the rule to match is derived from its condition; all literals of a
+// field sit in one Aho–Corasick automaton, run at most once per event and field.
 #pragma once
 
 #include <map>
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "detect/event.h"
+#include "detect/literal_set.h"
 #include "detect/pipeline.h"
 #include "detect/rule.h"
 
@@ -71,6 +75,11 @@ class Detector {
   void add_instance(const std::shared_ptr<const Rule>& rule, const PipelineEntry* entry,
                     const std::map<std::string, std::string>& global_map);
   bool eval_instance(const Instance& inst, Scratch& s) const;
+  bool any_atom(const Instance& inst, Scratch& s) const;
+  int atom_id(int field, const std::string& literal);
+  std::optional<std::vector<int>> test_atoms(int field, const FieldTestSpec& spec);
+  std::optional<std::vector<int>> node_atoms(const Instance& inst, const CondNode& n);
+  void build_prefilter();
 
   std::vector<std::shared_ptr<const Rule>> keep_;
   std::vector<std::shared_ptr<const Rule>> correlations_;
@@ -83,6 +92,11 @@ class Detector {
                      std::equal_to<>>
       by_channel_;
   std::vector<int> everywhere_;  // instances without a channel condition
+  // Literal prefilter: (field, folded literal) atoms and one automaton per field.
+  std::vector<std::pair<int, std::string>> atoms_;
+  std::map<std::pair<int, std::string>, int> atom_ids_;
+  std::vector<LiteralSet> literal_sets_;
+  std::vector<std::vector<int>> atom_instances_;  // atom → instances it lets through
   size_t active_rules_ = 0, filtered_ = 0;
   std::map<std::string, size_t> unmapped_;
 };
