@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "command.h"
+#include "detect/correlation.h"
 #include "detect/engine.h"
 #include "detect/runner.h"
 
@@ -104,11 +105,13 @@ void run_detect(const DetectOptions& o) {
     };
   if (!o.json)
     std::printf("%-24s %-13s %-60s %-30s %s\n", "time", "level", "title", "author", "source:record  tags  matched");
+  CorrelationEngine correlations(detector.correlation_rules(), l->set);
+  for (const RuleProblem& p : correlations.problems())
+    std::fprintf(stderr, "  skipped %s:%d: %s\n", p.file.c_str(), p.line, p.reason.c_str());
   RunStats stats;
-  size_t problems_shown = 0;
-  run_detection(
-      detector, o.events, ro,
-      [&](Alert&& a) {
+  size_t problems_shown = 0, correlation_alerts = 0;
+  std::function<void(Alert&&)> print = [&](Alert&& a) {
+        if (a.rule->correlation) ++correlation_alerts;
         if (o.json) {
           std::printf("%s\n", alert_json(a).c_str());
         } else {
@@ -119,6 +122,15 @@ void run_detect(const DetectOptions& o) {
                       join(a.rule->tags, ",").c_str(), matched.c_str());
         }
         std::fflush(stdout);
+  };
+  run_detection(
+      detector, o.events, ro,
+      [&](Alert&& a) {
+        // Correlations see every alert; a rule's own alerts are hidden when the correlations
+        // that use it say so (generate: false, the default).
+        if (correlations.empty()) return print(std::move(a));
+        if (correlations.shows(a.rule)) print(Alert(a));
+        correlations.feed(a, print);
       },
       [&](const InputProblem& p) {
         if (problems_shown++ < 20)
@@ -135,6 +147,8 @@ void run_detect(const DetectOptions& o) {
                (unsigned long long)stats.alerts, (unsigned long long)stats.alerts_by_level[4],
                (unsigned long long)stats.alerts_by_level[3], (unsigned long long)stats.alerts_by_level[2],
                (unsigned long long)stats.alerts_by_level[1], (unsigned long long)stats.alerts_by_level[0]);
+  if (!correlations.empty())
+    std::fprintf(stderr, "correlations: %llu alerts\n", (unsigned long long)correlation_alerts);
   std::fprintf(stderr, "speed: %.0f events/s (%.2f s, %d thread%s)\n",
                stats.seconds > 0 ? double(stats.events + stats.unparseable) / stats.seconds : 0.0, stats.seconds,
                o.threads, o.threads == 1 ? "" : "s");

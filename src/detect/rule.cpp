@@ -46,7 +46,7 @@ bool parse_status(const std::string& text, Status& out) {
 
 bool Correlation::count_matches(int64_t n) const {
   return (!has_gt || n > gt) && (!has_gte || n >= gte) && (!has_lt || n < lt) && (!has_lte || n <= lte) &&
-         (!has_eq || n == eq);
+         (!has_eq || n == eq) && (!has_neq || n != neq);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -564,6 +564,7 @@ std::unique_ptr<Correlation> read_correlation(const YAML::Node& c) {
   const YAML::Node type = c["type"];
   if (!type) rule_error(c, "correlation without a 'type'");
   const std::string t = scalar(type, "type");
+  if (c["aliases"]) rule_error(c["aliases"], "correlation field aliases are not supported");
   if (t == "event_count") out->type = CorrelationType::EventCount;
   else if (t == "value_count") out->type = CorrelationType::ValueCount;
   else if (t == "temporal") out->type = CorrelationType::Temporal;
@@ -592,7 +593,8 @@ std::unique_ptr<Correlation> read_correlation(const YAML::Node& c) {
       else if (k == "lt") out->has_lt = true, out->lt = v;
       else if (k == "lte") out->has_lte = true, out->lte = v;
       else if (k == "eq") out->has_eq = true, out->eq = v;
-      else rule_error(kv.first, "correlation condition '" + k + "' is not one of gt, gte, lt, lte, eq, field");
+      else if (k == "neq") out->has_neq = true, out->neq = v;
+      else rule_error(kv.first, "correlation condition '" + k + "' is not one of gt, gte, lt, lte, eq, neq, field");
     }
   }
   const bool temporal = out->type == CorrelationType::Temporal || out->type == CorrelationType::TemporalOrdered;

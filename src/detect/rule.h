@@ -60,10 +60,10 @@ struct Correlation {
   std::vector<std::string> rules;  // referenced rules (id or name), in order for temporal_ordered
   std::vector<std::string> group_by;
   int64_t timespan_ms = 0;
-  // condition: count compared with each bound given (gt/gte/lt/lte/eq); value_count's field.
+  // condition: count compared with each bound given (gt/gte/lt/lte/eq/neq); value_count's field.
   std::string field;
-  bool has_gt = false, has_gte = false, has_lt = false, has_lte = false, has_eq = false;
-  int64_t gt = 0, gte = 0, lt = 0, lte = 0, eq = 0;
+  bool has_gt = false, has_gte = false, has_lt = false, has_lte = false, has_eq = false, has_neq = false;
+  int64_t gt = 0, gte = 0, lt = 0, lte = 0, eq = 0, neq = 0;
   bool generate = false;  // also emit the referenced rules' own alerts (`generate: true`)
   bool count_matches(int64_t n) const;
 };

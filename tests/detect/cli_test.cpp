@@ -1,0 +1,91 @@
+// csq detect end to end: rules and events from files and standard input, JSON Lines alerts,
+// the summary on stderr, correlation alerts, `csq detect rules`, usage errors.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "test_paths.h"
+
+namespace csq::test {
+namespace {
+
+std::string write(const std::string& name, const std::string& text) {
+  const std::string path = temp_dir() + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+const char* kRules = R"(title: Whoami
+id: r-whoami
+name: whoami
+author: Jane Doe
+status: test
+level: medium
+logsource: {product: windows, category: process_creation}
+detection:
+    sel:
+        Image|endswith: '\whoami.exe'
+    condition: sel
+---
+title: Whoami burst
+id: r-burst
+author: John Roe
+level: high
+correlation:
+    type: event_count
+    rules: [whoami]
+    generate: true
+    group-by: [User]
+    timespan: 1m
+    condition: {gte: 2}
+---
+title: Broken
+detection:
+    sel:
+        Image|nosuchmodifier: x
+    condition: sel
+logsource: {product: windows}
+)";
+
+std::string event(int sec) {
+  return "{\"Channel\": \"Microsoft-Windows-Sysmon/Operational\", \"EventID\": 1, \"User\": \"bob\", "
+         "\"UtcTime\": \"2024-01-01 10:00:" +
+         std::string(sec < 10 ? "0" : "") + std::to_string(sec) + ".000\", \"Image\": \"C:\\\\Windows\\\\whoami.exe\"}\n";
+}
+
+TEST(DetectCli, StdinStreamToJsonLinesWithCorrelation) {
+  const std::string rules = write("cli_rules.yml", kRules);
+  const RunResult r = run_csq({"detect", "--rules", rules, "--events", "-", "--json"}, event(1) + "not json\n" + event(2));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<nlohmann::json> alerts;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) alerts.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(alerts.size(), 3u) << r.out;
+  EXPECT_EQ(alerts[0]["rule_id"], "r-whoami");
+  EXPECT_EQ(alerts[0]["author"], "Jane Doe");
+  EXPECT_EQ(alerts[0]["record"], 1);
+  EXPECT_EQ(alerts[0]["event"]["User"], "bob");
+  EXPECT_EQ(alerts[1]["record"], 3);
+  EXPECT_EQ(alerts[2]["rule_id"], "r-burst");
+  EXPECT_EQ(alerts[2]["author"], "John Roe");
+  EXPECT_EQ(alerts[2]["matched"]["count"], "2");
+  EXPECT_NE(r.err.find("1 skipped"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("unknown modifier 'nosuchmodifier'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("events: 2 read, 1 unparseable"), std::string::npos) << r.err;
+}
+
+TEST(DetectCli, RulesListingAndUsageErrors) {
+  const std::string rules = write("cli_rules2.yml", kRules);
+  const RunResult list = run_csq({"detect", "rules", "--rules", rules, "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("\"state\":\"skipped\""), std::string::npos);
+  EXPECT_NE(list.out.find("\"line\":28"), std::string::npos) << list.out;
+  EXPECT_EQ(run_csq({"detect", "--rules", rules}).exit_code, 1);
+  EXPECT_EQ(run_csq({"detect", "--rules", rules, "--events", "-", "--min-level", "loud"}).exit_code, 1);
+  EXPECT_EQ(run_csq({"detect", "--rules", "/nonexistent.yml", "--events", "-"}).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace csq::test
