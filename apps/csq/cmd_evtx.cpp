@@ -28,10 +28,17 @@ void run_evtx(const EvtxOptions& o) {
   for (const std::string& path : o.files) {
     nlohmann::ordered_json file = {{"path", path}};
     nlohmann::ordered_json file_problems = nlohmann::ordered_json::array();
+    uint64_t seen = 0;
+    auto last_progress = std::chrono::steady_clock::now();
     try {
       const detect::EvtxStats stats = detect::read_evtx(
           path,
           [&](detect::EvtxRecord&& r) {
+            // A progress line on long files (every 2 s), not a line per record.
+            if (!o.json && (++seen & 1023) == 0 && std::chrono::steady_clock::now() - last_progress > std::chrono::seconds(2)) {
+              last_progress = std::chrono::steady_clock::now();
+              std::fprintf(stderr, "csq evtx: %s: %llu records so far\n", path.c_str(), (unsigned long long)seen);
+            }
             if (o.jsonl) {
               std::printf("%s\n", r.event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
             } else {
