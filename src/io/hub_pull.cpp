@@ -155,20 +155,6 @@ class Http {
   char error_[CURL_ERROR_SIZE] = {};
 };
 
-struct RemoteFile {
-  std::string path;
-  uint64_t size = 0;
-  bool lfs = false;
-  std::string sha256;   // LFS files
-  std::string blob_id;  // git's blob id: the others' only hash, and their name in the cache
-  const std::string& etag() const { return lfs ? sha256 : blob_id; }
-};
-
-struct ModelInfo {
-  std::string commit;
-  std::vector<RemoteFile> files;
-};
-
 bool retryable_status(long status) { return status == 408 || status == 429 || status >= 500; }
 
 // The error for a refused request: who refused what, the Hub's reason, and what to do.
@@ -214,43 +200,7 @@ ModelInfo fetch_model_info(const PullOptions& o) {
     }
     backoff(attempt);
   }
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(body);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail_input(what + ": the model info is not JSON (" + e.what() + ")");
-  }
-  const std::string where = what + ": model info";
-  if (!j.is_object() || !j.contains("sha") || !j["sha"].is_string() || !is_commit_hash(j["sha"].get<std::string>()))
-    fail_input(where + ": field 'sha' must be a 40-hex commit id");
-  if (!j.contains("siblings") || !j["siblings"].is_array()) fail_input(where + ": field 'siblings' must be an array");
-  ModelInfo info;
-  info.commit = j["sha"].get<std::string>();
-  for (size_t i = 0; i < j["siblings"].size(); ++i) {
-    const nlohmann::json& s = j["siblings"][i];
-    const std::string at = where + ": siblings[" + std::to_string(i) + "]";
-    if (!s.is_object() || !s.contains("rfilename") || !s["rfilename"].is_string())
-      fail_input(at + ": field 'rfilename' must be a string");
-    RemoteFile f;
-    f.path = s["rfilename"].get<std::string>();
-    if (!is_safe_relative_path(f.path) || f.path.rfind(".csq-download/", 0) == 0)
-      fail_input(at + ": file name '" + printable(f.path) + "' is not a plain relative path");
-    if (!s.contains("size") || !s["size"].is_number_unsigned()) fail_input(at + " (" + f.path + "): no 'size'");
-    f.size = s["size"].get<uint64_t>();
-    if (s.contains("lfs") && s["lfs"].is_object()) {
-      const nlohmann::json& lfs = s["lfs"];
-      if (!lfs.contains("sha256") || !lfs["sha256"].is_string() || !is_lower_hex(lfs["sha256"].get<std::string>(), 64))
-        fail_input(at + " (" + f.path + "): field 'lfs.sha256' must be 64 lowercase hex digits");
-      f.lfs = true;
-      f.sha256 = lfs["sha256"].get<std::string>();
-    } else {
-      if (!s.contains("blobId") || !s["blobId"].is_string() || !is_lower_hex(s["blobId"].get<std::string>(), 40))
-        fail_input(at + " (" + f.path + "): field 'blobId' must be 40 lowercase hex digits");
-      f.blob_id = s["blobId"].get<std::string>();
-    }
-    info.files.push_back(std::move(f));
-  }
-  return info;
+  return parse_model_info(body, what);
 }
 
 bool glob_matches(const std::vector<std::string>& patterns, const std::string& path) {
@@ -546,6 +496,46 @@ class Puller {
 };
 
 }  // namespace
+
+ModelInfo parse_model_info(const std::string& body, const std::string& what) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(body);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail_input(what + ": the model info is not JSON (" + e.what() + ")");
+  }
+  const std::string where = what + ": model info";
+  if (!j.is_object() || !j.contains("sha") || !j["sha"].is_string() || !is_commit_hash(j["sha"].get<std::string>()))
+    fail_input(where + ": field 'sha' must be a 40-hex commit id");
+  if (!j.contains("siblings") || !j["siblings"].is_array()) fail_input(where + ": field 'siblings' must be an array");
+  ModelInfo info;
+  info.commit = j["sha"].get<std::string>();
+  for (size_t i = 0; i < j["siblings"].size(); ++i) {
+    const nlohmann::json& s = j["siblings"][i];
+    const std::string at = where + ": siblings[" + std::to_string(i) + "]";
+    if (!s.is_object() || !s.contains("rfilename") || !s["rfilename"].is_string())
+      fail_input(at + ": field 'rfilename' must be a string");
+    RemoteFile f;
+    f.path = s["rfilename"].get<std::string>();
+    if (!is_safe_relative_path(f.path) || f.path.rfind(".csq-download/", 0) == 0)
+      fail_input(at + ": file name '" + printable(f.path) + "' is not a plain relative path");
+    if (!s.contains("size") || !s["size"].is_number_unsigned()) fail_input(at + " (" + f.path + "): no 'size'");
+    f.size = s["size"].get<uint64_t>();
+    if (s.contains("lfs") && s["lfs"].is_object()) {
+      const nlohmann::json& lfs = s["lfs"];
+      if (!lfs.contains("sha256") || !lfs["sha256"].is_string() || !is_lower_hex(lfs["sha256"].get<std::string>(), 64))
+        fail_input(at + " (" + f.path + "): field 'lfs.sha256' must be 64 lowercase hex digits");
+      f.lfs = true;
+      f.sha256 = lfs["sha256"].get<std::string>();
+    } else {
+      if (!s.contains("blobId") || !s["blobId"].is_string() || !is_lower_hex(s["blobId"].get<std::string>(), 40))
+        fail_input(at + " (" + f.path + "): field 'blobId' must be 40 lowercase hex digits");
+      f.blob_id = s["blobId"].get<std::string>();
+    }
+    info.files.push_back(std::move(f));
+  }
+  return info;
+}
 
 std::string default_endpoint() {
   std::string endpoint = env("HF_ENDPOINT");

@@ -56,6 +56,26 @@ struct PullResult {
   uint64_t downloaded_bytes = 0;
 };
 
+// One file of a revision as the model info lists it.
+struct RemoteFile {
+  std::string path;
+  uint64_t size = 0;
+  bool lfs = false;
+  std::string sha256;   // LFS files
+  std::string blob_id;  // git's blob id: the others' only hash, and their name in the cache
+  const std::string& etag() const { return lfs ? sha256 : blob_id; }
+};
+
+struct ModelInfo {
+  std::string commit;
+  std::vector<RemoteFile> files;
+};
+
+// Reads the Hub's answer to /api/models/ORG/NAME/revision/REV?blobs=true: text from the
+// network, so every field is checked (file names must be plain relative paths, hashes hex of
+// the right length). Throws csq::Error (BadInput) naming `what` and the field.
+ModelInfo parse_model_info(const std::string& body, const std::string& what);
+
 // The endpoint from $HF_ENDPOINT, else huggingface.co; a trailing '/' dropped.
 std::string default_endpoint();
 // $HF_TOKEN, else the file $HF_TOKEN_PATH, else $HF_HOME/token (where `huggingface-cli login`

@@ -50,8 +50,9 @@ FileCheck check_file(const LockedFile& locked, const fs::path& file) {
 
 }  // namespace
 
-ModelLock read_lock(const std::string& path) {
-  const std::string text = read_text_file(path);
+ModelLock read_lock(const std::string& path) { return parse_lock(read_text_file(path), path); }
+
+ModelLock parse_lock(const std::string& text, const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);

@@ -27,6 +27,8 @@ struct ModelLock {
 
 // Throws csq::Error (BadInput) naming the file and the field that is missing or malformed.
 ModelLock read_lock(const std::string& path);
+// The same for lock text; `where` names its origin in errors.
+ModelLock parse_lock(const std::string& text, const std::string& where);
 // Written to a temporary file first and renamed, so a reader never sees half a lock.
 void write_lock(const ModelLock& lock, const std::string& path);
 
