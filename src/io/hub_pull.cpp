@@ -501,7 +501,7 @@ ModelInfo parse_model_info(const std::string& body, const std::string& what) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(body);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 8e527
     fail_input(what + ": the model info is not JSON (" + e.what() + ")");
   }
   const std::string where = what + ": model info";

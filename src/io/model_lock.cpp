@@ -56,7 +56,7 @@ ModelLock parse_lock(const std::string& text, const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 8e527
     fail_input(path + ": not valid JSON (" + e.what() + ")");
   }
   if (!j.is_object()) fail_input(path + ": expected a JSON object");

@@ -198,6 +198,7 @@ TEST_F(CacheEnv, MalformedLocksNameTheField) {
   };
   const std::string head = R"({"version":1,"repo":"o/n","revision":"main","commit":")" + kCommit + "\",";
   EXPECT_NE(error_for("{").find("not valid JSON"), std::string::npos);
+  EXPECT_NE(error_for(R"({"version": 8e527})").find("not valid JSON"), std::string::npos);  // found by fuzz_hub_metadata
   EXPECT_NE(error_for(R"({"version":2})").find("'version' must be 1"), std::string::npos);
   EXPECT_NE(error_for(R"({"version":1,"repo":"o/n","revision":"main","commit":"abc","files":[]})").find("'commit'"),
             std::string::npos);
