@@ -17,6 +17,7 @@
 #include "generation_options.h"
 #include "io/gguf.h"
 #include "kernels/ops.h"
+#include "model/device_model.h"
 #include "model/model.h"
 #include "model/transformer.h"
 #include "quant_plan.h"
@@ -34,6 +35,7 @@ struct BenchOptions {
   bool roofline = false;
   bool mmap = false;
   std::string cache_type = "f16";
+  std::string device = "cpu";
 };
 
 using Clock = std::chrono::steady_clock;
@@ -192,6 +194,8 @@ void run_bench(const BenchOptions& o) {
     fail_usage("need -p >= 0, -n >= 0 (not both 0), -r >= 1 and -t >= 1");
   const DType kv_type = cache_dtype(o.cache_type);
   auto model = Model::load(o.model, weight_memory(o.mmap));
+  use_device(*model, o.device);
+  const std::string backend = model->device() ? "Vulkan" : "CPU";
   const ModelConfig& c = model->config();
   ThreadPool pool(o.threads);
 
@@ -255,6 +259,8 @@ void run_bench(const BenchOptions& o) {
     j["model_size"] = model->checkpoint().file_bytes;
     j["model_n_params"] = model->checkpoint().parameter_count;
     j["n_threads"] = o.threads;
+    j["backend"] = backend;
+    if (model->device()) j["device"] = model->device()->info().name;
     j["kernels"] = kernels::matmul_kernel_set();
     j["weights"] = o.mmap ? "mapped" : "loaded";
     j["cache_type"] = o.cache_type;
@@ -285,12 +291,14 @@ void run_bench(const BenchOptions& o) {
   std::printf("| model                          |       size |     params | backend | threads |  test |                  t/s |\n");
   std::printf("| ------------------------------ | ---------: | ---------: | ------- | ------: | ----: | -------------------: |\n");
   for (const Test& t : tests)
-    std::printf("| %-30s | %6.2f GiB | %10s | CPU     | %7d | %5s | %11.2f ± %6.2f |\n", model_label.c_str(),
-                size / (1024.0 * 1024 * 1024), params_label(model->checkpoint().parameter_count).c_str(), o.threads,
+    std::printf("| %-30s | %6.2f GiB | %10s | %-7s | %7d | %5s | %11.2f ± %6.2f |\n", model_label.c_str(),
+                size / (1024.0 * 1024 * 1024), params_label(model->checkpoint().parameter_count).c_str(),
+                backend.c_str(), o.threads,
                 t.name.c_str(), t.tps.mean, t.tps.sd);
   std::printf("\npeak resident memory %.2f GiB (file %.2f GiB + %s KV cache %.2f GiB = %.2f GiB)\n",
               rss / (1024.0 * 1024 * 1024), size / (1024.0 * 1024 * 1024), o.cache_type.c_str(), kv_bytes / (1024.0 * 1024 * 1024),
               (size + kv_bytes) / (1024.0 * 1024 * 1024));
+  if (model->device()) std::printf("device: vulkan:%d %s\n", model->device()->info().index, model->device()->info().name.c_str());
   std::printf("kernels: %s; weights %s\n", kernels::matmul_kernel_set(),
               o.mmap ? "mapped from the page cache (--mmap)" : "loaded into memory");
   if (o.roofline) {
@@ -318,6 +326,7 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("-t,--threads", opts->threads, "Worker threads")->capture_default_str();
   cmd->add_option("-r,--repetitions", opts->reps, "Repetitions of each test")->capture_default_str();
   add_cache_type_option(cmd, opts->cache_type);
+  add_device_option(cmd, opts->device);
   add_mmap_option(cmd, opts->mmap);
   cmd->add_flag("--json", opts->json, "Print the results as JSON");
   cmd->add_flag("--roofline", opts->roofline, "Measure read bandwidth and multiply-add peaks; report tg and pp as fractions of their rooflines");

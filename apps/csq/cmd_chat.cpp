@@ -26,6 +26,7 @@ struct ChatOptions {
 
 void run_chat(const ChatOptions& o) {
   Engine engine = load_engine(o.gen.model, o.gen.template_file, o.gen.loras, "", weight_memory(o.gen.mmap));
+  use_device(*engine.model, o.gen.device);
   if (!engine.chat_template) fail_input(o.gen.model + ": no chat template; pass --template FILE");
   ThreadPool pool(o.gen.threads);
   Session session(*engine.model, o.gen.ctx, pool, 512, cache_dtype(o.gen.cache_type));

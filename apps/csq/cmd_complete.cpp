@@ -22,6 +22,7 @@ void run_complete(const CompleteOptions& o) {
   if (o.prompt.empty() == o.prompt_file.empty()) fail_usage("give exactly one of --prompt TEXT or --prompt-file F (- for stdin)");
   const std::string text = o.prompt_file.empty() ? o.prompt : read_input(o.prompt_file);
   Engine engine = load_engine(o.gen.model, o.gen.template_file, o.gen.loras, "", weight_memory(o.gen.mmap));
+  use_device(*engine.model, o.gen.device);
   GenerationRequest request = make_request(o.gen, engine);
   request.prompt = engine.encode_raw(text);
   request.split_reasoning = false;

@@ -15,6 +15,7 @@
 #include "eval/report.h"
 #include "eval/runner.h"
 #include "eval/scoring.h"
+#include "model/device_choice.h"
 #include "generation_options.h"
 #include "io/mapped_file.h"
 #include "tasks/chat_backend.h"
@@ -69,6 +70,7 @@ struct RunOptions {
   int threads = 0;
   int64_t ctx = 0;
   std::string cache_type = "f16";
+  std::string device = "cpu";
   int retries = 5;
   int timeout_s = 600;
   bool json = false;
@@ -97,6 +99,7 @@ void run_run(RunOptions o) {
     c.parallel = o.parallel;
     c.ctx = o.ctx;
     c.kv_type = cache_dtype(o.cache_type);
+    c.device = parse_device(o.device);
     backend = tasks::make_local_backend(c);
   } else {
     tasks::EndpointConfig c;
@@ -219,6 +222,7 @@ const RegisterCommand reg([](CLI::App& root) {
   run->add_option("--parallel", rn->parallel, "Requests in flight (in process: sequences decoded together)")
       ->capture_default_str();
   run->add_option("--threads,-t", rn->threads, "In process: compute threads (default: all cores)")->needs(model);
+  add_device_option(run, rn->device);
   run->add_option("--ctx,-c", rn->ctx, "In process: context per sequence (default: longest prompt + max new tokens)")
       ->needs(model);
   add_cache_type_option(run, rn->cache_type);

@@ -5,6 +5,7 @@
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "command.h"
+#include "generation_options.h"
 #include "model_option.h"
 #include "model/model.h"
 #include "runtime/session.h"
@@ -20,6 +21,7 @@ struct GenerateOptions {
   bool ignore_eos = false;
   bool print_ids = false;
   int threads = 0;
+  std::string device = "cpu";
 };
 
 void run_generate(const GenerateOptions& o) {
@@ -29,6 +31,7 @@ void run_generate(const GenerateOptions& o) {
   if (o.max_tokens < 1) fail_usage("--max-tokens must be at least 1");
   const std::vector<int32_t> prompt = parse_token_list(o.tokens);
   auto model = Model::load(o.model);
+  use_device(*model, o.device);
   ThreadPool pool(o.threads);
   Session session(*model, int64_t(prompt.size()) + o.max_tokens, pool);
   const auto& eos = model->config().eos_ids;
@@ -55,6 +58,7 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_flag("--ignore-eos", opts->ignore_eos, "Keep generating past end-of-generation tokens");
   cmd->add_flag("--print-ids", opts->print_ids, "Print the generated ids, space-separated, on one line");
   cmd->add_option("--threads,-t", opts->threads, "Worker threads (default: all cores)");
+  add_device_option(cmd, opts->device);
   cmd->callback([opts] { run_generate(*opts); });
 });
 

@@ -7,6 +7,7 @@
 #include "command.h"
 #include "model_option.h"
 #include "io/gguf.h"
+#include "kernels/vulkan/device.h"
 #include "model/model.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -16,6 +17,7 @@ namespace {
 
 struct InfoOptions {
   std::string model;
+  bool devices = false;
   bool json = false;
 };
 
@@ -32,7 +34,47 @@ std::string human_bytes(uint64_t bytes) {
   return buf;
 }
 
+// The Vulkan devices --device can name, with what the kernels care about.
+void print_devices(bool json) {
+  const vulkan::DeviceList list = vulkan::list_devices();
+  if (json) {
+    nlohmann::ordered_json j;
+    j["cpu"] = true;
+    j["vulkan"] = nlohmann::ordered_json::array();
+    for (const vulkan::DeviceInfo& d : list.devices)
+      j["vulkan"].push_back({{"index", d.index},
+                             {"device", "vulkan:" + std::to_string(d.index)},
+                             {"name", d.name},
+                             {"type", d.type},
+                             {"driver", d.driver},
+                             {"api_version", vulkan::version_string(d.api_version)},
+                             {"device_local_bytes", d.device_local_bytes},
+                             {"max_storage_buffer_bytes", d.max_storage_buffer_bytes},
+                             {"subgroup_size", d.subgroup_size},
+                             {"fp16", d.fp16},
+                             {"int8", d.int8},
+                             {"bf16", d.bf16},
+                             {"cooperative_matrix", d.cooperative_matrix}});
+    if (!list.problem.empty()) j["vulkan_problem"] = list.problem;
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  std::printf("cpu            always available (--device cpu, the default)\n");
+  if (list.devices.empty()) std::printf("vulkan         none: %s\n", list.problem.c_str());
+  for (const vulkan::DeviceInfo& d : list.devices) {
+    std::printf("vulkan:%-7d %s (%s, Vulkan %s, %s)\n", d.index, d.name.c_str(), d.type.c_str(),
+                vulkan::version_string(d.api_version).c_str(), d.driver.c_str());
+    std::printf("               memory %s device-local, buffers up to %s; subgroup %u; fp16 %s, int8 %s, bf16 %s, "
+                "cooperative matrix %s\n",
+                human_bytes(d.device_local_bytes).c_str(), human_bytes(d.max_storage_buffer_bytes).c_str(),
+                d.subgroup_size, d.fp16 ? "yes" : "no", d.int8 ? "yes" : "no", d.bf16 ? "yes" : "no",
+                d.cooperative_matrix ? "yes" : "no");
+  }
+}
+
 void run_info(const InfoOptions& o) {
+  if (o.devices) return print_devices(o.json);
+  if (o.model.empty()) fail_usage("csq info needs --model PATH (a checkpoint to describe) or --devices");
   auto model = Model::load(o.model, io::FileMemory::Mapped);
   const ModelConfig& c = model->config();
   const CheckpointInfo& ck = model->checkpoint();
@@ -112,8 +154,10 @@ void run_info(const InfoOptions& o) {
 
 const RegisterCommand reg([](CLI::App& root) {
   auto opts = std::make_shared<InfoOptions>();
-  CLI::App* cmd = root.add_subcommand("info", "Describe a model checkpoint (directory or .gguf)");
-  add_model_option(cmd, "--model", opts->model, kModelHelp)->required();
+  CLI::App* cmd = root.add_subcommand("info", "Describe a model checkpoint (directory or .gguf), or the compute devices");
+  auto* model = add_model_option(cmd, "--model", opts->model, kModelHelp);
+  cmd->add_flag("--devices", opts->devices, "List the devices --device can name (CPU, Vulkan devices and their features)")
+      ->excludes(model);
   cmd->add_flag("--json", opts->json, "Print JSON instead of text");
   cmd->callback([opts] { run_info(*opts); });
 });

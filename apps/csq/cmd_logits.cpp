@@ -3,6 +3,7 @@
 
 #include "base/thread_pool.h"
 #include "command.h"
+#include "generation_options.h"
 #include "model_option.h"
 #include "io/safetensors.h"
 #include "model/model.h"
@@ -17,11 +18,13 @@ struct LogitsOptions {
   std::string out;
   bool all_positions = false;
   int threads = 0;
+  std::string device = "cpu";
 };
 
 void run_logits(const LogitsOptions& o) {
   const std::vector<int32_t> ids = parse_token_list(o.tokens);
   auto model = Model::load(o.model);
+  use_device(*model, o.device);
   ThreadPool pool(o.threads);
   Session session(*model, int64_t(ids.size()), pool);
   const std::vector<float>& logits = session.feed(ids, o.all_positions);
@@ -41,6 +44,7 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("--out", opts->out, "Output .safetensors file (tensor 'logits', f32 [1, V] or [T, V])")->required();
   cmd->add_flag("--all-positions", opts->all_positions, "Write the logits of every position, not only the last");
   cmd->add_option("--threads,-t", opts->threads, "Worker threads (default: all cores)");
+  add_device_option(cmd, opts->device);
   cmd->callback([opts] { run_logits(*opts); });
 });
 

@@ -24,6 +24,7 @@ void run_chat_turn(const RunOptions& o) {
   if (o.prompt.empty() == o.prompt_file.empty()) fail_usage("give exactly one of --prompt TEXT or --prompt-file F (- for stdin)");
   const std::string user_text = o.prompt_file.empty() ? o.prompt : read_input(o.prompt_file);
   Engine engine = load_engine(o.gen.model, o.gen.template_file, o.gen.loras, "", weight_memory(o.gen.mmap));
+  use_device(*engine.model, o.gen.device);
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
   messages.push_back({{"role", "user"}, {"content", user_text}});

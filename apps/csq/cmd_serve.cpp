@@ -32,6 +32,7 @@ struct ServeOptions {
   int parallel = 4;
   int64_t ctx = 4096;
   std::string cache_type = "f16";
+  std::string device = "cpu";
   int64_t batch = 256;
   size_t queue = 64;
   int64_t max_tokens = 4096;
@@ -130,6 +131,7 @@ void run_serve(const ServeOptions& o) {
 
   ShutdownSignals signals(std::chrono::seconds(o.shutdown_s));
   Engine engine = load_engine(o.model, o.template_file, o.loras, o.tokenizer, weight_memory(o.mmap));
+  use_device(*engine.model, o.device);
   ThreadPool pool(o.threads);
   SchedulerConfig config;
   config.n_parallel = o.parallel;
@@ -170,6 +172,7 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("--timeout", opts->timeout_s, "Seconds a request may take before it is cut off")->capture_default_str();
   cmd->add_option("--shutdown-timeout", opts->shutdown_s, "Seconds in-flight requests get on SIGTERM")->capture_default_str();
   cmd->add_option("--threads,-t", opts->threads, "Compute threads (default: all cores)");
+  add_device_option(cmd, opts->device);
   cmd->add_option("--model-alias", opts->alias, "Model id reported to and required from clients");
   cmd->add_flag("--log-content", opts->log_content, "Log prompts and answers (off: evidence stays private)");
   add_kb_option(cmd, opts->kb);

@@ -97,6 +97,7 @@ void run_task(Task task, const TaskOptions& o) {
   const std::vector<Input> inputs = read_inputs(task, o);
 
   auto engine = std::make_shared<Engine>(load_engine(o.gen.model, o.gen.template_file, o.gen.loras, "", weight_memory(o.gen.mmap)));
+  use_device(*engine->model, o.gen.device);
   const GenerationRequest base = make_request(o.gen, *engine);
   // --strict: the answer is only the value, in a form the parser always reads. The template's
   // non-thinking mode is asked for, since a constrained answer has no room for a <think> block.

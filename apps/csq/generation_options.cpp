@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "io/mapped_file.h"
+#include "model/device_model.h"
 #include "runtime/constraint.h"
 #include "runtime/engine.h"
 
@@ -26,6 +27,7 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
   add_lora_option(cmd, o.loras);
   add_mmap_option(cmd, o.mmap);
   cmd->add_option("--threads,-t", o.threads, "Worker threads (default: all cores)");
+  add_device_option(cmd, o.device);
   cmd->add_option("--ctx,-c", o.ctx, "Context length in tokens (prompt + answer)")->capture_default_str();
   add_cache_type_option(cmd, o.cache_type);
   cmd->add_option("--max-tokens,-n", o.max_tokens, "Most tokens to generate")->capture_default_str();
@@ -43,6 +45,15 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
   cmd->add_option("--seed", o.seed, "Random seed; the same seed, options and thread count reproduce a run exactly");
   cmd->add_option("--logit-bias", o.logit_bias, "ID=BIAS added to a token's logit (repeatable)");
 }
+
+void add_device_option(CLI::App* cmd, std::string& device) {
+  cmd->add_option("--device", device,
+                  "Where the model runs: cpu, vulkan (the first Vulkan device) or vulkan:N (see csq info --devices); "
+                  "without a Vulkan device, the CPU")
+      ->capture_default_str();
+}
+
+void use_device(Model& model, const std::string& device) { place_model(model, parse_device(device)); }
 
 void add_cache_type_option(CLI::App* cmd, std::string& cache_type) {
   cmd->add_option("--cache-type", cache_type,

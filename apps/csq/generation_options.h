@@ -14,6 +14,7 @@
 #include "runtime/generator.h"
 
 namespace csq {
+class Model;
 struct Engine;
 class TokenConstraint;
 }  // namespace csq
@@ -28,6 +29,7 @@ struct GenerationOptions {
   int threads = 0;
   int64_t ctx = 4096;
   std::string cache_type = "f16";
+  std::string device = "cpu";
   int64_t max_tokens = 512;
   std::vector<std::string> stop;
   bool ignore_eos = false;
@@ -40,13 +42,18 @@ struct GenerationOptions {
   std::string json_schema;  // a file
 };
 
-// Adds --model, --template, --lora, --mmap, --threads, --ctx, --cache-type, --max-tokens, --stop, --ignore-eos and the
+// Adds --model, --template, --lora, --mmap, --threads, --device, --ctx, --cache-type, --max-tokens, --stop, --ignore-eos and the
 // sampling options.
 void add_generation_options(CLI::App* cmd, GenerationOptions& o);
 // Adds --cache-type {f16,f32,q8_0}: how the KV cache stores keys and values.
 void add_cache_type_option(CLI::App* cmd, std::string& cache_type);
 // The storage type a --cache-type value names.
 DType cache_dtype(const std::string& cache_type);
+// Adds --device cpu|vulkan|vulkan:N (default cpu).
+void add_device_option(CLI::App* cmd, std::string& device);
+// Places the model on the --device choice: a Vulkan choice without any Vulkan device says so in
+// one line on stderr and keeps the CPU (model/device_model.h).
+void use_device(Model& model, const std::string& device);
 // Adds --mmap: map the checkpoint from the page cache instead of loading it into memory.
 void add_mmap_option(CLI::App* cmd, bool& mmap);
 inline io::FileMemory weight_memory(bool mmap) { return mmap ? io::FileMemory::Mapped : io::FileMemory::Loaded; }

@@ -82,6 +82,7 @@ class Rope {
     rotate(heads, n_heads, position, -1.0f);
   }
   const std::vector<float>& inv_freq() const { return inv_freq_; }
+  bool adjacent_pairs() const { return adjacent_pairs_; }
   // llama.cpp's rope_freqs tensor (Llama-3 scaling stored in GGUF): frequency i is divided by factors[i].
   void divide_frequencies(const std::vector<float>& factors);
 

@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include "model/device_model.h"
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -172,6 +174,8 @@ void merge_generation_config(const std::string& dir, ModelConfig& c) {
 }  // namespace
 
 Model::~Model() = default;
+
+void Model::set_device(std::unique_ptr<DeviceModel> device) { device_ = std::move(device); }
 
 std::unique_ptr<Model> Model::load(const std::string& path, io::FileMemory memory) {
   std::unique_ptr<Model> model(new Model());

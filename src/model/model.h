@@ -17,6 +17,7 @@ namespace io {
 class GgufFile;
 class SafetensorsCheckpoint;
 }  // namespace io
+class DeviceModel;
 
 struct LayerWeights {
   std::vector<float> attn_norm;        // [hidden]
@@ -66,6 +67,11 @@ class Model {
   void set_adapters(std::vector<AttachedLora> adapters) { adapters_ = std::move(adapters); }
   const std::vector<AttachedLora>& adapters() const { return adapters_; }
 
+  // The device the forward pass runs on (model/device_model.h); nullptr: the CPU. Place the
+  // model after its adapters are set.
+  DeviceModel* device() const { return device_.get(); }
+  void set_device(std::unique_ptr<DeviceModel> device);
+
  private:
   Model() = default;
   void load_hf(const std::string& dir, io::FileMemory memory);
@@ -79,6 +85,7 @@ class Model {
   std::unique_ptr<io::GgufFile> gguf_;
   std::unique_ptr<io::SafetensorsCheckpoint> safetensors_;
   std::vector<AttachedLora> adapters_;
+  std::unique_ptr<DeviceModel> device_;
 };
 
 }  // namespace csq

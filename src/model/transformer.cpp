@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "kernels/quantize.h"
+#include "model/device_model.h"
 
 namespace csq {
 
@@ -23,6 +24,10 @@ KvCache::KvCache(const ModelConfig& config, int32_t n_seqs, int64_t n_ctx, DType
   v_.reset(new uint8_t[size_t(n)]);
 }
 
+KvCache::~KvCache() = default;
+
+void KvCache::set_device(std::unique_ptr<DeviceKvCache> device) { device_ = std::move(device); }
+
 void KvCache::store(int64_t layer, int32_t seq, int64_t position, const float* key, const float* value) {
   const int64_t at = offset(layer, seq) + position * row_bytes_;
   quantize_row(type_, key, k_.get() + at, width_);
@@ -31,6 +36,7 @@ void KvCache::store(int64_t layer, int32_t seq, int64_t position, const float* k
 
 void KvCache::copy_prefix(int32_t from, int32_t to, int64_t n) {
   if (from == to) return;
+  if (device_) return device_copy_prefix(*this, from, to, n);
   for (int64_t layer = 0; layer < n_layers_; ++layer) {
     std::memcpy(k_.get() + offset(layer, to), k_.get() + offset(layer, from), size_t(n * row_bytes_));
     std::memcpy(v_.get() + offset(layer, to), v_.get() + offset(layer, from), size_t(n * row_bytes_));
@@ -79,6 +85,7 @@ void add_bias(float* x, const std::vector<float>& bias, int64_t n_rows) {
 
 void forward(const Model& model, const Batch& batch, KvCache& cache, ThreadPool& pool, std::vector<float>& logits) {
   check_batch(model, batch, cache);
+  if (model.device()) return device_forward(model, batch, cache, logits);
   const ModelConfig& c = model.config();
   const ModelWeights& w = model.weights();
   const int64_t n = batch.size();

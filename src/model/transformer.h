@@ -12,6 +12,8 @@
 
 namespace csq {
 
+struct DeviceKvCache;
+
 // Tokens to run through the model together. Token i of sequence seq_ids[i] sits at
 // positions[i]; it attends to positions 0..positions[i] of that sequence's cache, so earlier
 // positions must be in the cache already or earlier in this batch.
@@ -40,6 +42,7 @@ struct Batch {
 class KvCache {
  public:
   KvCache(const ModelConfig& config, int32_t n_seqs, int64_t n_ctx, DType type = DType::F16);
+  ~KvCache();
 
   int32_t n_seqs() const { return n_seqs_; }
   int64_t n_ctx() const { return n_ctx_; }
@@ -55,6 +58,12 @@ class KvCache {
   // Copies positions [0, n) of sequence `from` into sequence `to` (shared prompt prefixes).
   void copy_prefix(int32_t from, int32_t to, int64_t n);
 
+  // The copy in a device's memory, made by the first forward pass of a model placed on a
+  // device (model/device_model.h); the host arrays stay untouched then.
+  DeviceKvCache* device() const { return device_.get(); }
+  void set_device(std::unique_ptr<DeviceKvCache> device);
+  int64_t n_layers() const { return n_layers_; }
+
  private:
   int64_t offset(int64_t layer, int32_t seq) const { return ((layer * n_seqs_) + seq) * n_ctx_ * row_bytes_; }
   int64_t n_layers_, width_;
@@ -63,6 +72,7 @@ class KvCache {
   DType type_;
   int64_t row_bytes_;
   std::unique_ptr<uint8_t[]> k_, v_;
+  std::unique_ptr<DeviceKvCache> device_;
 };
 
 // Runs `batch` through the model, writing keys/values into `cache` and, for every token with

@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/thread_pool.h"
+#include "model/device_model.h"
 #include "runtime/constraint.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
@@ -42,7 +43,10 @@ class LocalBackend final : public ChatBackend {
 
   void prepare(const std::vector<ChatRequest>& requests) override {
     // Loaded here, not in the constructor, so that a run refused for its manifest costs nothing.
-    if (!engine_) engine_ = std::make_shared<Engine>(load_engine(config_.model, config_.template_file, config_.loras));
+    if (!engine_) {
+      engine_ = std::make_shared<Engine>(load_engine(config_.model, config_.template_file, config_.loras));
+      place_model(*engine_->model, config_.device);
+    }
     const int64_t model_max = engine_->model->config().max_context;
     int64_t need = 16;
     for (const auto& r : requests) {

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/dtype.h"
+#include "model/device_choice.h"
 #include "runtime/sampler.h"
 
 namespace csq {
@@ -73,6 +74,7 @@ struct LocalBackendConfig {
   int64_t ctx = 0;            // positions per sequence; 0: the longest prompt plus its max_tokens
   int64_t batch = 256;        // most tokens in one forward pass
   DType kv_type = DType::F16;  // KV cache storage: F16, F32 or Q8_0
+  DeviceChoice device;         // where the model runs when the backend loads it (model/device_model.h)
 };
 // `engine`: one already loaded (e.g. to build constraints from its tokenizer); null: the backend
 // loads config.model in prepare().

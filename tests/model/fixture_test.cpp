@@ -10,6 +10,7 @@
 #include "reference.h"
 #include "runtime/session.h"
 #include "test_paths.h"
+#include "vulkan_device.h"
 
 namespace csq {
 namespace {
@@ -47,13 +48,41 @@ int count_sequences(const test::Reference& ref) {
   return n;
 }
 
-class HfFixture : public ::testing::TestWithParam<std::string> {};
+// A fixture, on the CPU or on the Vulkan device (device 0; lavapipe in CI). Every check and
+// tolerance is the same on both.
+struct FixtureCase {
+  std::string name;
+  bool vulkan = false;
+};
+
+std::vector<FixtureCase> cases(bool vulkan, std::initializer_list<const char*> names) {
+  std::vector<FixtureCase> v;
+  for (const char* n : names) v.push_back({n, vulkan});
+  return v;
+}
+
+std::string case_name(const ::testing::TestParamInfo<FixtureCase>& info) {
+  std::string name = info.param.name;
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+#define CSQ_PLACE_MODEL(model)                                         \
+  if (GetParam().vulkan) {                                             \
+    std::string why;                                                   \
+    if (!test::place_on_vulkan(*model, why)) {                         \
+      GTEST_SKIP() << "no Vulkan device: " << why;                     \
+    }                                                                  \
+  }
+
+class HfFixture : public ::testing::TestWithParam<FixtureCase> {};
 
 // Logits at every position, the last position in full, and the greedy continuation.
 TEST_P(HfFixture, MatchesTransformers) {
   CSQ_REQUIRE_FIXTURES();
-  const std::string dir = test::fixture("hf/" + GetParam());
+  const std::string dir = test::fixture("hf/" + GetParam().name);
   auto model = Model::load(dir);
+  CSQ_PLACE_MODEL(model);
   test::Reference ref(dir + "/reference.safetensors");
   const int64_t vocab = model->config().vocab_size;
   ThreadPool pool(0);
@@ -102,15 +131,11 @@ TEST_P(HfFixture, MatchesTransformers) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, HfFixture,
-                         ::testing::Values("qwen3-tiny-gqa", "qwen3-tiny-vocab", "llama31-tiny", "qwen2-tiny"),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           return name;
-                         });
+#define CSQ_HF_FIXTURES "qwen3-tiny-gqa", "qwen3-tiny-vocab", "llama31-tiny", "qwen2-tiny"
+INSTANTIATE_TEST_SUITE_P(Fixtures, HfFixture, ::testing::ValuesIn(cases(false, {CSQ_HF_FIXTURES})), case_name);
+INSTANTIATE_TEST_SUITE_P(Vulkan, HfFixture, ::testing::ValuesIn(cases(true, {CSQ_HF_FIXTURES})), case_name);
 
-class GgufFixture : public ::testing::TestWithParam<std::string> {};
+class GgufFixture : public ::testing::TestWithParam<FixtureCase> {};
 
 // F16 weights: float32 arithmetic matches the exact reference to 1e-3. Quantized weights (8-bit
 // activations in the integer kernels): as far from it as llama.cpp is. That distance is chaotic
@@ -120,8 +145,9 @@ class GgufFixture : public ::testing::TestWithParam<std::string> {};
 // on the same file at 95% of the positions.
 TEST_P(GgufFixture, MatchesExactDequantizationAndLlamaCpp) {
   CSQ_REQUIRE_FIXTURES();
-  const std::string base = test::fixture("gguf/qwen3-tiny-gqa-" + GetParam());
+  const std::string base = test::fixture("gguf/qwen3-tiny-gqa-" + GetParam().name);
   auto model = Model::load(base + ".gguf");
+  CSQ_PLACE_MODEL(model);
   test::Reference ref(base + ".reference.safetensors");
   const int64_t vocab = model->config().vocab_size;
   ThreadPool pool(0);
@@ -139,7 +165,7 @@ TEST_P(GgufFixture, MatchesExactDequantizationAndLlamaCpp) {
     const std::vector<float> logits = session.feed(tokens, true);
     const float* last = logits.data() + (T - 1) * vocab;
     const Scores sc = compare(last, exact.data(), vocab);
-    if (GetParam() == "F16") {
+    if (GetParam().name == "F16") {
       EXPECT_LE(sc.max_abs_diff, 1e-3f * sc.max_abs_ref);
     }
     for (int64_t i = 0; i < vocab; ++i) {
@@ -155,14 +181,16 @@ TEST_P(GgufFixture, MatchesExactDequantizationAndLlamaCpp) {
     }
   }
   ASSERT_GT(total, 0);
-  if (GetParam() != "F16") {
+  if (GetParam().name != "F16") {
     EXPECT_LE(std::sqrt(ours_sq), 1.25 * std::sqrt(llama_sq)) << "RMS distance to the exact logits vs llama.cpp's";
     EXPECT_LE(ours_max, 1.5f * llama_max) << "largest distance to the exact logits vs llama.cpp's " << llama_max;
   }
   EXPECT_GE(double(agree) / total, 0.95) << agree << " of " << total << " positions agree with llama.cpp";
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, GgufFixture, ::testing::Values("F16", "Q8_0", "Q4_0", "Q4_K_M", "Q6_K"));
+#define CSQ_GGUF_FIXTURES "F16", "Q8_0", "Q4_0", "Q4_K_M", "Q6_K"
+INSTANTIATE_TEST_SUITE_P(Fixtures, GgufFixture, ::testing::ValuesIn(cases(false, {CSQ_GGUF_FIXTURES})), case_name);
+INSTANTIATE_TEST_SUITE_P(Vulkan, GgufFixture, ::testing::ValuesIn(cases(true, {CSQ_GGUF_FIXTURES})), case_name);
 
 // The F16 GGUF of qwen3-tiny-gqa holds the bf16 weights of the transformers reference exactly.
 struct F16GgufAndReference {
