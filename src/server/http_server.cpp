@@ -253,9 +253,18 @@ void HttpServer::install_routes() {
     if (options_.log_content && !req.body.empty()) std::fprintf(stderr, "  request: %s\n", req.body.c_str());
   });
 
+  // Readiness and load for a load balancer or an orchestrator: 503 while draining, so a
+  // health-checking balancer takes the replica out before its listener closes.
   svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    const SchedulerStats stats = scheduler_.stats();
+    const SchedulerConfig& config = scheduler_.config();
+    const ojson body = {{"status", draining_ ? "draining" : "ok"},
+                        {"queue_depth", stats.queue_depth},
+                        {"queue_capacity", config.max_queue},
+                        {"busy_slots", stats.active},
+                        {"slots", config.n_parallel}};
     res.status = draining_ ? 503 : 200;
-    res.set_content(draining_ ? R"({"status":"shutting down"})" : R"({"status":"ok"})", "application/json");
+    res.set_content(dump(body), "application/json");
   });
   svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_.render(scheduler_.stats()), "text/plain; version=0.0.4");
