@@ -102,7 +102,29 @@ class PrefixedSource : public ByteSource {
   size_t off_ = 0;
 };
 
+class MemorySource : public ByteSource {
+ public:
+  explicit MemorySource(std::string data) : data_(std::move(data)) {}
+  size_t read(char* buf, size_t n) override {
+    const size_t k = std::min(n, data_.size() - off_);
+    std::memcpy(buf, data_.data() + off_, k);
+    off_ += k;
+    return k;
+  }
+
+ private:
+  std::string data_;
+  size_t off_ = 0;
+};
+
 }  // namespace
+
+std::unique_ptr<ByteSource> ByteSource::from_string(std::string data, const std::string& name) {
+  const bool gzip = data.size() >= 2 && uint8_t(data[0]) == 0x1f && uint8_t(data[1]) == 0x8b;
+  auto raw = std::make_unique<MemorySource>(std::move(data));
+  if (gzip) return std::make_unique<GzipSource>(std::move(raw), name);
+  return raw;
+}
 
 std::unique_ptr<ByteSource> ByteSource::open(const std::string& path) {
   std::unique_ptr<ByteSource> raw;

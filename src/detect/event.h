@@ -28,6 +28,8 @@ class ByteSource {
   virtual size_t read(char* buf, size_t n) = 0;
   // "-" is standard input.
   static std::unique_ptr<ByteSource> open(const std::string& path);
+  // Bytes in memory (gzip recognised the same way), e.g. for tests and fuzzing.
+  static std::unique_ptr<ByteSource> from_string(std::string data, const std::string& name);
 };
 
 struct Record {
