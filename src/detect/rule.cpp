@@ -80,7 +80,8 @@ struct CondParser {
         error("aggregation expressions ('|') were removed in Sigma v2; write a correlation rule", i);
       } else {
         const size_t start = i;
-        while (i < text.size() && !std::strchr(" \t\n\r()|", text[i])) ++i;
+        // (not strchr: it would find a NUL byte in the text as the set's terminator)
+        while (i < text.size() && std::string_view(" \t\n\r()|").find(text[i]) == std::string_view::npos) ++i;
         tokens.push_back({text.substr(start, i - start), start});
       }
     }

@@ -109,6 +109,8 @@ TEST(DetectCondition, ErrorsNameTheProblem) {
   EXPECT_NE(error_of("some of sel").find("'some of'"), std::string::npos);
   EXPECT_NE(error_of(std::string(500, '(') + "sel" + std::string(500, ')')).find("nested"), std::string::npos);
   EXPECT_EQ(error_of("sel and not filter"), "");
+  // NUL bytes are ordinary characters (found by fuzz_sigma_condition: they once stalled the tokenizer).
+  EXPECT_NE(error_of(std::string("\0\0\0\4", 4)), "");
 }
 
 TEST(DetectCondition, UndefinedIdentifierSkipsTheRuleWithItsLine) {
