@@ -5,11 +5,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,10 +15,9 @@
 #include <sstream>
 #include <thread>
 
+#include "child_process.h"
 #include "server/serve_process.h"
 #include "test_paths.h"
-
-extern char** environ;
 
 namespace csq::server {
 namespace {
@@ -36,61 +31,6 @@ std::string read_text(const fs::path& path) {
   s << in.rdbuf();
   return s.str();
 }
-
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// A child process with stdout and stderr in files; killed if still running at the end.
-class Child {
- public:
-  Child(std::vector<std::string> argv, const fs::path& out, const fs::path& err) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    rc_ = posix_spawn(&pid_, argv[0].c_str(), &actions, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Child() {
-    if (running()) {
-      kill(pid_, SIGKILL);
-      wait(1h);
-    }
-  }
-  bool started() const { return rc_ == 0; }
-  bool running() const { return rc_ == 0 && !status_; }
-  void signal(int signo) const {
-    if (running()) kill(pid_, signo);
-  }
-  std::optional<int> wait(std::chrono::milliseconds timeout) {
-    const auto until = std::chrono::steady_clock::now() + timeout;
-    while (running()) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) status_ = status;
-      else if (std::chrono::steady_clock::now() >= until) break;
-      else std::this_thread::sleep_for(10ms);
-    }
-    return status_;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int rc_ = -1;
-  std::optional<int> status_;
-};
 
 // Answered generation requests (status 200, both endpoints) from a replica's /metrics.
 int64_t answered(const std::string& url) {
@@ -134,7 +74,7 @@ TEST(ServeReplicas, BehindNginxPrefixRoutingAndDrainingWithoutFailures) {
   for (auto& r : replicas) urls.push_back(r->wait_listening(120s));
 
   // The shipped configuration, with only its addresses changed.
-  const int lb_port = free_port();
+  const int lb_port = test::free_port();
   std::string site = read_text(fs::path(CSQ_SOURCE_DIR) / "deploy/nginx/csq.conf");
   replace_exactly_once(site, "listen 127.0.0.1:8080;", "listen 127.0.0.1:" + std::to_string(lb_port) + ";");
   for (int i = 0; i < 3; ++i)
@@ -147,7 +87,7 @@ TEST(ServeReplicas, BehindNginxPrefixRoutingAndDrainingWithoutFailures) {
                                     << "  client_body_temp_path " << d << "/body;\n  proxy_temp_path " << d << "/proxy;\n"
                                     << "  fastcgi_temp_path " << d << "/fastcgi;\n  uwsgi_temp_path " << d << "/uwsgi;\n"
                                     << "  scgi_temp_path " << d << "/scgi;\n  include " << d << "/csq.conf;\n}\n";
-  Child nginx({"/usr/sbin/nginx", "-p", d, "-e", d + "/error.log", "-c", d + "/nginx.conf"}, dir / "nginx.out",
+  test::Child nginx({"/usr/sbin/nginx", "-p", d, "-e", d + "/error.log", "-c", d + "/nginx.conf"}, dir / "nginx.out",
               dir / "nginx.err");
   ASSERT_TRUE(nginx.started());
   const std::string lb = "http://127.0.0.1:" + std::to_string(lb_port);
@@ -200,7 +140,7 @@ TEST(ServeReplicas, BehindNginxPrefixRoutingAndDrainingWithoutFailures) {
 
   // The load through nginx; replica 0 gets SIGTERM once the run is under way.
   constexpr int kRequests = 120;
-  Child load({CSQ_SERVER_LOAD, "--url", lb, "--clients", "12", "--requests", std::to_string(kRequests)},
+  test::Child load({CSQ_SERVER_LOAD, "--url", lb, "--clients", "12", "--requests", std::to_string(kRequests)},
              dir / "load.out", dir / "load.err");
   ASSERT_TRUE(load.started());
   std::vector<int64_t> start;
