@@ -7,7 +7,7 @@
 
 #include <filesystem>
 
-#include "child_process.h"
+#include "workers/redis_server.h"
 #include "test_paths.h"
 
 namespace csq::workers {
@@ -62,40 +62,12 @@ TEST(RedisUrl, ErrorsNameThePartAndNeverThePassword) {
     EXPECT_EQ(usage_error(url).find("secret"), std::string::npos) << url;
 }
 
-// redis-server on a free loopback port, AOF on, in its own directory.
-class RedisServer {
- public:
-  RedisServer(const fs::path& dir, int port, const std::string& password) : dir_(dir), port_(port), password_(password) {}
-  void start() {
-    server_ = std::make_unique<test::Child>(
-        std::vector<std::string>{"/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                 "--requirepass", password_, "--dir", dir_.string(), "--appendonly", "yes",
-                                 "--appendfsync", "always", "--save", "", "--daemonize", "no"},
-        dir_ / "redis.out", dir_ / "redis.err");
-    ASSERT_TRUE(server_->started());
-  }
-  void stop() {
-    server_->signal(SIGTERM);
-    ASSERT_TRUE(server_->wait(30s));
-  }
-  int port() const { return port_; }
-  std::string url(const std::string& password) const {
-    return "redis://:" + password + "@127.0.0.1:" + std::to_string(port_);
-  }
-
- private:
-  fs::path dir_;
-  int port_;
-  std::string password_;
-  std::unique_ptr<test::Child> server_;
-};
-
 TEST(RedisClient, AuthenticatesSelectsAndReconnectsAfterARestart) {
   if (!fs::exists("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
   const fs::path dir = fs::path(test::temp_dir()) / ("redis-" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
-  RedisServer redis(dir, test::free_port(), "c0rrect-horse");
+  test::RedisServer redis(dir, test::free_port(), "c0rrect-horse");
   redis.start();
 
   RedisOptions options;
