@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -11,6 +12,7 @@
 #include "detect/correlation.h"
 #include "detect/engine.h"
 #include "detect/runner.h"
+#include "workers/stream_worker.h"
 
 namespace csq::app {
 namespace {
@@ -23,6 +25,7 @@ struct DetectOptions {
   bool ignore_logsource = false, json = false;
   int threads = 1;
   double max_record_mb = 16;
+  std::string redis_url, out_stream;  // alerts to a Redis stream instead of stdout
 };
 
 struct Loaded {
@@ -87,6 +90,13 @@ void run_detect(const DetectOptions& o) {
   if (o.events.empty()) fail_usage("--events PATH is required (JSON, JSON Lines, .gz, or - for standard input)");
   if (o.threads < 1 || o.threads > 256) fail_usage("--threads must be between 1 and 256");
   if (o.max_record_mb <= 0 || o.max_record_mb > 4096) fail_usage("--max-record-mb must be within (0, 4096]");
+  if (o.redis_url.empty() != o.out_stream.empty()) fail_usage("--redis and --out-stream go together");
+  std::unique_ptr<workers::RedisClient> redis;
+  std::unique_ptr<workers::StreamPublisher> publisher;
+  if (!o.redis_url.empty()) {
+    redis = std::make_unique<workers::RedisClient>(workers::parse_redis_url(o.redis_url));
+    publisher = std::make_unique<workers::StreamPublisher>(*redis, o.out_stream);
+  }
   const auto l = load(o);
   const Detector detector(l->set, l->pipeline, detector_options(o));
   print_rule_summary(*l, detector);
@@ -103,7 +113,7 @@ void run_detect(const DetectOptions& o) {
       last = now;
       std::fprintf(stderr, "\r%llu events, %llu alerts", (unsigned long long)s.events, (unsigned long long)s.alerts);
     };
-  if (!o.json)
+  if (!o.json && !publisher)
     std::printf("%-24s %-13s %-60s %-30s %s\n", "time", "level", "title", "author", "source:record  tags  matched");
   CorrelationEngine correlations(detector.correlation_rules(), l->set);
   for (const RuleProblem& p : correlations.problems())
@@ -112,7 +122,11 @@ void run_detect(const DetectOptions& o) {
   size_t problems_shown = 0, correlation_alerts = 0;
   std::function<void(Alert&&)> print = [&](Alert&& a) {
         if (a.rule->correlation) ++correlation_alerts;
-        if (o.json) {
+        if (publisher) {
+          // One alert per rule and event: a resent XADD carries the same key.
+          publisher->publish(alert_json(a), (a.rule->id.empty() ? a.rule->title : a.rule->id) + "@" + a.source + ":" +
+                                                std::to_string(a.record));
+        } else if (o.json) {
           std::printf("%s\n", alert_json(a).c_str());
         } else {
           std::string matched;
@@ -149,6 +163,9 @@ void run_detect(const DetectOptions& o) {
                (unsigned long long)stats.alerts_by_level[1], (unsigned long long)stats.alerts_by_level[0]);
   if (!correlations.empty())
     std::fprintf(stderr, "correlations: %llu alerts\n", (unsigned long long)correlation_alerts);
+  if (publisher)
+    std::fprintf(stderr, "written: %llu alerts to stream '%s' at %s\n", (unsigned long long)publisher->published(),
+                 o.out_stream.c_str(), redis->url().redacted().c_str());
   std::fprintf(stderr, "speed: %.0f events/s (%.2f s, %d thread%s)\n",
                stats.seconds > 0 ? double(stats.events + stats.unparseable) / stats.seconds : 0.0, stats.seconds,
                o.threads, o.threads == 1 ? "" : "s");
@@ -222,6 +239,8 @@ const RegisterCommand reg([](CLI::App& root) {
   detect->add_option("--events", o->events, "Event files (JSON Lines, evtx_dump JSON, ECS; .gz; - for stdin)");
   detect->add_option("--threads", o->threads, "Matching threads (default 1)");
   detect->add_option("--max-record-mb", o->max_record_mb, "Largest event record accepted, in MiB (default 16)");
+  detect->add_option("--redis", o->redis_url, "Add the alerts to a Redis stream instead of printing them: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]");
+  detect->add_option("--out-stream", o->out_stream, "The stream for --redis (field 'alert': the --json record; field 'idempotency_key')");
   CLI::App* rules = detect->add_subcommand("rules", "List every rule as loaded or skipped (with line and reason)");
   add_rule_options(rules, *ro);
   detect->require_subcommand(0, 1);

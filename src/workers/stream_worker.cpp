@@ -4,6 +4,35 @@
 
 namespace csq::workers {
 
+RedisReply run_surviving_restarts(RedisClient& redis, const std::vector<std::string>& args, const std::string& stream,
+                                  const std::function<void()>& on_loss) {
+  std::chrono::milliseconds wait{50};
+  for (;;) {
+    try {
+      RedisReply reply = redis.command(args);
+      if (reply.is_error() && reply.text.starts_with("LOADING")) {
+        std::this_thread::sleep_for(wait);
+        wait = std::min(wait * 2, std::chrono::milliseconds(1000));
+        continue;
+      }
+      if (reply.is_error()) fail_runtime("Redis " + args[0] + " on stream '" + stream + "' failed: " + reply.text);
+      return reply;
+    } catch (const RedisConnectionLost&) {
+      on_loss();
+    }
+  }
+}
+
+StreamPublisher::StreamPublisher(RedisClient& redis, std::string stream, std::string field)
+    : redis_(redis), stream_(std::move(stream)), field_(std::move(field)) {
+  if (stream_.empty()) fail_usage("the output stream name is empty");
+}
+
+void StreamPublisher::publish(const std::string& record, const std::string& idempotency_key) {
+  run_surviving_restarts(redis_, {"XADD", stream_, "*", field_, record, "idempotency_key", idempotency_key}, stream_, [] {});
+  ++published_;
+}
+
 StreamWorker::StreamWorker(RedisClient& redis, StreamWorkerConfig config, BatchProcessor process)
     : redis_(redis), config_(std::move(config)), process_(std::move(process)) {
   if (config_.stream.empty() || config_.group.empty() || config_.consumer.empty() || config_.out_stream.empty())
@@ -17,25 +46,12 @@ std::string StreamWorker::idempotency_key(const StreamWorkerConfig& config, cons
 }
 
 RedisReply StreamWorker::retrying(const std::vector<std::string>& args) {
-  std::chrono::milliseconds wait{50};
-  for (;;) {
-    try {
-      RedisReply reply = redis_.command(args);
-      // A restarted server answers LOADING until it has read its data back.
-      if (reply.is_error() && reply.text.starts_with("LOADING")) {
-        std::this_thread::sleep_for(wait);
-        wait = std::min(wait * 2, std::chrono::milliseconds(1000));
-        continue;
-      }
-      if (reply.is_error()) fail_runtime("Redis " + args[0] + " on stream '" + config_.stream + "' failed: " + reply.text);
-      return reply;
-    } catch (const RedisConnectionLost&) {
-      ++counts_.connection_losses;
-      // Entries a lost XREADGROUP delivered are in this consumer's pending list: read it again.
-      read_own_pending_ = true;
-      own_cursor_ = "0";
-    }
-  }
+  return run_surviving_restarts(redis_, args, config_.stream, [this] {
+    ++counts_.connection_losses;
+    // Entries a lost XREADGROUP delivered are in this consumer's pending list: read it again.
+    read_own_pending_ = true;
+    own_cursor_ = "0";
+  });
 }
 
 void StreamWorker::ensure_group() {

@@ -54,6 +54,27 @@ struct WorkerCounts {
   uint64_t connection_losses = 0;
 };
 
+// Runs a command, again after a lost connection once the client has reconnected (`on_loss` is
+// told each time), waiting out LOADING while a restarted server reads its data back. An error
+// reply throws csq::Error naming the command and the stream.
+RedisReply run_surviving_restarts(RedisClient& redis, const std::vector<std::string>& args, const std::string& stream,
+                                  const std::function<void()>& on_loss);
+
+// Adds records to a stream, the first stage of a pipeline (csq detect's alerts): `field` holds
+// the record, `idempotency_key` a key the producer chooses. An XADD whose connection broke is
+// sent again after reconnecting, so a consumer may see a record twice, both with one key.
+class StreamPublisher {
+ public:
+  StreamPublisher(RedisClient& redis, std::string stream, std::string field = "alert");
+  void publish(const std::string& record, const std::string& idempotency_key);
+  uint64_t published() const { return published_; }
+
+ private:
+  RedisClient& redis_;
+  std::string stream_, field_;
+  uint64_t published_ = 0;
+};
+
 class StreamWorker {
  public:
   StreamWorker(RedisClient& redis, StreamWorkerConfig config, BatchProcessor process);
