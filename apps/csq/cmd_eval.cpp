@@ -77,13 +77,6 @@ struct RunOptions {
   bool quiet = false;
 };
 
-std::string read_api_key(const std::string& path) {
-  std::string key = io::read_text_file(path);
-  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) key.pop_back();
-  if (key.empty()) fail_input(path + ": the API key file is empty");
-  return key;
-}
-
 void run_run(RunOptions o) {
   if (o.model.empty() == o.endpoint.empty()) fail_usage("give exactly one of --model PATH or --endpoint URL");
   o.run.data_dir = data_dir_or_env(o.run.data_dir);
@@ -105,7 +98,7 @@ void run_run(RunOptions o) {
     tasks::EndpointConfig c;
     c.url = o.endpoint;
     c.api_model = o.api_model;
-    if (!o.api_key_file.empty()) c.api_key = read_api_key(o.api_key_file);
+    if (!o.api_key_file.empty()) c.api_key = read_api_key_file(o.api_key_file);
     c.concurrency = o.parallel;
     c.retries = o.retries;
     c.timeout = std::chrono::seconds(o.timeout_s);

@@ -2,19 +2,16 @@
 // stdin, or a batch over JSONL (one JSON line out per line in, in order, decoded together).
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
-#include <exception>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <sstream>
-#include <thread>
 
 #include "base/error.h"
 #include "base/jsonl.h"
 #include "command.h"
 #include "generation_options.h"
+#include "ordered_run.h"
 #include "runtime/constraint.h"
 #include "runtime/engine.h"
 #include "tasks/chat_backend.h"
@@ -133,29 +130,11 @@ void run_task(Task task, const TaskOptions& o) {
   backend->prepare(requests);
 
   // Batch answers are decoded together and printed in input order as soon as each is ready.
-  std::vector<std::optional<ojson>> results(requests.size());
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex mutex;
-  std::exception_ptr error;
-  size_t printed = 0, done = 0;
   const bool batch = !o.jsonl.empty();
   const bool progress = batch && isatty(2);
-  auto print_ready = [&] {
-    for (; printed < results.size() && results[printed]; ++printed) {
-      const ojson& r = *results[printed];
-      if (batch || o.json) {
-        std::printf("%s\n", r.dump(-1, ' ', false, ojson::error_handler_t::replace).c_str());
-      } else {
-        std::printf("%s\n", r["answer"].get<std::string>().c_str());
-        if (task != Task::Ask) std::printf("\n%s\n", summary_line(task, r).c_str());
-      }
-    }
-    std::fflush(stdout);
-  };
-  auto worker = [&] {
-    for (size_t k; !failed && (k = next++) < requests.size();) {
-      try {
+  run_ordered(
+      requests.size(), config.parallel,
+      [&](size_t k) {
         const tasks::ChatResult res = backend->complete(requests[k]);
         ojson r;
         if (batch) r["line"] = inputs[k].line;
@@ -163,23 +142,21 @@ void run_task(Task task, const TaskOptions& o) {
         r.update(tasks::task_result(task, *parser, res));
         r["seed"] = requests[k].sampling.seed;
         r["usage"] = {{"prompt_tokens", res.prompt_tokens}, {"completion_tokens", res.completion_tokens}};
-        std::lock_guard<std::mutex> lock(mutex);
-        results[k] = std::move(r);
-        ++done;
-        if (progress) std::fprintf(stderr, "\rcsq %s: %zu/%zu done", tasks::task_name(task), done, results.size());
-        print_ready();
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex);
-        if (!error) error = std::current_exception();
-        failed = true;
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 0; t < config.parallel; ++t) threads.emplace_back(worker);
-  for (auto& t : threads) t.join();
+        return r;
+      },
+      [&](size_t, const ojson& r) {
+        if (batch || o.json) {
+          std::printf("%s\n", r.dump(-1, ' ', false, ojson::error_handler_t::replace).c_str());
+        } else {
+          std::printf("%s\n", r["answer"].get<std::string>().c_str());
+          if (task != Task::Ask) std::printf("\n%s\n", summary_line(task, r).c_str());
+        }
+        std::fflush(stdout);
+      },
+      [&](size_t done) {
+        if (progress) std::fprintf(stderr, "\rcsq %s: %zu/%zu done", tasks::task_name(task), done, requests.size());
+      });
   if (progress) std::fprintf(stderr, "\n");
-  if (error) std::rethrow_exception(error);
 }
 
 void add_task(CLI::App& root, Task task, const std::string& help, const std::string& input_help) {

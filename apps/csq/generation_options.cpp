@@ -147,4 +147,11 @@ std::string read_input(const std::string& path) {
   return io::read_text_file(path);
 }
 
+std::string read_api_key_file(const std::string& path) {
+  std::string key = io::read_text_file(path);
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) key.pop_back();
+  if (key.empty()) fail_input(path + ": the API key file is empty");
+  return key;
+}
+
 }  // namespace csq::app

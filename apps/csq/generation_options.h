@@ -76,5 +76,7 @@ void print_result_json(nlohmann::ordered_json j, const GenerationResult& result,
 
 // Reads a whole file or, for "-", standard input; errors name the path.
 std::string read_input(const std::string& path);
+// An endpoint's API key from a file (trailing newline and spaces dropped); errors name the path.
+std::string read_api_key_file(const std::string& path);
 
 }  // namespace csq::app

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -50,6 +51,11 @@ class LocalBackend final : public ChatBackend {
     const int64_t model_max = engine_->model->config().max_context;
     int64_t need = 16;
     for (const auto& r : requests) {
+      if (!r.response_schema.is_null()) {
+        if (r.constraint) fail_usage(r.label + ": give a constraint or a response schema, not both");
+        auto& compiled = schemas_[r.response_schema.dump()];
+        if (!compiled) compiled = make_json_schema_constraint(engine_->tokenizer, r.response_schema);
+      }
       const int64_t total = int64_t(encode(r).ids.size()) + r.max_tokens;
       if (config_.ctx > 0 && total > config_.ctx)
         fail_input(r.label + ": the prompt (" + std::to_string(total - r.max_tokens) + " tokens) plus max_tokens (" +
@@ -87,7 +93,13 @@ class LocalBackend final : public ChatBackend {
     g.eos_ids = engine_->eos_ids;
     g.ignore_eos = r.ignore_eos;
     g.reasoning_open = e.reasoning_open;
-    std::unique_ptr<TokenConstraint> constraint = r.constraint ? r.constraint->fresh() : nullptr;
+    const TokenConstraint* given = r.constraint;
+    if (!r.response_schema.is_null()) {
+      const auto it = schemas_.find(r.response_schema.dump());
+      if (it == schemas_.end()) fail_runtime(r.label + ": its response schema was not given to prepare()");
+      given = it->second.get();
+    }
+    std::unique_ptr<TokenConstraint> constraint = given ? given->fresh() : nullptr;
     auto job = scheduler_->submit(std::move(g), std::move(constraint), std::chrono::hours(24));
     if (!job) fail_runtime(r.label + ": the scheduler's queue is full");
     const GenerationResult& res = job->wait(std::chrono::hours(24));
@@ -138,6 +150,7 @@ class LocalBackend final : public ChatBackend {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Scheduler> scheduler_;
   std::mutex encode_mutex_;
+  std::map<std::string, std::unique_ptr<TokenConstraint>> schemas_;  // by schema text; filled by prepare()
   int64_t ctx_ = 0;
 };
 
@@ -210,6 +223,8 @@ class EndpointBackend final : public ChatBackend {
     body["seed"] = r.sampling.seed;
     if (!r.stop.empty()) body["stop"] = r.stop;
     if (!r.template_kwargs.empty()) body["chat_template_kwargs"] = r.template_kwargs;
+    if (!r.response_schema.is_null())
+      body["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "answer"}, {"schema", r.response_schema}}}};
     body["stream"] = false;
     const auto t0 = Clock::now();
     const nlohmann::json j = request("POST", url_.chat_path, body.dump(-1, ' ', false, ojson::error_handler_t::replace),

@@ -31,6 +31,10 @@ struct ChatRequest {
   std::vector<std::string> stop;
   bool ignore_eos = false;            // in process only
   const TokenConstraint* constraint = nullptr;  // in process only; each answer gets a fresh() copy
+  // A JSON Schema the answer must follow (null: none): in process a schema constraint compiled
+  // once per schema in prepare(), at an endpoint response_format {"type": "json_schema"}. Not
+  // with `constraint`.
+  nlohmann::ordered_json response_schema;
   // Template switches such as {"enable_thinking": false}; sent as chat_template_kwargs.
   nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();
 };
