@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -36,6 +38,7 @@ struct BenchOptions {
   bool mmap = false;
   std::string cache_type = "f16";
   std::string device = "cpu";
+  std::vector<int> streams;  // --streams: batched generation instead of pp/tg
 };
 
 using Clock = std::chrono::steady_clock;
@@ -91,41 +94,139 @@ double time_generation(const Model& model, ThreadPool& pool, const std::vector<i
   return seconds_since(start);
 }
 
-// Best of several passes reading a buffer far larger than the caches with every thread, in
-// bytes per second: the bandwidth a memory-bound generation step can hope for. The loop asks for
-// each cache line 4 KB ahead, as the matrix kernels do: without that a plain loop stays
+// llama-batched-bench's test for one stream count: n_streams prompts of n_prompt tokens (in
+// batches of up to 512 tokens, its default micro-batch), then n_gen steps that each decode one
+// token of every stream in a single batch, so every step reads the weights once for all streams.
+struct StreamsTiming {
+  double prompt_s = 0, gen_s = 0;
+};
+
+StreamsTiming time_streams(const Model& model, ThreadPool& pool, int n_streams, int n_prompt, int n_gen, DType kv_type) {
+  constexpr int64_t kPromptBatch = 512;
+  const int64_t vocab = model.config().vocab_size;
+  KvCache cache(model.config(), n_streams, int64_t(n_prompt) + n_gen, kv_type);
+  std::vector<float> logits;
+  Batch batch;
+  StreamsTiming timing;
+  // Each stream its own prompt: stream s starts s tokens further along the same sequence of ids.
+  const auto ids = bench_tokens(n_prompt + n_gen + n_streams, vocab);
+  auto start = Clock::now();
+  for (int s = 0; s < n_streams; ++s)
+    for (int i = 0; i < n_prompt; ++i) {
+      batch.add(ids[size_t(s + i)], i, s, i + 1 == n_prompt);
+      if (batch.size() == kPromptBatch) {
+        forward(model, batch, cache, pool, logits);
+        batch.clear();
+      }
+    }
+  if (batch.size() > 0) forward(model, batch, cache, pool, logits);
+  timing.prompt_s = seconds_since(start);
+  start = Clock::now();
+  for (int g = 0; g < n_gen; ++g) {
+    batch.clear();
+    for (int s = 0; s < n_streams; ++s) batch.add(ids[size_t(s + n_prompt + g)], n_prompt + g, s, true);
+    forward(model, batch, cache, pool, logits);
+  }
+  timing.gen_s = seconds_since(start);
+  return timing;
+}
+
+// --streams: llama-batched-bench's table (-npp -ntg -npl), one line per stream count, the mean
+// of -r runs after a warm-up.
+void run_streams(const BenchOptions& o, const Model& model, ThreadPool& pool, DType kv_type) {
+  if (o.prompt < 1 || o.gen < 1) fail_usage("--streams needs -p >= 1 and -n >= 1");
+  for (int n : o.streams)
+    if (n < 1 || n > 256) fail_usage("--streams: each stream count must be 1..256, got " + std::to_string(n));
+  nlohmann::json rows = nlohmann::json::array();
+  if (!o.json) {
+    std::printf("|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s |\n");
+    std::printf("|-------|--------|------|--------|----------|----------|----------|----------|----------|----------|\n");
+  }
+  time_streams(model, pool, 1, std::min(o.prompt, 8), 1, kv_type);  // warm-up: page in the weights
+  for (int n : o.streams) {
+    std::vector<double> pp_tps, tg_tps;
+    StreamsTiming mean;
+    for (int r = 0; r < o.reps; ++r) {
+      std::fprintf(stderr, "\rstreams %d: run %d/%d", n, r + 1, o.reps);
+      const StreamsTiming t = time_streams(model, pool, n, o.prompt, o.gen, kv_type);
+      mean.prompt_s += t.prompt_s / o.reps;
+      mean.gen_s += t.gen_s / o.reps;
+      pp_tps.push_back(double(n) * o.prompt / t.prompt_s);
+      tg_tps.push_back(double(n) * o.gen / t.gen_s);
+    }
+    std::fprintf(stderr, "\r%40s\r", "");
+    const Stats pp = stats(pp_tps), tg = stats(tg_tps);
+    const int64_t n_kv = int64_t(n) * (o.prompt + o.gen);
+    const double total_s = mean.prompt_s + mean.gen_s;
+    if (o.json) {
+      rows.push_back({{"streams", n}, {"n_prompt", o.prompt}, {"n_gen", o.gen}, {"n_kv", n_kv},
+                      {"t_pp_s", mean.prompt_s}, {"pp_tokens_per_s", pp.mean}, {"t_tg_s", mean.gen_s},
+                      {"tg_tokens_per_s", tg.mean}, {"tg_tokens_per_s_sd", tg.sd}, {"tg_samples", tg.samples},
+                      {"t_s", total_s}, {"tokens_per_s", double(n_kv) / total_s}});
+    } else {
+      std::printf("| %5d | %6d | %4d | %6lld | %8.3f | %8.2f | %8.3f | %8.2f | %8.3f | %8.2f |\n", o.prompt, o.gen, n,
+                  static_cast<long long>(n_kv), mean.prompt_s, pp.mean, mean.gen_s, tg.mean, total_s,
+                  double(n_kv) / total_s);
+      std::fflush(stdout);
+    }
+  }
+  if (o.json) {
+    nlohmann::json j;
+    j["model"] = o.model;
+    j["n_threads"] = o.threads;
+    j["kernels"] = kernels::matmul_kernel_set();
+    j["repetitions"] = o.reps;
+    j["cache_type"] = o.cache_type;
+    j["peak_rss_bytes"] = uint64_t(double(peak_resident_kib()) * 1024.0);
+    j["streams"] = rows;
+    std::printf("%s\n", j.dump(2).c_str());
+  }
+}
+
+// Passes reading a buffer far larger than the caches with every thread, in bytes per second
+// each: the best is the bandwidth a memory-bound generation step can hope for. Each pass asks for
+// every cache line 4 KB ahead, as the matrix kernels do: without that a plain loop stays
 // latency-bound on some machines (VMs especially) and the roofline would sit below what the
-// kernels reach.
-double measure_read_bandwidth(ThreadPool& pool) {
+// kernels reach. The passes alternate between two strides of the threads' ranges (one range per
+// thread, and interleaved 1 MiB chunks) since which reads faster differs between machines.
+std::vector<double> measure_read_bandwidth(ThreadPool& pool) {
   const size_t n = size_t(1) << 27;  // 1 GiB of uint64
   std::unique_ptr<uint64_t[]> buf(new uint64_t[n]);
   pool.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) buf[size_t(i)] = uint64_t(i);
   });
-  double best = 0;
   std::vector<uint64_t> sinks(size_t(pool.size()) * 8);
-  for (int pass = 0; pass < 5; ++pass) {
+  const auto read = [&](int64_t b, int64_t e) {
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = b;
+    for (; i + 8 <= e; i += 8) {
+      __builtin_prefetch(&buf[size_t(i)] + 512);
+      s0 += buf[size_t(i)];
+      s1 += buf[size_t(i + 1)];
+      s2 += buf[size_t(i + 2)];
+      s3 += buf[size_t(i + 3)];
+      s0 += buf[size_t(i + 4)];
+      s1 += buf[size_t(i + 5)];
+      s2 += buf[size_t(i + 6)];
+      s3 += buf[size_t(i + 7)];
+    }
+    for (; i < e; ++i) s0 += buf[size_t(i)];
+    return s0 + s1 + s2 + s3;
+  };
+  constexpr int64_t kChunk = int64_t(1) << 17;  // 1 MiB of uint64
+  std::vector<double> passes;
+  for (int pass = 0; pass < 6; ++pass) {
     const auto start = Clock::now();
-    pool.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int thread) {
-      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      int64_t i = b;
-      for (; i + 8 <= e; i += 8) {
-        __builtin_prefetch(&buf[size_t(i)] + 512);
-        s0 += buf[size_t(i)];
-        s1 += buf[size_t(i + 1)];
-        s2 += buf[size_t(i + 2)];
-        s3 += buf[size_t(i + 3)];
-        s0 += buf[size_t(i + 4)];
-        s1 += buf[size_t(i + 5)];
-        s2 += buf[size_t(i + 6)];
-        s3 += buf[size_t(i + 7)];
-      }
-      for (; i < e; ++i) s0 += buf[size_t(i)];
-      sinks[size_t(thread) * 8] = s0 + s1 + s2 + s3;
-    });
-    best = std::max(best, double(n * sizeof(uint64_t)) / seconds_since(start));
+    if (pass % 2 == 0) {
+      pool.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int thread) { sinks[size_t(thread) * 8] += read(b, e); });
+    } else {
+      pool.parallel_for_dynamic(int64_t(n) / kChunk, 1, [&](int64_t b, int64_t e, int thread) {
+        sinks[size_t(thread) * 8] += read(b * kChunk, e * kChunk);
+      });
+    }
+    passes.push_back(double(n * sizeof(uint64_t)) / seconds_since(start));
   }
-  return best;
+  return passes;
 }
 
 // Bytes of weights one generation step reads: every layer matrix and the output head (the
@@ -142,8 +243,8 @@ uint64_t weight_bytes_per_token(const Model& model) {
 // Multiply-adds of one prompt token in the layer matrices (the output head runs for the last
 // token only; attention adds under 1% at these lengths), split by the arithmetic matmul uses.
 struct PromptMacs {
-  double int8 = 0, floats = 0, reference = 0;
-  double total() const { return int8 + floats + reference; }
+  double int8 = 0, floats = 0, bf16 = 0, reference = 0;
+  double total() const { return int8 + floats + bf16 + reference; }
 };
 
 PromptMacs prompt_macs_per_token(const Model& model) {
@@ -153,6 +254,7 @@ PromptMacs prompt_macs_per_token(const Model& model) {
     switch (kernels::matmul_arithmetic(m.type)) {
       case kernels::MatmulArithmetic::Int8: macs.int8 += n; break;
       case kernels::MatmulArithmetic::Float: macs.floats += n; break;
+      case kernels::MatmulArithmetic::BF16: macs.bf16 += n; break;
       case kernels::MatmulArithmetic::Reference: macs.reference += n; break;
     }
   };
@@ -164,11 +266,14 @@ PromptMacs prompt_macs_per_token(const Model& model) {
 // Prompt tokens per second if every layer matrix ran at the machine's peak for its arithmetic;
 // 0 where some matrix has no fast kernel here (the probes do not describe the reference path).
 double prompt_roofline(const PromptMacs& macs, const kernels::ComputePeak& peak) {
-  if (macs.reference > 0 || (macs.int8 > 0 && peak.int8_macs_per_s <= 0) || (macs.floats > 0 && peak.float_macs_per_s <= 0))
-    return 0;
-  const double seconds = (macs.int8 > 0 ? macs.int8 / peak.int8_macs_per_s : 0) +
-                         (macs.floats > 0 ? macs.floats / peak.float_macs_per_s : 0);
-  return seconds > 0 ? 1.0 / seconds : 0;
+  double seconds = 0;
+  for (const auto& [work, rate] : {std::pair{macs.int8, peak.int8_macs_per_s}, std::pair{macs.floats, peak.float_macs_per_s},
+                                  std::pair{macs.bf16, peak.bf16_macs_per_s}}) {
+    if (work <= 0) continue;
+    if (rate <= 0) return 0;
+    seconds += work / rate;
+  }
+  return macs.reference > 0 || seconds <= 0 ? 0 : 1.0 / seconds;
 }
 
 std::string model_type_name(const Model& model) {
@@ -198,6 +303,7 @@ void run_bench(const BenchOptions& o) {
   const std::string backend = model->device() ? "Vulkan" : "CPU";
   const ModelConfig& c = model->config();
   ThreadPool pool(o.threads);
+  if (!o.streams.empty()) return run_streams(o, *model, pool, kv_type);
 
   struct Test {
     std::string name;
@@ -207,7 +313,7 @@ void run_bench(const BenchOptions& o) {
   std::vector<Test> tests;
   // The machine's bandwidth drifts (other tenants of a VM host): measured before and after the
   // tests, and the better of the two taken, so the roofline fraction errs on the low side.
-  const double bandwidth_before = o.roofline ? measure_read_bandwidth(pool) : 0;
+  std::vector<double> bandwidth_probes = o.roofline ? measure_read_bandwidth(pool) : std::vector<double>{};
   const kernels::ComputePeak peak_before = o.roofline ? kernels::measure_compute_peak(pool) : kernels::ComputePeak{};
   if (o.roofline && !reset_peak_resident())
     std::fprintf(stderr, "note: the peak memory below includes the 1 GiB bandwidth buffer\n");
@@ -235,13 +341,16 @@ void run_bench(const BenchOptions& o) {
 
   const double rss = double(peak_resident_kib()) * 1024.0;
   const uint64_t per_token = weight_bytes_per_token(*model);
-  const double bandwidth = o.roofline ? std::max(bandwidth_before, measure_read_bandwidth(pool)) : 0;
+  if (o.roofline)
+    for (double v : measure_read_bandwidth(pool)) bandwidth_probes.push_back(v);
+  const double bandwidth = bandwidth_probes.empty() ? 0 : *std::max_element(bandwidth_probes.begin(), bandwidth_probes.end());
   const double roof_tps = bandwidth > 0 ? bandwidth / double(per_token) : 0;
   kernels::ComputePeak peak;
   if (o.roofline) {
     const kernels::ComputePeak after = kernels::measure_compute_peak(pool);
     peak.int8_macs_per_s = std::max(peak_before.int8_macs_per_s, after.int8_macs_per_s);
     peak.float_macs_per_s = std::max(peak_before.float_macs_per_s, after.float_macs_per_s);
+    peak.bf16_macs_per_s = std::max(peak_before.bf16_macs_per_s, after.bf16_macs_per_s);
   }
   const PromptMacs macs = prompt_macs_per_token(*model);
   const double pp_roof_tps = o.roofline ? prompt_roofline(macs, peak) : 0;
@@ -269,9 +378,11 @@ void run_bench(const BenchOptions& o) {
     j["weight_bytes_per_token"] = per_token;
     if (o.roofline) {
       j["read_bandwidth_bytes_per_s"] = bandwidth;
+      j["bandwidth_probes"] = bandwidth_probes;
       j["tg_roofline_tokens_per_s"] = roof_tps;
       j["int8_peak_macs_per_s"] = peak.int8_macs_per_s;
       j["float_peak_macs_per_s"] = peak.float_macs_per_s;
+      if (peak.bf16_macs_per_s > 0) j["bf16_peak_macs_per_s"] = peak.bf16_macs_per_s;
       j["prompt_macs_per_token"] = macs.total();
       if (pp_roof_tps > 0) j["pp_roofline_tokens_per_s"] = pp_roof_tps;
     }
@@ -283,6 +394,7 @@ void run_bench(const BenchOptions& o) {
       r["stddev_ts"] = t.tps.sd;
       r["samples_ts"] = t.tps.samples;
       if (o.roofline && roofline_of(t) > 0) r["roofline_fraction"] = t.tps.mean / roofline_of(t);
+      if (t.name[0] == 't') r["implied_bandwidth_bytes_per_s"] = t.tps.mean * double(per_token);
       j["results"].push_back(r);
     }
     std::printf("%s\n", j.dump(2).c_str());
@@ -302,18 +414,26 @@ void run_bench(const BenchOptions& o) {
   std::printf("kernels: %s; weights %s\n", kernels::matmul_kernel_set(),
               o.mmap ? "mapped from the page cache (--mmap)" : "loaded into memory");
   if (o.roofline) {
-    std::printf("read bandwidth %.1f GB/s with %d threads; generation reads %.2f GB of weights per token\n",
-                bandwidth / 1e9, o.threads, double(per_token) / 1e9);
-    if (peak.int8_macs_per_s > 0)
-      std::printf("multiply-add peak %.1f G/s int8, %.1f G/s float with %d threads; a prompt token takes %.2f G "
+    const auto [low, high] = std::minmax_element(bandwidth_probes.begin(), bandwidth_probes.end());
+    std::printf("read bandwidth %.1f GB/s with %d threads (best of %zu probes, %.1f-%.1f); generation reads %.2f GB of "
+                "weights per token\n",
+                bandwidth / 1e9, o.threads, bandwidth_probes.size(), *low / 1e9, *high / 1e9, double(per_token) / 1e9);
+    if (peak.int8_macs_per_s > 0) {
+      std::string bf16;
+      if (peak.bf16_macs_per_s > 0) bf16 = ", " + std::to_string(int(peak.bf16_macs_per_s / 1e9)) + " G/s bf16";
+      std::printf("multiply-add peak %.1f G/s int8, %.1f G/s float%s with %d threads; a prompt token takes %.2f G "
                   "multiply-adds in the layer matrices\n",
-                  peak.int8_macs_per_s / 1e9, peak.float_macs_per_s / 1e9, o.threads, macs.total() / 1e9);
-    else
+                  peak.int8_macs_per_s / 1e9, peak.float_macs_per_s / 1e9, bf16.c_str(), o.threads, macs.total() / 1e9);
+    } else {
       std::printf("no compute roofline: this CPU runs the reference kernels\n");
+    }
     for (const Test& t : tests)
-      if (roofline_of(t) > 0)
-        std::printf("%s %s roofline %.2f tok/s: achieved %.1f%%\n", t.name.c_str(),
-                    t.name[0] == 't' ? "bandwidth" : "compute", roofline_of(t), 100.0 * t.tps.mean / roofline_of(t));
+      if (roofline_of(t) > 0) {
+        char implied[64] = "";
+        if (t.name[0] == 't') std::snprintf(implied, sizeof implied, " (reads %.1f GB/s)", t.tps.mean * double(per_token) / 1e9);
+        std::printf("%s %s roofline %.2f tok/s: achieved %.1f%%%s\n", t.name.c_str(),
+                    t.name[0] == 't' ? "bandwidth" : "compute", roofline_of(t), 100.0 * t.tps.mean / roofline_of(t), implied);
+      }
   }
 }
 
@@ -328,6 +448,10 @@ const RegisterCommand reg([](CLI::App& root) {
   add_cache_type_option(cmd, opts->cache_type);
   add_device_option(cmd, opts->device);
   add_mmap_option(cmd, opts->mmap);
+  cmd->add_option("--streams", opts->streams,
+                  "Batched generation instead: for each stream count (comma-separated, e.g. 1,4,8,16), -p prompt "
+                  "tokens per stream, then -n steps decoding one token of every stream, in llama-batched-bench's layout")
+      ->delimiter(',');
   cmd->add_flag("--json", opts->json, "Print the results as JSON");
   cmd->add_flag("--roofline", opts->roofline, "Measure read bandwidth and multiply-add peaks; report tg and pp as fractions of their rooflines");
   cmd->callback([opts] { run_bench(*opts); });

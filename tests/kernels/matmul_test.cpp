@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/half.h"
@@ -53,7 +54,8 @@ Problem make_problem(const Case& c, uint32_t seed) {
   return p;
 }
 
-// The activations as the kernel sees them: rounded to 8 bits for the quantized weight types.
+// The activations as the kernel sees them: rounded to 8 bits for the quantized weight types, to
+// the sum of two bf16 parts for BF16 weights on the bf16 dot product.
 std::vector<float> kernel_activations(const cpu::RowKernel& k, const float* x, int64_t cols) {
   std::vector<uint8_t> q(size_t(cpu::act_row_bytes(k.act, cols)));
   cpu::quantize_act(k.act, x, q.data(), cols);
@@ -64,6 +66,9 @@ std::vector<float> kernel_activations(const cpu::RowKernel& k, const float* x, i
   } else if (k.act == cpu::ActFormat::Q8K) {
     const auto* b = reinterpret_cast<const quants::BlockQ8_K*>(q.data());
     for (int64_t i = 0; i < cols; ++i) out[size_t(i)] = b[i / 256].d * float(b[i / 256].qs[i % 256]);
+  } else if (k.act == cpu::ActFormat::BF16) {
+    const auto* b = reinterpret_cast<const uint16_t*>(q.data());
+    for (int64_t i = 0; i < cols; ++i) out[size_t(i)] = bf16_to_f32(b[i]) + bf16_to_f32(b[cols + i]);  // exact
   } else {
     std::memcpy(out.data(), x, size_t(cols) * sizeof(float));
   }
@@ -76,7 +81,7 @@ TEST_P(FastMatmul, MatchesReference) {
   const Case c = GetParam();
   SCOPED_TRACE(name(c));
   if (!cpu::cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2: matmul is the reference here";
-  const cpu::RowKernel* kernel = cpu::avx2_kernel(c.type);
+  const cpu::RowKernel* kernel = cpu::matmul_row_kernel(c.type);  // the one matmul runs
   ASSERT_NE(kernel, nullptr);
   Problem p = make_problem(c, uint32_t(c.rows * 131 + c.cols * 7 + c.tokens));
   ThreadPool pool2(2), pool1(1), pool3(3);
@@ -171,12 +176,17 @@ INSTANTIATE_TEST_SUITE_P(Kernels, FastMatmul, ::testing::ValuesIn(cases()), [](c
 // result depend on the row count.
 TEST(FastMatmul, EightRowKernelsMatchTheRowKernelBitForBit) {
   if (!cpu::cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2";
-  for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::F32, DType::F16, DType::BF16}) {
-    const cpu::RowKernel* kernel = cpu::avx2_kernel(type);
+  std::vector<std::pair<DType, const cpu::RowKernel*>> kernels;
+  for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::F32, DType::F16, DType::BF16})
+    kernels.push_back({type, cpu::avx2_kernel(type)});
+  if (cpu::cpu_has_avx512_bf16()) kernels.push_back({DType::BF16, cpu::avx512_bf16_kernel()});
+  for (const auto& [type, kernel] : kernels) {
     ASSERT_NE(kernel, nullptr);
     ASSERT_NE(kernel->rows8, nullptr);
     for (int64_t tokens : {int64_t(1), int64_t(3), int64_t(6), cpu::kTileMinTokens + 1, cpu::kQ6KTileMinTokens + 1}) {
-      const Case c{type, 8, 256 * 21, tokens};  // more blocks than one pass of either kernel holds
+      // More blocks than one pass of either kernel holds; for the bf16 kernel also an odd step
+      // count with a column tail.
+      const Case c{type, 8, kernel->act == cpu::ActFormat::BF16 && tokens % 2 ? 32 * 67 + 13 : 256 * 21, tokens};
       SCOPED_TRACE(name(c));
       Problem p = make_problem(c, uint32_t(tokens));
       const int64_t x_stride = cpu::act_row_bytes(kernel->act, c.cols);
@@ -323,6 +333,93 @@ TEST(Avx512Kernels, FloatRowKernelsMatchTheAvx2OnesBitForBit) {
             EXPECT_EQ(0, std::memcmp(got, want, size_t(tokens) * sizeof(float))) << "row " << r;
           }
         }
+}
+
+// The AVX-512 float tile (4 rows x 6 tokens, 16 lanes) against the AVX2 row kernel, bit for bit:
+// token groups with 1..5 left over, column tails, more columns than one 1024-column pass.
+TEST(Avx512Kernels, FloatTileMatchesTheAvx2RowKernelBitForBit) {
+  const auto implementations = avx512_implementations();
+  if (implementations.empty()) GTEST_SKIP() << "no AVX-512 kernels to run here (no AVX2, or no SIMDe in this build)";
+  for (const Avx512Implementation& impl : implementations)
+    for (DType type : {DType::F32, DType::F16, DType::BF16})
+      for (int64_t cols : {7, 45, 2600})
+        for (int64_t tokens : {cpu::kFloatTileMinTokens, int64_t(13), int64_t(17)}) {
+          const Case c{type, 8, cols, tokens};
+          SCOPED_TRACE(std::string(impl.name) + " " + name(c));
+          const cpu::Rows8Fn rows8 = impl.parts(type).rows8;
+          ASSERT_NE(rows8, nullptr);
+          Problem p = make_problem(c, uint32_t(cols * 7 + tokens));
+          const int64_t x_stride = cols * int64_t(sizeof(float));
+          std::vector<float> eight(size_t(tokens * 8));
+          rows8(p.w.data, p.w.row_bytes(), p.x.data(), x_stride, tokens, cols, eight.data(), 8);
+          for (int64_t r = 0; r < 8; ++r)
+            for (int64_t t = 0; t < tokens; ++t) {
+              float one = 0;
+              cpu::avx2_kernel(type)->dot(p.w.row(r), p.x.data() + t * cols, x_stride, 1, cols, &one);
+              ASSERT_EQ(0, std::memcmp(&one, &eight[size_t(t * 8 + r)], sizeof(float))) << "row " << r << " token " << t;
+            }
+        }
+}
+
+// BF16 weights on the bf16 dot product (AVX512-BF16 CPUs only): each activation is split into two
+// bf16 parts whose sum is within 2^-16 of it (relative), so a result lies within
+// 2^-16 * sum |w_i x_i| of the float product, plus float accumulation; the eight-row kernel and the
+// row kernel agree bit for bit (FastMatmul.EightRowKernelsMatchTheRowKernelBitForBit).
+TEST(Bf16DotProduct, WithinTheStatedBoundOfTheFloatProduct) {
+  if (!cpu::cpu_has_avx512_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  const cpu::RowKernel* kernel = cpu::avx512_bf16_kernel();
+  ASSERT_EQ(kernel->act, cpu::ActFormat::BF16);
+  for (int64_t cols : {1, 31, 32, 33, 64, 97, 2560, 2605})
+    for (int64_t tokens : {1, 2, 5, 7, 13}) {
+      const Case c{DType::BF16, 11, cols, tokens};
+      SCOPED_TRACE(name(c));
+      Problem p = make_problem(c, uint32_t(cols * 3 + tokens));
+      const int64_t x_stride = cpu::act_row_bytes(kernel->act, cols);
+      std::vector<uint8_t> xq(size_t(tokens * x_stride));
+      for (int64_t t = 0; t < tokens; ++t) cpu::quantize_act(kernel->act, p.x.data() + t * cols, xq.data() + t * x_stride, cols);
+      std::vector<float> got(size_t(tokens * c.rows));
+      kernel->rows8(p.w.data, p.w.row_bytes(), xq.data(), x_stride, tokens, cols, got.data(), c.rows);
+      for (int64_t t = 0; t < tokens; ++t)
+        for (int64_t r = 8; r < c.rows; ++r) kernel->dot(p.w.row(r), xq.data() + t * x_stride, x_stride, 1, cols, &got[size_t(t * c.rows + r)]);
+      std::vector<float> wrow(static_cast<size_t>(cols));
+      for (int64_t r = 0; r < c.rows; ++r) {
+        dequantize_row(c.type, p.w.row(r), wrow.data(), cols);
+        for (int64_t t = 0; t < tokens; ++t) {
+          double exact = 0, magnitude = 0;
+          for (int64_t i = 0; i < cols; ++i) {
+            exact += double(wrow[size_t(i)]) * double(p.x[size_t(t * cols + i)]);
+            magnitude += std::fabs(double(wrow[size_t(i)]) * double(p.x[size_t(t * cols + i)]));
+          }
+          ASSERT_NEAR(got[size_t(t * c.rows + r)], exact, (std::ldexp(1.0, -16) + 2e-6) * magnitude + 1e-30)
+              << "row " << r << " token " << t;
+        }
+      }
+    }
+}
+
+TEST(Bf16DotProduct, ActivationsSplitIntoTwoBf16Parts) {
+  if (!cpu::cpu_has_avx512_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.f, 10.f);
+  const size_t n = 37;  // two full vectors and a masked tail
+  std::vector<float> x(n);
+  for (float& v : x) v = normal(rng);
+  // Exact ties between two bf16 values: 1 + 2^-8 rounds down to 1 (even), 1 + 3 * 2^-8 up, the
+  // rest going to the lo part.
+  x[0] = 1.f + std::ldexp(1.f, -8), x[1] = 1.f + 3 * std::ldexp(1.f, -8), x[36] = -0.f;
+  ASSERT_EQ(cpu::act_row_bytes(cpu::ActFormat::BF16, int64_t(n)), int64_t(4 * n));
+  std::vector<uint16_t> got(2 * n + 1, 0xABCD);
+  cpu::quantize_act(cpu::ActFormat::BF16, x.data(), got.data(), int64_t(n));
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_EQ(got[i], f32_to_bf16(x[i])) << "element " << i;
+    EXPECT_EQ(got[n + i], f32_to_bf16(x[i] - bf16_to_f32(got[i]))) << "element " << i;
+    EXPECT_LE(std::fabs(bf16_to_f32(got[i]) + bf16_to_f32(got[n + i]) - x[i]), std::ldexp(std::fabs(x[i]), -16));
+  }
+  EXPECT_EQ(got[2 * n], 0xABCD) << "wrote past the row";
+  EXPECT_EQ(got[0], 0x3F80);
+  EXPECT_EQ(got[n], 0x3B80);  // 2^-8
+  EXPECT_EQ(got[1], 0x3F82);
+  EXPECT_EQ(got[n + 1], 0xBB80);  // -2^-8
 }
 
 // Activations are encoded as ggml-cpu encodes them, level for level: any other rounding makes

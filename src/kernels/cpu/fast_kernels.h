@@ -23,6 +23,7 @@ enum class ActFormat {
   F32,   // float as given (F32/F16/BF16 weights)
   Q8x32, // BlockQ8x32: Q4_0 and Q8_0 weights
   Q8K,   // quants::BlockQ8_K: k-quant weights (bsums carry the per-16 sums for the mins/offsets)
+  BF16,  // two bf16 rows, hi = bf16(x) then lo = bf16(x - hi): BF16 weights on the AVX512-BF16 kernel
 };
 
 // 8-bit activations in 32-element blocks: the levels and scale of ggml's Q8_0 (symmetric,
@@ -127,6 +128,23 @@ Avx512Parts avx512_parts(DType weight_type);
 // CPU): checks the kernels' logic where the CPU lacks the instructions.
 Avx512Parts avx512_parts_emulated(DType weight_type);
 
+// Whether this CPU has the AVX512-BF16 dot product (vdpbf16ps) besides cpu_has_avx512().
+bool cpu_has_avx512_bf16();
+// CSQ_KERNELS=bf16dp on a CPU with cpu_has_avx512_bf16(): the AVX-512 kernels, with the bf16 dot
+// product for BF16 weights (opt-in: on the Xeon it was written on it ran below the float kernels).
+bool use_avx512_bf16();
+// The BF16-weight kernel with the bf16 dot product (ActFormat::BF16 activations); not
+// bit-identical to the float kernels (see matmul_avx512bf16.cpp for the bound). Only call when
+// cpu_has_avx512_bf16().
+const RowKernel* avx512_bf16_kernel();
+// n floats to ActFormat::BF16: dst[i] = bf16(x[i]), dst[n + i] = bf16(x[i] - bf16(x[i])), to
+// nearest even with subnormal inputs as zero (vcvtneps2bf16). Only call when cpu_has_avx512_bf16().
+void split_act_bf16(const float* x, uint16_t* dst, int64_t n);
+
+// The row kernel matmul uses for a weight type on this CPU under this CSQ_KERNELS, or nullptr
+// (the reference).
+const RowKernel* matmul_row_kernel(DType weight_type);
+
 
 // Peak-rate probes for csq bench's compute roofline (AVX2 only): `rounds` rounds of independent
 // register-only multiply-add chains of the instructions the kernels' inner loops issue, no memory
@@ -143,6 +161,9 @@ constexpr int64_t kProbeDpbusdMacsPerRound = 12 * 64;
 int32_t probe_int8_dpbusd(int64_t rounds);
 constexpr int64_t kProbeFloat512MacsPerRound = 12 * 16;
 float probe_float_fma512(int64_t rounds);
+// The BF16 kernel's (cpu_has_avx512_bf16() only): 12 x vdpbf16ps per round, 32 multiply-adds each.
+constexpr int64_t kProbeBf16MacsPerRound = 12 * 32;
+float probe_bf16_dp(int64_t rounds);
 
 }  // namespace csq::kernels::cpu
 

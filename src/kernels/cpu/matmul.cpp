@@ -48,6 +48,7 @@ int64_t act_row_bytes(ActFormat format, int64_t cols) {
   switch (format) {
     case ActFormat::Q8x32: return cols / 32 * int64_t(sizeof(BlockQ8x32));
     case ActFormat::Q8K: return cols / quants::QK_K * int64_t(sizeof(quants::BlockQ8_K));
+    case ActFormat::BF16: return 2 * cols * int64_t(sizeof(uint16_t));
     default: return cols * int64_t(sizeof(float));
   }
 }
@@ -63,6 +64,9 @@ void quantize_act(ActFormat format, const float* x, void* dst, int64_t cols) {
       // ggml-cpu encodes k-quant activations with the reference quantize_row_q8_K on every ISA.
       quants::quantize_q8_k(x, static_cast<quants::BlockQ8_K*>(dst), cols);
       return;
+#if CSQ_X86_KERNELS
+    case ActFormat::BF16: split_act_bf16(x, static_cast<uint16_t*>(dst), cols); return;
+#endif
     default: std::memcpy(dst, x, size_t(cols) * sizeof(float));
   }
 }
@@ -112,8 +116,25 @@ bool cpu_has_avx512() {
 #endif
 }
 
+bool cpu_has_avx512_bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = [] {
+    if (!cpu_has_avx512()) return false;
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0, nullptr) < 7) return false;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (a < 1) return false;  // no subleaf 1
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a & (1u << 5)) != 0;  // AVX512_BF16
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
 namespace {
-// Whether CSQ_KERNELS is set to `value` (reference, avx2, float: see ops.h).
+// Whether CSQ_KERNELS is set to `value` (reference, avx2, bf16dp, float: see ops.h).
 bool kernels_env_is(std::string_view value) {
   const char* v = std::getenv("CSQ_KERNELS");
   return v && value == v;
@@ -136,6 +157,11 @@ bool use_neon() {
 
 bool use_avx512() {
   static const bool use = use_avx2() && cpu_has_avx512() && !kernels_env_is("avx2");
+  return use;
+}
+
+bool use_avx512_bf16() {
+  static const bool use = use_avx2() && cpu_has_avx512() && cpu_has_avx512_bf16() && kernels_env_is("bf16dp");
   return use;
 }
 
@@ -169,26 +195,29 @@ const cpu::RowKernel* avx512_kernel(DType type) {
 }
 #endif
 
-const cpu::RowKernel* row_kernel(DType type) {
-  if (!cpu::use_avx2() && !cpu::use_neon()) return nullptr;
-  const bool float_weights = type == DType::F32 || type == DType::F16 || type == DType::BF16;
-  if (!float_weights && !integer_kernels_allowed()) return nullptr;
-#if CSQ_X86_KERNELS
-  return cpu::use_avx512() ? avx512_kernel(type) : cpu::avx2_kernel(type);
-#elif defined(__aarch64__)
-  return cpu::neon_kernel(type);
-#else
-  return nullptr;
-#endif
-}
-
 // Rows per block: the weights of one block are reused from cache by every token tile.
 constexpr int64_t kRowBlock = 16;
 
 }  // namespace
 
+namespace cpu {
+const RowKernel* matmul_row_kernel(DType type) {
+  if (!use_avx2() && !use_neon()) return nullptr;
+  const bool float_weights = type == DType::F32 || type == DType::F16 || type == DType::BF16;
+  if (!float_weights && !integer_kernels_allowed()) return nullptr;
+#if CSQ_X86_KERNELS
+  if (type == DType::BF16 && use_avx512_bf16()) return avx512_bf16_kernel();
+  return use_avx512() ? avx512_kernel(type) : avx2_kernel(type);
+#elif defined(__aarch64__)
+  return neon_kernel(type);
+#else
+  return nullptr;
+#endif
+}
+}  // namespace cpu
+
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
-  const cpu::RowKernel* kernel = row_kernel(w.type);
+  const cpu::RowKernel* kernel = cpu::matmul_row_kernel(w.type);
   if (!kernel) return matmul_ref(w, x, n_tokens, y, pool);
 
   const int64_t x_stride = cpu::act_row_bytes(kernel->act, w.cols);
@@ -239,13 +268,18 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
 const char* matmul_kernel_set() {
   if (cpu::use_neon()) return "neon";
   if (!cpu::use_avx2()) return "reference";
-  return cpu::use_avx512() ? "avx512" : "avx2";
+  if (!cpu::use_avx512()) return "avx2";
+  return cpu::use_avx512_bf16() ? "avx512-bf16dp" : "avx512";
 }
 
 MatmulArithmetic matmul_arithmetic(DType type) {
-  const cpu::RowKernel* kernel = row_kernel(type);
+  const cpu::RowKernel* kernel = cpu::matmul_row_kernel(type);
   if (!kernel) return MatmulArithmetic::Reference;
-  return kernel->act == cpu::ActFormat::F32 ? MatmulArithmetic::Float : MatmulArithmetic::Int8;
+  switch (kernel->act) {
+    case cpu::ActFormat::F32: return MatmulArithmetic::Float;
+    case cpu::ActFormat::BF16: return MatmulArithmetic::BF16;
+    default: return MatmulArithmetic::Int8;
+  }
 }
 
 ComputePeak measure_compute_peak(ThreadPool& pool) {
@@ -270,6 +304,8 @@ ComputePeak measure_compute_peak(ThreadPool& pool) {
   if (cpu::use_avx512()) {
     peak.int8_macs_per_s = best_rate(int64_t(10'000'000), cpu::kProbeDpbusdMacsPerRound, cpu::probe_int8_dpbusd);
     peak.float_macs_per_s = best_rate(int64_t(20'000'000), cpu::kProbeFloat512MacsPerRound, cpu::probe_float_fma512);
+    if (cpu::cpu_has_avx512_bf16())
+      peak.bf16_macs_per_s = best_rate(int64_t(10'000'000), cpu::kProbeBf16MacsPerRound, cpu::probe_bf16_dp);
   } else {
     peak.int8_macs_per_s = best_rate(int64_t(20'000'000), cpu::kProbeInt8MacsPerRound, cpu::probe_int8_madd);
     peak.float_macs_per_s = best_rate(int64_t(40'000'000), cpu::kProbeFloatMacsPerRound, cpu::probe_float_fma);
