@@ -98,18 +98,24 @@ Answer actor_generic(std::string_view text) {
 // ---- cybersecqwen ----
 
 Answer cybersecqwen_mcq(std::string_view text) {
-  // Keywords match in any case; the letter itself must be a capital not followed by a word
-  // character, so that "the answer is a bit..." or "Answer: Data ..." are not read as letters.
+  // Each stage is a regex search: its first match wins. The authors' patterns carry an
+  // ignore-case flag, so the letter matches in any case and is upper-cased; it must not be
+  // followed by a word character, so that "Answer: Data ..." is not read as D.
   static const Regex stages[] = {
-      Regex(R"((?i:answer)\s*:\s*\(?([A-D])\)?(?!\w))"),
-      Regex(R"((?i:answer\s+is)\s*:?\s*\(?([A-D])\)?(?!\w))"),
+      Regex(R"((?i)answer\s*:\s*\(?([A-D])\)?(?!\w))"),
+      Regex(R"((?i)answer\s+is\s*:?\s*\(?([A-D])\)?(?!\w))"),
   };
-  static const Regex option(R"((?i:\boption)\s+\(?([A-D])\)?(?!\w))");
+  static const Regex option(R"((?i)\boption\s+\(?([A-D])\)?(?!\w))");
   static const Regex lone_letter(R"(^[\s*(]*([A-Da-d])[\s*).]*$)");
+  auto first_of = [](const Regex& r, std::string_view t) -> std::optional<std::string> {
+    const auto all = r.find_all(t);
+    if (all.empty()) return std::nullopt;
+    return upper(all.front()[0]);
+  };
   for (const auto& stage : stages)
-    if (const auto g = last_of(stage.find_all(text))) return accept((*g)[0]);
+    if (const auto letter = first_of(stage, text)) return accept(*letter);
   if (const auto g = last_of(lone_letter.find_all(last_nonempty_line(text)))) return accept(upper((*g)[0]));
-  if (const auto g = last_of(option.find_all(text))) return accept((*g)[0]);
+  if (const auto letter = first_of(option, text)) return accept(*letter);
   return {};
 }
 

@@ -28,9 +28,14 @@ TEST(ParseThink, StripsReasoningBlocks) {
 
 TEST(ParseCybersecqwen, McqCascade) {
   EXPECT_EQ(mcq(Q, "Reasoning...\nAnswer: C"), "C");
-  EXPECT_EQ(mcq(Q, "answer:(b)"), "<none>");  // the letter must be a capital
-  EXPECT_EQ(mcq(Q, "ANSWER : (B)"), "B");     // the keyword matches in any case
-  EXPECT_EQ(mcq(Q, "Answer: A at first, but on reflection\nAnswer: D"), "D");  // last match of a stage
+  EXPECT_EQ(mcq(Q, "answer:(b)"), "B");      // the letter matches in any case, upper-cased
+  EXPECT_EQ(mcq(Q, "ANSWER : (B)"), "B");     // the keyword too
+  // Each stage takes its first match, where the first and last differ.
+  EXPECT_EQ(mcq(Q, "Answer: A at first, but on reflection\nAnswer: D"), "A");
+  EXPECT_EQ(mcq(Q, "answer: c, not answer: B"), "C");
+  EXPECT_EQ(mcq(Q, "The answer is b; some say the answer is D"), "B");
+  EXPECT_EQ(mcq(Q, "Option d beats option A"), "D");
+  EXPECT_EQ(mcq(Q, "Maybe option A.\nOr option B.\nc"), "C");  // the last-line stage comes before option
   EXPECT_EQ(mcq(Q, "So the answer is (B)."), "B");
   EXPECT_EQ(mcq(Q, "The answer is: D"), "D");
   EXPECT_EQ(mcq(Q, "Option A looks tempting.\nAnswer: B"), "B");  // stage 1 before stage 4
@@ -38,7 +43,7 @@ TEST(ParseCybersecqwen, McqCascade) {
   EXPECT_EQ(mcq(Q, "Let me think.\nc"), "C");
   EXPECT_EQ(mcq(Q, "I would pick option (A) here."), "A");
   EXPECT_EQ(mcq(Q, "The best option is C."), "<none>");  // no stage matches "option is"
-  EXPECT_EQ(mcq(Q, "The answer is a bit unclear"), "<none>");
+  EXPECT_EQ(mcq(Q, "The answer is a bit unclear"), "A");  // what the ignore-case pattern reads
   EXPECT_EQ(mcq(Q, "Answer: Data Encryption"), "<none>");
   EXPECT_EQ(mcq(Q, "<think>Answer: A</think>\nAnswer: B"), "B");
   EXPECT_EQ(mcq(Q, "<think>Answer: A</think>"), "<none>");
