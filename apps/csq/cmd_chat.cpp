@@ -72,10 +72,12 @@ void run_chat(const ChatOptions& o) {
     nlohmann::ordered_json messages = nlohmann::ordered_json::array();
     if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
     for (const auto& m : history) messages.push_back(m);
-    const std::string rendered = engine.render(messages);
+    ChatRenderOptions render;
+    render.parse_special_in_content = o.gen.parse_special_in_content;
+    ChatPrompt prompt = engine.encode_messages(messages, render);
     GenerationRequest request = base;
-    request.prompt = engine.encode_chat(rendered);
-    request.reasoning_open = prompt_opens_reasoning(rendered);
+    request.prompt = std::move(prompt.ids);
+    request.reasoning_open = prompt.reasoning_open;
     request.sampling.seed = base.sampling.seed + history.size();
     g_interrupted = 0;
     GenerationResult result;
@@ -103,6 +105,7 @@ const RegisterCommand reg([](CLI::App& root) {
   auto opts = std::make_shared<ChatOptions>();
   CLI::App* cmd = root.add_subcommand("chat", "Interactive chat with history (/reset, /system TEXT, /save FILE, /quit)");
   add_generation_options(cmd, opts->gen);
+  add_content_option(cmd, opts->gen.parse_special_in_content);
   cmd->add_option("--system", opts->system, "Initial system message");
   cmd->add_flag("--show-reasoning", opts->show_reasoning, "Show the <think> block on stderr");
   cmd->callback([opts] { run_chat(*opts); });

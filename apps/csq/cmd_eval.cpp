@@ -9,15 +9,12 @@
 
 #include "base/error.h"
 #include "command.h"
-#include "model_option.h"
 #include "eval/benchmarks.h"
 #include "eval/protocol.h"
 #include "eval/report.h"
 #include "eval/runner.h"
 #include "eval/scoring.h"
-#include "model/device_choice.h"
 #include "generation_options.h"
-#include "io/mapped_file.h"
 #include "tasks/chat_backend.h"
 
 namespace csq::app {
@@ -64,46 +61,16 @@ void run_score(const ScoreOptions& o) {
 
 struct RunOptions {
   eval::RunConfig run;
-  std::string model, template_file, endpoint, api_model, api_key_file;
-  std::vector<std::string> loras;
-  int parallel = 4;
-  int threads = 0;
-  int64_t ctx = 0;
-  std::string cache_type = "f16";
-  std::string device = "cpu";
-  int retries = 5;
-  int timeout_s = 600;
+  BackendOptions backend;
   bool json = false;
   bool quiet = false;
 };
 
 void run_run(RunOptions o) {
-  if (o.model.empty() == o.endpoint.empty()) fail_usage("give exactly one of --model PATH or --endpoint URL");
   o.run.data_dir = data_dir_or_env(o.run.data_dir);
   if (o.run.out_dir.empty()) o.run.out_dir = "csq-eval/" + o.run.benchmark + "-" + o.run.protocol;
   o.run.progress = !o.quiet;
-  std::unique_ptr<tasks::ChatBackend> backend;
-  if (!o.model.empty()) {
-    tasks::LocalBackendConfig c;
-    c.model = o.model;
-    c.template_file = o.template_file;
-    c.loras = o.loras;
-    c.threads = o.threads;
-    c.parallel = o.parallel;
-    c.ctx = o.ctx;
-    c.kv_type = cache_dtype(o.cache_type);
-    c.device = parse_device(o.device);
-    backend = tasks::make_local_backend(c);
-  } else {
-    tasks::EndpointConfig c;
-    c.url = o.endpoint;
-    c.api_model = o.api_model;
-    if (!o.api_key_file.empty()) c.api_key = read_api_key_file(o.api_key_file);
-    c.concurrency = o.parallel;
-    c.retries = o.retries;
-    c.timeout = std::chrono::seconds(o.timeout_s);
-    backend = tasks::make_endpoint_backend(c);
-  }
+  std::unique_ptr<tasks::ChatBackend> backend = make_backend(o.backend);
   const eval::RunOutcome outcome = eval::run_evaluation(o.run, *backend);
   const auto& s = outcome.summary;
   if (o.json) {
@@ -189,21 +156,7 @@ const RegisterCommand reg([](CLI::App& root) {
   run->add_option("--benchmark", rn->run.benchmark, "cti-mcq, cti-rcm, cti-rcm-2021, cti-vsp, cti-ate, cti-taa, "
                                                      "cybermetric-80/500/2000")->required();
   run->add_option("--protocol", rn->run.protocol, "cybersecqwen, ctibench or faith")->required();
-  auto* model = add_model_option(run, "--model,-m", rn->model, "Run in process: Hugging Face model directory or .gguf file");
-  auto* endpoint = run->add_option("--endpoint", rn->endpoint,
-                                   "Run through an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 "
-                                   "(nothing is sent anywhere without it)");
-  model->excludes(endpoint);
-  run->add_option("--api-model", rn->api_model, "Model name sent to the endpoint (default: the first it lists)")
-      ->needs(endpoint);
-  run->add_option("--api-key-file", rn->api_key_file, "File holding the endpoint's API key (sent as a Bearer token)")
-      ->needs(endpoint);
-  run->add_option("--retries", rn->retries, "Endpoint: retries on connection errors, 408, 429 and 5xx")
-      ->capture_default_str()
-      ->needs(endpoint);
-  run->add_option("--timeout", rn->timeout_s, "Endpoint: seconds one request may take")->capture_default_str()->needs(endpoint);
-  run->add_option("--template", rn->template_file, "Jinja chat template replacing the model's own")->needs(model);
-  run->add_option("--lora", rn->loras, "LoRA adapter applied at run time, PATH[:STRENGTH] (repeatable)")->needs(model);
+  add_backend_options(run, rn->backend);
   run->add_option("--data", rn->run.data_dir, "Benchmark data directory (default: $CSQ_DATA)");
   run->add_option("--limit", rn->run.limit, "Only the first N items");
   run->add_option("--trials", rn->run.trials, "Only the first K of the protocol's trials (seeds)");
@@ -212,13 +165,6 @@ const RegisterCommand reg([](CLI::App& root) {
   run->add_option("--out", rn->run.out_dir, "Output directory; an interrupted run resumes here "
                                             "(default: csq-eval/BENCHMARK-PROTOCOL)");
   run->add_option("--label", rn->run.label, "Name of this run in reports (default: the output directory's name)");
-  run->add_option("--parallel", rn->parallel, "Requests in flight (in process: sequences decoded together)")
-      ->capture_default_str();
-  run->add_option("--threads,-t", rn->threads, "In process: compute threads (default: all cores)")->needs(model);
-  add_device_option(run, rn->device);
-  run->add_option("--ctx,-c", rn->ctx, "In process: context per sequence (default: longest prompt + max new tokens)")
-      ->needs(model);
-  add_cache_type_option(run, rn->cache_type);
   run->add_flag("--json", rn->json, "Print the summary as JSON");
   run->add_flag("--quiet,-q", rn->quiet, "No progress line");
   run->callback([rn] { run_run(*rn); });

@@ -28,11 +28,13 @@ void run_chat_turn(const RunOptions& o) {
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
   messages.push_back({{"role", "user"}, {"content", user_text}});
-  const std::string rendered = engine.render(messages);
+  ChatRenderOptions render;
+  render.parse_special_in_content = o.gen.parse_special_in_content;
+  ChatPrompt prompt = engine.encode_messages(messages, render);
 
   GenerationRequest request = make_request(o.gen, engine);
-  request.prompt = engine.encode_chat(rendered);
-  request.reasoning_open = prompt_opens_reasoning(rendered);
+  request.prompt = std::move(prompt.ids);
+  request.reasoning_open = prompt.reasoning_open;
   std::unique_ptr<TokenConstraint> constraint = make_constraint(o.gen, engine);
   request.constraint = constraint.get();
 
@@ -68,6 +70,7 @@ const RegisterCommand reg([](CLI::App& root) {
   CLI::App* cmd = root.add_subcommand("run", "One chat turn through the model's chat template, streamed to stdout");
   add_generation_options(cmd, opts->gen);
   add_constraint_options(cmd, opts->gen);
+  add_content_option(cmd, opts->gen.parse_special_in_content);
   cmd->add_option("--system", opts->system, "System message");
   cmd->add_option("--prompt,-p", opts->prompt, "The user message");
   cmd->add_option("--prompt-file,-f", opts->prompt_file, "Read the user message from a file (- for stdin)");

@@ -43,6 +43,7 @@ struct ServeOptions {
   std::string alias;
   bool log_content = false;
   std::string kb;
+  bool parse_special_in_content = false;
 };
 
 std::string read_api_key(const std::string& path) {
@@ -118,6 +119,7 @@ void run_serve(const ServeOptions& o) {
   options.limits.max_tokens_cap = std::min(o.max_tokens, o.ctx);
   options.request_timeout = std::chrono::seconds(o.timeout_s);
   options.log_content = o.log_content;
+  options.parse_special_in_content = o.parse_special_in_content;
   options.http_threads = int(o.queue) + o.parallel + 8;
   const std::string& model_name = o.model_as_given;  // ORG/NAME names the model better than its snapshot hash
   options.model_alias = o.alias.empty() ? std::filesystem::path(model_name).filename().string() : o.alias;
@@ -176,6 +178,7 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("--model-alias", opts->alias, "Model id reported to and required from clients");
   cmd->add_flag("--log-content", opts->log_content, "Log prompts and answers (off: evidence stays private)");
   add_kb_option(cmd, opts->kb);
+  add_content_option(cmd, opts->parse_special_in_content);
   cmd->callback([opts] { run_serve(*opts); });
 });
 

@@ -122,6 +122,7 @@ void run_task(Task task, const TaskOptions& o) {
   tasks::LocalBackendConfig config;
   config.model = o.gen.model;
   config.template_file = o.gen.template_file;
+  config.parse_special_in_content = o.gen.parse_special_in_content;
   config.threads = o.gen.threads;
   config.ctx = o.gen.ctx;
   config.kv_type = cache_dtype(o.gen.cache_type);
@@ -164,6 +165,7 @@ void add_task(CLI::App& root, Task task, const std::string& help, const std::str
   o->gen.sampling.temperature = 0;  // CTI-Bench's setting: greedy, reproducible
   CLI::App* cmd = root.add_subcommand(tasks::task_name(task), help);
   add_generation_options(cmd, o->gen);
+  add_content_option(cmd, o->gen.parse_special_in_content);
   cmd->add_option("--text", o->text, input_help);
   cmd->add_option("--file", o->file, "Read the input from a file (- for stdin)");
   cmd->add_option("--jsonl", o->jsonl,

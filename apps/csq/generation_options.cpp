@@ -12,6 +12,7 @@
 #include "model/device_model.h"
 #include "runtime/constraint.h"
 #include "runtime/engine.h"
+#include "tasks/chat_backend.h"
 
 namespace csq::app {
 
@@ -19,6 +20,12 @@ void add_mmap_option(CLI::App* cmd, bool& mmap) {
   cmd->add_flag("--mmap", mmap,
                 "Map the weights from the page cache instead of loading them into memory: starts at once and "
                 "shares the pages with other processes, but generation is slower (4 KB pages)");
+}
+
+CLI::Option* add_content_option(CLI::App* cmd, bool& parse_special_in_content) {
+  return cmd->add_flag("--parse-special-in-content", parse_special_in_content,
+                "Let message content become special tokens (<|im_end|>, <think>...) as Hugging Face's "
+                "apply_chat_template does; off: content is untrusted text and never does");
 }
 
 void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
@@ -136,6 +143,60 @@ void print_result_json(nlohmann::ordered_json j, const GenerationResult& result,
   j["timings"] = {{"prompt_ms", result.prompt_ms}, {"tokens_per_s", result.tokens_per_second()}};
   j["seed"] = seed;
   std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
+}
+
+void add_backend_options(CLI::App* cmd, BackendOptions& o) {
+  auto* model = add_model_option(cmd, "--model,-m", o.model,
+                                 "Run in process: Hugging Face model directory, .gguf file, or ORG/NAME[:REVISION] "
+                                 "from the cache (csq pull)");
+  auto* endpoint = cmd->add_option("--endpoint", o.endpoint,
+                                   "Run through an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 "
+                                   "(nothing is sent anywhere without it)");
+  model->excludes(endpoint);
+  cmd->add_option("--api-model", o.api_model, "Model name sent to the endpoint (default: the first it lists)")
+      ->needs(endpoint);
+  cmd->add_option("--api-key-file", o.api_key_file, "File holding the endpoint's API key (sent as a Bearer token)")
+      ->needs(endpoint);
+  cmd->add_option("--retries", o.retries, "Endpoint: retries on connection errors, 408, 429 and 5xx")
+      ->capture_default_str()
+      ->needs(endpoint);
+  cmd->add_option("--timeout", o.timeout_s, "Endpoint: seconds one request may take")->capture_default_str()->needs(endpoint);
+  cmd->add_option("--template", o.template_file, "Jinja chat template replacing the model's own")->needs(model);
+  cmd->add_option("--lora", o.loras, "LoRA adapter applied at run time, PATH[:STRENGTH] (repeatable)")->needs(model);
+  add_content_option(cmd, o.parse_special_in_content)->needs(model);
+  cmd->add_option("--parallel", o.parallel, "Requests in flight (in process: sequences decoded together)")
+      ->capture_default_str();
+  cmd->add_option("--threads,-t", o.threads, "In process: compute threads (default: all cores)")->needs(model);
+  add_device_option(cmd, o.device);
+  cmd->add_option("--ctx,-c", o.ctx, "In process: context per sequence in tokens (0: the longest prompt plus its max tokens)")
+      ->capture_default_str()
+      ->needs(model);
+  add_cache_type_option(cmd, o.cache_type);
+}
+
+std::unique_ptr<tasks::ChatBackend> make_backend(const BackendOptions& o) {
+  if (o.model.empty() == o.endpoint.empty()) fail_usage("give exactly one of --model PATH or --endpoint URL");
+  if (!o.model.empty()) {
+    tasks::LocalBackendConfig c;
+    c.model = o.model;
+    c.template_file = o.template_file;
+    c.loras = o.loras;
+    c.threads = o.threads;
+    c.parallel = o.parallel;
+    c.ctx = o.ctx;
+    c.kv_type = cache_dtype(o.cache_type);
+    c.device = parse_device(o.device);
+    c.parse_special_in_content = o.parse_special_in_content;
+    return tasks::make_local_backend(c);
+  }
+  tasks::EndpointConfig c;
+  c.url = o.endpoint;
+  c.api_model = o.api_model;
+  if (!o.api_key_file.empty()) c.api_key = read_api_key_file(o.api_key_file);
+  c.concurrency = o.parallel;
+  c.retries = o.retries;
+  c.timeout = std::chrono::seconds(o.timeout_s);
+  return tasks::make_endpoint_backend(c);
 }
 
 std::string read_input(const std::string& path) {

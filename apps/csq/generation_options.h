@@ -17,6 +17,9 @@ namespace csq {
 class Model;
 struct Engine;
 class TokenConstraint;
+namespace tasks {
+class ChatBackend;
+}
 }  // namespace csq
 
 namespace csq::app {
@@ -26,6 +29,7 @@ struct GenerationOptions {
   std::string template_file;
   std::vector<std::string> loras;  // "PATH[:STRENGTH]"
   bool mmap = false;
+  bool parse_special_in_content = false;
   int threads = 0;
   int64_t ctx = 4096;
   std::string cache_type = "f16";
@@ -57,6 +61,8 @@ void use_device(Model& model, const std::string& device);
 // Adds --mmap: map the checkpoint from the page cache instead of loading it into memory.
 void add_mmap_option(CLI::App* cmd, bool& mmap);
 inline io::FileMemory weight_memory(bool mmap) { return mmap ? io::FileMemory::Mapped : io::FileMemory::Loaded; }
+// Adds --parse-special-in-content: message content may become special tokens (exact HF parity).
+CLI::Option* add_content_option(CLI::App* cmd, bool& parse_special_in_content);
 // Adds --lora PATH[:STRENGTH] (repeatable).
 void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras);
 // Adds --choice, --regex and --json-schema.
@@ -73,6 +79,27 @@ GenerationResult run_generation(const Engine& engine, const GenerationOptions& o
                                 const StreamCallback& stream);
 // Prints `j` plus finish_reason, usage, timings and seed as one JSON line (run/complete --json).
 void print_result_json(nlohmann::ordered_json j, const GenerationResult& result, uint64_t seed);
+
+// Where chat answers come from (`csq eval run`, `csq triage`): the model in process or an
+// OpenAI-compatible endpoint.
+struct BackendOptions {
+  std::string model, template_file, endpoint, api_model, api_key_file;
+  std::vector<std::string> loras;
+  bool parse_special_in_content = false;
+  int parallel = 4;
+  int threads = 0;
+  int64_t ctx = 0;  // 0: the longest prompt plus its max tokens
+  std::string cache_type = "f16";
+  std::string device = "cpu";
+  int retries = 5;
+  int timeout_s = 600;
+};
+// Adds --model | --endpoint and what goes with each (--api-model, --api-key-file, --retries,
+// --timeout; --template, --lora, --parse-special-in-content, --threads, --device, --ctx, --cache-type) and
+// --parallel.
+void add_backend_options(CLI::App* cmd, BackendOptions& o);
+// The backend the options name; a usage error unless exactly one of --model and --endpoint is given.
+std::unique_ptr<tasks::ChatBackend> make_backend(const BackendOptions& o);
 
 // Reads a whole file or, for "-", standard input; errors name the path.
 std::string read_input(const std::string& path);

@@ -53,9 +53,45 @@ std::vector<int32_t> Engine::encode_raw(const std::string& text) const {
   return ids;
 }
 
-bool prompt_opens_reasoning(const std::string& rendered) {
-  const size_t open = rendered.rfind("<think>");
-  return open != std::string::npos && rendered.find("</think>", open) == std::string::npos;
+ChatPrompt Engine::encode_messages(const nlohmann::ordered_json& messages, const ChatRenderOptions& options) const {
+  if (!chat_template)
+    fail_input("this model has no chat template; pass --template FILE or use `csq complete` for raw text");
+  ChatPrompt p;
+  if (options.parse_special_in_content) {
+    p.text = chat_template->render(messages, options);
+    p.ids = tokenizer.encode_guarded(p.text, {}, &p.token_text);
+  } else {
+    RenderedChat r = chat_template->render_marked(messages, options);
+    p.ids = tokenizer.encode_guarded(r.text, r.untrusted_ranges(), &p.token_text);
+    p.text = std::move(r.text);
+    p.content = std::move(r.content);
+  }
+  // Read from the ids, not the text: a "<think>" written in content is plain text, not the token.
+  const auto open = tokenizer.find_token("<think>");
+  const auto close = tokenizer.find_token("</think>");
+  if (open) {
+    for (auto it = p.ids.rbegin(); it != p.ids.rend(); ++it) {
+      if (close && *it == *close) break;
+      if (*it == *open) {
+        p.reasoning_open = true;
+        break;
+      }
+    }
+  }
+  return p;
+}
+
+std::pair<size_t, size_t> ChatPrompt::tokens_of(TextRange range) const {
+  size_t first = token_text.size();
+  size_t last = 0;
+  for (size_t i = 0; i < token_text.size(); ++i) {
+    const TextRange& t = token_text[i];
+    const bool overlaps = t.begin < range.end && range.begin < t.end;
+    if (!overlaps) continue;
+    first = std::min(first, i);
+    last = i + 1;
+  }
+  return first < last ? std::make_pair(first, last) : std::make_pair(size_t(0), size_t(0));
 }
 
 }  // namespace csq

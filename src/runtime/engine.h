@@ -15,6 +15,18 @@
 
 namespace csq {
 
+// A chat prompt ready for the model, with the places of its untrusted text.
+struct ChatPrompt {
+  std::string text;                   // the rendered prompt
+  std::vector<int32_t> ids;
+  std::vector<TextRange> token_text;  // per id, the bytes of `text` it came from
+  std::vector<ContentSpan> content;   // where message content landed (empty when parsed as trusted)
+  bool reasoning_open = false;        // the prompt ends inside an open <think> block
+
+  // The tokens [first, second) whose text overlaps `range` of `text`.
+  std::pair<size_t, size_t> tokens_of(TextRange range) const;
+};
+
 struct Engine {
   std::unique_ptr<Model> model;
   Tokenizer tokenizer;
@@ -23,9 +35,14 @@ struct Engine {
 
   // Renders `messages` with the model's template (or `override_template`), add_generation_prompt on.
   std::string render(const nlohmann::ordered_json& messages, const ChatRenderOptions& options = {}) const;
-  // Tokenizes a rendered chat prompt: special-token text becomes special ids, no BOS is added
-  // (the template writes it when the model wants one), as apply_chat_template(tokenize=True) does.
+  // Tokenizes a rendered chat prompt whole: special-token text becomes special ids, no BOS is
+  // added (the template writes it when the model wants one), as apply_chat_template(tokenize=True)
+  // does. For trusted text only (training data); chat requests go through encode_messages.
   std::vector<int32_t> encode_chat(const std::string& rendered) const;
+  // Renders and tokenizes a chat request with its message content kept untrusted
+  // (ChatTemplate::render_marked, Tokenizer::encode_guarded): no control or added token id comes
+  // out of content, unless options.parse_special_in_content asks for Hugging Face's exact way.
+  ChatPrompt encode_messages(const nlohmann::ordered_json& messages, const ChatRenderOptions& options = {}) const;
   // Tokenizes raw text for completion: BOS first when the tokenizer asks for it.
   std::vector<int32_t> encode_raw(const std::string& text) const;
 };
@@ -39,8 +56,5 @@ struct Engine {
 Engine load_engine(const std::string& model_path, const std::string& template_file = "",
                    const std::vector<std::string>& lora_specs = {}, const std::string& tokenizer_path = "",
                    io::FileMemory memory = io::FileMemory::Loaded);
-
-// True when a rendered prompt leaves a <think> block open (the answer starts inside it).
-bool prompt_opens_reasoning(const std::string& rendered);
 
 }  // namespace csq

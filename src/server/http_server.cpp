@@ -297,14 +297,15 @@ void HttpServer::install_routes() {
           ChatRenderOptions render;
           if (!api.tools.is_null()) render.tools = api.tools;
           render.extra = api.chat_template_kwargs;
-          std::string rendered;
+          render.parse_special_in_content = options_.parse_special_in_content;
+          ChatPrompt prompt;
           try {
-            rendered = engine_.render(api.messages, render);
+            prompt = engine_.encode_messages(api.messages, render);
           } catch (const Error& e) {
             throw error(400, std::string("chat template: ") + e.what());
           }
-          reasoning_open = prompt_opens_reasoning(rendered);
-          prompts.push_back(engine_.encode_chat(rendered));
+          reasoning_open = prompt.reasoning_open;
+          prompts.push_back(std::move(prompt.ids));
         } else {
           for (const std::string& text : api.prompts) {
             prompts.push_back(engine_.encode_raw(text));

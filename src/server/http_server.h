@@ -30,6 +30,7 @@ struct ServerOptions {
   ApiLimits limits;
   std::chrono::seconds request_timeout{600};
   bool log_content = false;   // prompts and answers appear in the log only when asked
+  bool parse_special_in_content = false;  // message content may become special tokens (HF parity)
   bool log_requests = true;   // a line per request (method, path, status) on stderr
   int http_threads = 72;
   std::shared_ptr<const kb::KnowledgeBase> kb;  // null: /v1/kb/... answers 404 saying so

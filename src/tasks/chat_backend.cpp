@@ -84,7 +84,7 @@ class LocalBackend final : public ChatBackend {
   ChatResult complete(const ChatRequest& r) override {
     if (!scheduler_) fail_runtime("local backend: complete() before prepare()");
     const auto t0 = Clock::now();
-    const Encoded e = encode(r);
+    const ChatPrompt e = encode(r);
     GenerationRequest g;
     g.prompt = e.ids;
     g.sampling = r.sampling;
@@ -93,13 +93,8 @@ class LocalBackend final : public ChatBackend {
     g.eos_ids = engine_->eos_ids;
     g.ignore_eos = r.ignore_eos;
     g.reasoning_open = e.reasoning_open;
-    const TokenConstraint* given = r.constraint;
-    if (!r.response_schema.is_null()) {
-      const auto it = schemas_.find(r.response_schema.dump());
-      if (it == schemas_.end()) fail_runtime(r.label + ": its response schema was not given to prepare()");
-      given = it->second.get();
-    }
-    std::unique_ptr<TokenConstraint> constraint = given ? given->fresh() : nullptr;
+    const TokenConstraint* base = r.constraint ? r.constraint : schema_constraint(r);
+    std::unique_ptr<TokenConstraint> constraint = base ? base->fresh() : nullptr;
     auto job = scheduler_->submit(std::move(g), std::move(constraint), std::chrono::hours(24));
     if (!job) fail_runtime(r.label + ": the scheduler's queue is full");
     const GenerationResult& res = job->wait(std::chrono::hours(24));
@@ -120,6 +115,7 @@ class LocalBackend final : public ChatBackend {
     ojson j = {{"kind", "local"}, {"model", ec ? config_.model : canonical.string()}};
     if (!config_.template_file.empty()) j["template"] = config_.template_file;
     if (!config_.loras.empty()) j["loras"] = config_.loras;
+    if (config_.parse_special_in_content) j["parse_special_in_content"] = true;
     return j;
   }
 
@@ -131,18 +127,27 @@ class LocalBackend final : public ChatBackend {
   int concurrency() const override { return config_.parallel; }
 
  private:
-  struct Encoded {
-    std::vector<int32_t> ids;
-    bool reasoning_open = false;
-  };
+  // The compiled constraint of r.response_schema (null when it has none), built once per schema.
+  const TokenConstraint* schema_constraint(const ChatRequest& r) {
+    if (r.response_schema.is_null()) return nullptr;
+    if (r.constraint) fail_usage(r.label + ": give a constraint or a response schema, not both");
+    const std::string key = r.response_schema.dump();
+    std::lock_guard<std::mutex> lock(schema_mutex_);
+    auto& compiled = schemas_[key];
+    if (!compiled) {
+      if (!vocabulary_) vocabulary_ = constraint_vocabulary(engine_->tokenizer);
+      compiled = make_json_schema_constraint(vocabulary_, r.response_schema);
+    }
+    return compiled.get();
+  }
 
-  Encoded encode(const ChatRequest& r) {
+  ChatPrompt encode(const ChatRequest& r) {
     ChatRenderOptions options;
     options.extra = r.template_kwargs;
+    options.parse_special_in_content = config_.parse_special_in_content;
     // Rendering and tokenizing are cheap next to generation; one at a time keeps them simple.
     std::lock_guard<std::mutex> lock(encode_mutex_);
-    const std::string rendered = engine_->render(r.messages, options);
-    return {engine_->encode_chat(rendered), prompt_opens_reasoning(rendered)};
+    return engine_->encode_messages(r.messages, options);
   }
 
   LocalBackendConfig config_;
@@ -150,7 +155,9 @@ class LocalBackend final : public ChatBackend {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Scheduler> scheduler_;
   std::mutex encode_mutex_;
-  std::map<std::string, std::unique_ptr<TokenConstraint>> schemas_;  // by schema text; filled by prepare()
+  std::mutex schema_mutex_;
+  ConstraintVocabularyPtr vocabulary_;
+  std::map<std::string, std::unique_ptr<TokenConstraint>> schemas_;
   int64_t ctx_ = 0;
 };
 
@@ -224,7 +231,8 @@ class EndpointBackend final : public ChatBackend {
     if (!r.stop.empty()) body["stop"] = r.stop;
     if (!r.template_kwargs.empty()) body["chat_template_kwargs"] = r.template_kwargs;
     if (!r.response_schema.is_null())
-      body["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "answer"}, {"schema", r.response_schema}}}};
+      body["response_format"] = {{"type", "json_schema"},
+                                 {"json_schema", {{"name", "answer"}, {"strict", true}, {"schema", r.response_schema}}}};
     body["stream"] = false;
     const auto t0 = Clock::now();
     const nlohmann::json j = request("POST", url_.chat_path, body.dump(-1, ' ', false, ojson::error_handler_t::replace),

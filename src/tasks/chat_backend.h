@@ -32,8 +32,8 @@ struct ChatRequest {
   bool ignore_eos = false;            // in process only
   const TokenConstraint* constraint = nullptr;  // in process only; each answer gets a fresh() copy
   // A JSON Schema the answer must follow (null: none): in process a schema constraint compiled
-  // once per schema in prepare(), at an endpoint response_format {"type": "json_schema"}. Not
-  // with `constraint`.
+  // once per schema (in prepare() or on first use), at an endpoint response_format
+  // {"type": "json_schema"}. Not with `constraint`.
   nlohmann::ordered_json response_schema;
   // Template switches such as {"enable_thinking": false}; sent as chat_template_kwargs.
   nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();
@@ -79,6 +79,7 @@ struct LocalBackendConfig {
   int64_t batch = 256;        // most tokens in one forward pass
   DType kv_type = DType::F16;  // KV cache storage: F16, F32 or Q8_0
   DeviceChoice device;         // where the model runs when the backend loads it (model/device_model.h)
+  bool parse_special_in_content = false;  // message content may become special tokens (HF parity)
 };
 // `engine`: one already loaded (e.g. to build constraints from its tokenizer); null: the backend
 // loads config.model in prepare().

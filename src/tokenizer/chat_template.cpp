@@ -126,7 +126,60 @@ void require_model_path(const std::string& path) {
   fail_input(path + ": no such model directory or file");
 }
 
+// A marker is "<open><index><close>", open and close two private-use characters that appear
+// nowhere in the messages, the options or the template (so no input can forge or hide one);
+// digits only inside, so case filters leave a marker intact.
+struct MarkChars {
+  std::string open, close;
+};
+
+MarkChars pick_mark_chars(const std::string& haystack) {
+  for (uint32_t cp = 0xE000; cp < 0xF8FF; cp += 2) {
+    auto utf8 = [](uint32_t c) {
+      return std::string{char(0xE0 | (c >> 12)), char(0x80 | ((c >> 6) & 0x3F)), char(0x80 | (c & 0x3F))};
+    };
+    MarkChars m{utf8(cp), utf8(cp + 1)};
+    if (haystack.find(m.open) == std::string::npos && haystack.find(m.close) == std::string::npos) return m;
+  }
+  fail_input("chat messages: every private-use character pair is taken; cannot mark the content");
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+// The untrusted strings of the messages, each swapped for its marker in `marked`.
+struct Marked {
+  ojson messages;
+  MarkChars chars;
+  struct Entry {
+    size_t message;
+    std::string field;
+    std::string lead;  // leading whitespace, kept outside the marker
+    std::string core;
+    std::string trail;
+  };
+  std::vector<Entry> entries;
+
+  void mark(ojson& value, size_t message, std::string field) {
+    if (!value.is_string()) return;
+    const std::string s = value.get<std::string>();
+    size_t lead = 0;
+    while (lead < s.size() && is_space(s[lead])) ++lead;
+    size_t trail = 0;
+    while (trail < s.size() - lead && is_space(s[s.size() - 1 - trail])) ++trail;
+    if (lead == s.size()) return;  // empty or whitespace only: nothing a marker needs to find
+    value = s.substr(0, lead) + chars.open + std::to_string(entries.size()) + chars.close + s.substr(s.size() - trail);
+    entries.push_back({message, std::move(field), s.substr(0, lead), s.substr(lead, s.size() - lead - trail),
+                       s.substr(s.size() - trail)});
+  }
+};
+
 }  // namespace
+
+std::vector<TextRange> RenderedChat::untrusted_ranges() const {
+  std::vector<TextRange> ranges;
+  for (const ContentSpan& c : content) ranges.push_back(c.range);
+  return ranges;
+}
 
 ChatTemplate::ChatTemplate(const std::string& source, std::string origin)
     : source_(source), origin_(std::move(origin)), template_(source, origin_) {}
@@ -161,6 +214,72 @@ std::string ChatTemplate::render(const ojson& messages, const ChatRenderOptions&
   context["eos_token"] = tokens_.eos ? ojson(*tokens_.eos) : ojson(nullptr);
   for (const auto& [k, v] : options.extra.items()) context[k] = v;
   return template_.render(context);
+}
+
+RenderedChat ChatTemplate::render_marked(const ojson& messages, const ChatRenderOptions& options) const {
+  if (!messages.is_array()) fail_input("chat messages: expected a JSON array of messages");
+  const auto dump = [](const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); };
+  const std::string haystack = dump(messages) + dump(options.tools) + dump(options.extra) + source_ +
+                               tokens_.bos.value_or("") + tokens_.eos.value_or("");
+  Marked m{messages, pick_mark_chars(haystack), {}};
+  for (size_t i = 0; i < m.messages.size(); ++i) {
+    ojson& msg = m.messages[i];
+    if (!msg.is_object()) continue;  // render() names the problem
+    if (msg.contains("content")) {
+      ojson& content = msg["content"];
+      if (content.is_array()) {
+        for (size_t k = 0; k < content.size(); ++k)
+          if (content[k].is_object() && content[k].contains("text"))
+            m.mark(content[k]["text"], i, "content[" + std::to_string(k) + "].text");
+      } else {
+        m.mark(content, i, "content");
+      }
+    }
+    if (msg.contains("reasoning_content")) m.mark(msg["reasoning_content"], i, "reasoning_content");
+    if (msg.contains("tool_calls") && msg["tool_calls"].is_array()) {
+      ojson& calls = msg["tool_calls"];
+      for (size_t k = 0; k < calls.size(); ++k)
+        if (calls[k].is_object() && calls[k].contains("function") && calls[k]["function"].is_object() &&
+            calls[k]["function"].contains("arguments"))
+          m.mark(calls[k]["function"]["arguments"], i, "tool_calls[" + std::to_string(k) + "].function.arguments");
+    }
+  }
+  const std::string marked = render(m.messages, options);
+
+  RenderedChat out;
+  out.text.reserve(marked.size());
+  const std::string& open = m.chars.open;
+  const std::string& close = m.chars.close;
+  const auto refuse = [&] {
+    fail_input(origin_ + ": the template cuts, escapes or rewrites message content, so its place in the prompt "
+               "cannot be known; use --parse-special-in-content to render it as Hugging Face does");
+  };
+  size_t at = 0;
+  for (;;) {
+    const size_t found = marked.find(open, at);
+    if (found == std::string::npos) break;
+    size_t digits_end = found + open.size();
+    while (digits_end < marked.size() && marked[digits_end] >= '0' && marked[digits_end] <= '9') ++digits_end;
+    const std::string digits = marked.substr(found + open.size(), digits_end - found - open.size());
+    if (marked.compare(digits_end, close.size(), close) != 0 || digits.empty() || digits.size() > 9 ||
+        std::stoul(digits) >= m.entries.size())
+      refuse();
+    const Marked::Entry& e = m.entries[std::stoul(digits)];
+    out.text.append(marked, at, found - at);
+    // Whitespace that stayed beside the marker (no `| trim`) belongs to the content too.
+    const bool lead = !e.lead.empty() && out.text.ends_with(e.lead);
+    const size_t after = digits_end + close.size();
+    const bool trail = !e.trail.empty() && marked.compare(after, e.trail.size(), e.trail) == 0;
+    const size_t begin = out.text.size() - (lead ? e.lead.size() : 0);
+    out.text += e.core;
+    if (trail) out.text += e.trail;
+    out.content.push_back({e.message, e.field, {begin, out.text.size()}, lead ? 0 : e.lead.size()});
+    at = after + (trail ? e.trail.size() : 0);
+  }
+  out.text.append(marked, at, std::string::npos);
+  // A piece of a marker left over (content sliced or escaped): the content went somewhere unknown.
+  if (out.text.find(open) != std::string::npos || out.text.find(close) != std::string::npos) refuse();
+  return out;
 }
 
 }  // namespace csq

@@ -220,21 +220,54 @@ void bpe(const TokenizerSpec& s, std::string_view piece, std::vector<int32_t>& o
   }
 }
 
-void encode_segment(const TokenizerSpec& s, std::string_view seg, std::vector<int32_t>& out, BpeScratch& sc) {
-  if (seg.empty()) return;
+// Encodes text[begin, end). `untrusted`: the segment holds untrusted bytes, so a merge result
+// that is not a Normal token (a vocabulary whose merges reach an added token) is split back into
+// its byte tokens. `token_text`: receives each id's byte range in `text`.
+void encode_segment(const TokenizerSpec& s, std::string_view text, size_t begin, size_t end, bool untrusted,
+                    std::vector<int32_t>& out, std::vector<TextRange>* token_text, BpeScratch& sc) {
+  if (begin >= end) return;
+  std::string_view seg = text.substr(begin, end - begin);
+  bool changed = false;
   if (!tok::utf8_valid(seg)) {
     sc.sanitized = tok::utf8_lossy(seg);
     seg = sc.sanitized;
+    changed = true;
   }
   if (s.nfc) {
     sc.normalized.clear();
     tok::nfc_append(seg, sc.normalized);
+    changed = changed || sc.normalized != seg;
     seg = sc.normalized;
   }
+  const size_t first = out.size();
   for (size_t pos = 0; pos < seg.size();) {
-    const size_t end = tok::split_next(seg, pos, s.rule);
-    bpe(s, seg.substr(pos, end - pos), out, sc);
-    pos = end;
+    const size_t next = tok::split_next(seg, pos, s.rule);
+    bpe(s, seg.substr(pos, next - pos), out, sc);
+    pos = next;
+  }
+  if (untrusted) {
+    for (size_t i = first; i < out.size(); ++i) {
+      if (s.kinds[size_t(out[i])] == TokenKind::Normal) continue;
+      const uint32_t a = s.bytes_offset[size_t(out[i])];
+      const std::string bytes = s.bytes_arena.substr(a, s.bytes_offset[size_t(out[i]) + 1] - a);
+      std::vector<int32_t> split;
+      for (char c : bytes) split.push_back(s.byte_ids[uint8_t(c)]);
+      out.erase(out.begin() + ptrdiff_t(i));
+      out.insert(out.begin() + ptrdiff_t(i), split.begin(), split.end());
+      i += split.size() - 1;
+    }
+  }
+  if (!token_text) return;
+  size_t at = begin;
+  for (size_t i = first; i < out.size(); ++i) {
+    if (changed) {
+      token_text->push_back({begin, end});
+      continue;
+    }
+    const uint32_t a = s.bytes_offset[size_t(out[i])];
+    const size_t n = s.bytes_offset[size_t(out[i]) + 1] - a;
+    token_text->push_back({at, at + n});
+    at += n;
   }
 }
 
@@ -258,11 +291,11 @@ size_t space_before(std::string_view text, size_t end, size_t floor) {
   return end;
 }
 
-// End of the whitespace run that starts at `pos` (rstrip).
-size_t space_after(std::string_view text, size_t pos) {
+// End of the whitespace run that starts at `pos`, not after `limit` (rstrip).
+size_t space_after(std::string_view text, size_t pos, size_t limit) {
   const auto* p = reinterpret_cast<const uint8_t*>(text.data());
-  while (pos < text.size()) {
-    const int len = tok::utf8_sequence(p + pos, text.size() - pos);
+  while (pos < limit) {
+    const int len = tok::utf8_sequence(p + pos, limit - pos);
     if (len <= 0 || !is_whitespace(p + pos, len)) break;
     pos += size_t(len);
   }
@@ -283,16 +316,57 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
 }
 
 void Tokenizer::encode_append(std::string_view text, std::vector<int32_t>& out, bool parse_special) const {
+  encode_impl(text, parse_special, {}, out, nullptr);
+}
+
+std::vector<int32_t> Tokenizer::encode_guarded(std::string_view text, std::span<const TextRange> untrusted,
+                                               std::vector<TextRange>* token_text) const {
+  size_t previous_end = 0;
+  for (const TextRange& r : untrusted) {
+    if (r.begin > r.end || r.end > text.size() || r.begin < previous_end)
+      fail_usage("untrusted text ranges must be sorted, disjoint and inside the text (" + std::to_string(r.begin) +
+                 ".." + std::to_string(r.end) + " of " + std::to_string(text.size()) + " bytes)");
+    previous_end = r.end;
+  }
+  std::vector<int32_t> out;
+  encode_impl(text, true, untrusted, out, token_text);
+  return out;
+}
+
+void Tokenizer::encode_impl(std::string_view text, bool parse_special, std::span<const TextRange> untrusted,
+                            std::vector<int32_t>& out, std::vector<TextRange>* token_text) const {
   const TokenizerSpec& s = *s_;
   BpeScratch sc;
+  size_t next_range = 0;  // the first untrusted range that does not end before the scan position
+  // Whether text[begin, end) overlaps a non-empty untrusted range.
+  auto touches_untrusted = [&](size_t begin, size_t end) {
+    auto r = std::partition_point(untrusted.begin(), untrusted.end(), [&](const TextRange& u) { return u.end <= begin; });
+    for (; r != untrusted.end() && r->begin < end; ++r)
+      if (r->end > r->begin) return true;
+    return false;
+  };
+  auto emit_segment = [&](size_t begin, size_t end) {
+    encode_segment(s, text, begin, end, touches_untrusted(begin, end), out, token_text, sc);
+  };
   size_t seg_start = 0;
+  size_t floor = 0;  // lstrip never reaches back into untrusted text
   size_t i = 0;
   while (i < text.size()) {
+    while (next_range < untrusted.size() && untrusted[next_range].end <= i) ++next_range;
+    size_t limit = text.size();  // a match must end by here: untrusted text is never part of one
+    if (next_range < untrusted.size()) {
+      const TextRange& r = untrusted[next_range];
+      if (r.begin <= i) {
+        i = floor = r.end;
+        continue;
+      }
+      limit = r.begin;
+    }
     const auto& candidates = s.added_by_first_byte[uint8_t(text[i])];
     const AddedToken* hit = nullptr;
     for (int32_t c : candidates) {
       const AddedToken& t = s.added[c];
-      if ((t.special && !parse_special) || text.size() - i < t.content.size()) continue;
+      if ((t.special && !parse_special) || limit - i < t.content.size()) continue;
       if (std::memcmp(text.data() + i, t.content.data(), t.content.size()) == 0) {
         hit = &t;
         break;
@@ -304,13 +378,14 @@ void Tokenizer::encode_append(std::string_view text, std::vector<int32_t>& out, 
     }
     size_t start = i;
     size_t end = i + hit->content.size();
-    if (hit->lstrip) start = space_before(text, start, seg_start);
-    if (hit->rstrip) end = space_after(text, end);
-    encode_segment(s, text.substr(seg_start, start - seg_start), out, sc);
+    if (hit->lstrip) start = space_before(text, start, std::max(seg_start, floor));
+    if (hit->rstrip) end = space_after(text, end, limit);
+    emit_segment(seg_start, start);
     out.push_back(hit->id);
+    if (token_text) token_text->push_back({start, end});
     seg_start = i = end;
   }
-  encode_segment(s, text.substr(seg_start), out, sc);
+  emit_segment(seg_start, text.size());
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids) const {

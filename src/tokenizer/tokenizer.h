@@ -41,6 +41,13 @@ class GgufWriter;
 
 namespace csq {
 
+// A byte range [begin, end) of a text.
+struct TextRange {
+  size_t begin = 0;
+  size_t end = 0;
+  bool operator==(const TextRange&) const = default;
+};
+
 enum class TokenKind : uint8_t {
   Absent,       // no token has this id (a gap in the vocabulary)
   Normal,       // a BPE vocabulary entry
@@ -65,6 +72,18 @@ class Tokenizer {
 
   std::vector<int32_t> encode(std::string_view text, bool parse_special = true) const;
   void encode_append(std::string_view text, std::vector<int32_t>& out, bool parse_special = true) const;
+
+  // Encodes a text that mixes trusted text (a chat template's scaffold) with untrusted ranges
+  // (message content, log fields; sorted, disjoint, inside `text`). Outside them it encodes as
+  // encode(text, true). No added token, special or not (<|im_end|>, <think>, <tool_call>...),
+  // is matched inside an untrusted range or across its edge, and a merge that would produce an
+  // added token id there is undone into byte tokens; so every id drawn from untrusted bytes is a
+  // Normal one. Plain text still merges across the edges as Hugging Face would, so a prompt whose
+  // content holds no added-token string gets exactly HF's ids. `token_text`, when given, receives
+  // for each id the bytes of `text` it came from (a whole pre-tokenized segment for tokens of a
+  // segment that UTF-8 repair or NFC changed). Throws csq::Error (Usage) on bad ranges.
+  std::vector<int32_t> encode_guarded(std::string_view text, std::span<const TextRange> untrusted,
+                                      std::vector<TextRange>* token_text = nullptr) const;
 
   // Fails (BadInput) naming the first id outside the vocabulary.
   std::string decode(std::span<const int32_t> ids) const;
@@ -93,6 +112,8 @@ class Tokenizer {
 
  private:
   explicit Tokenizer(std::unique_ptr<TokenizerSpec> spec);
+  void encode_impl(std::string_view text, bool parse_special, std::span<const TextRange> untrusted,
+                   std::vector<int32_t>& out, std::vector<TextRange>* token_text) const;
 
   std::unique_ptr<TokenizerSpec> s_;
 };
