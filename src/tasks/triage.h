@@ -1,0 +1,157 @@
+// Alert triage: the model adjudicates one record (a csq detect alert, a Wazuh alert, a raw
+// event: any JSON object) as benign, suspicious or malicious, with ATT&CK techniques, a
+// rationale and next steps.
+//
+// The prompt is a fixed scaffold plus untrusted spans. Every key and value of the record is
+// untrusted (attackers write user-agents, URLs, user names, command lines), so is the site
+// context; each is capped in length with an explicit, counted truncation marker and marked
+// (spotlighting, see Spotlight). The scaffold never holds record text, and the whole content is
+// tokenized as untrusted text (Engine::encode_messages), so no field can become a control token.
+// The answer is constrained by triage_answer_schema() in process, so it always parses; answers
+// from an endpoint are validated the same way and a bad one is reported, not guessed at.
+// docs/triage.md describes the scaffold, the spotlighting, the schema and the output line.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/engine.h"
+#include "tasks/chat_backend.h"
+
+namespace csq::tasks {
+
+// How untrusted spans are marked in the prompt.
+enum class Spotlight {
+  None,        // "path: value" lines, values as they are (the baseline for measurement)
+  Delimiters,  // the record inside <record>...</record>, each value a JSON string with <, > and
+               // every control character escaped, so no value can close its quote, its line or the block
+  Datamark,    // as Delimiters, and every whitespace run inside a value replaced by U+02C6 ("ˆ")
+};
+const char* spotlight_name(Spotlight s);
+std::optional<Spotlight> spotlight_from_name(std::string_view name);
+
+struct TriageOptions {
+  Spotlight spotlight = Spotlight::Delimiters;
+  size_t max_field_bytes = 1024;     // a longer value is cut (at a UTF-8 boundary) and marked
+  size_t max_key_bytes = 64;         // each key of a field's path
+  size_t max_fields = 200;           // leaves of the record; the rest are omitted, and counted
+  size_t max_depth = 8;              // deeper objects/arrays are shown as one JSON value
+  size_t max_context_bytes = 8192;   // the site context
+  int64_t max_tokens = 768;          // enough for the schema's longest answer
+  SamplingParams sampling = greedy();
+
+  static SamplingParams greedy() {
+    SamplingParams s;
+    s.temperature = 0;
+    return s;
+  }
+};
+
+// The rule that fired on the record, in hybrid mode (csq triage --rules).
+struct RuleContext {
+  std::string id, title, level, description;
+  std::vector<std::string> tags;  // Sigma form: "attack.t1059.001", "attack.execution"
+};
+
+struct TriageInput {
+  std::string id;                  // names the input in the output line and in errors
+  nlohmann::ordered_json record;   // a JSON object
+  std::optional<RuleContext> rule;
+};
+
+// Where one untrusted string landed in a message's content.
+struct TriageSpan {
+  std::string field;      // the record path ("event.CommandLine"), "rule.title" (hybrid), "site_context"
+  bool key = false;       // the span is the field's path (keys are untrusted too), not its value
+  size_t message = 0;     // index in TriagePrompt::messages
+  size_t offset = 0;      // byte offset in that message's content
+  size_t length = 0;      // bytes of the (possibly cut) untrusted text
+  bool truncated = false;
+};
+
+struct TriagePrompt {
+  nlohmann::ordered_json messages;  // [{"role": "system", ...}, {"role": "user", ...}]
+  std::vector<TriageSpan> spans;    // every untrusted string, in content order
+  size_t truncated_fields = 0;      // values or keys cut to their cap
+  size_t omitted_fields = 0;        // leaves beyond max_fields
+};
+
+// The id of a record: "id" or "_id" or "alert_id" when it is a string or number, else the
+// source reference of a csq detect alert ("FILE:RECORD"), else `fallback` (e.g. "stdin:12").
+std::string triage_record_id(const nlohmann::ordered_json& record, const std::string& fallback);
+
+// Throws csq::Error (BadInput) naming input.id when the record is not a JSON object.
+TriagePrompt build_triage_prompt(const TriageInput& input, const std::string& site_context, const TriageOptions& options);
+
+// Where each untrusted span of `prompt` lies in its encoding (Engine::encode_messages of
+// prompt.messages): its bytes of encoded.text and the tokens [first_token, last_token) covering
+// them. Throws csq::Error (Runtime) when a span is not inside untrusted message content (the
+// template moved or rewrote it) or the content was parsed as trusted (parse_special_in_content).
+struct TriageTokenSpan {
+  TriageSpan span;
+  TextRange text;
+  size_t first_token = 0;
+  size_t last_token = 0;
+};
+std::vector<TriageTokenSpan> locate_triage_spans(const ChatPrompt& encoded, const TriagePrompt& prompt);
+
+// The JSON Schema of an answer: verdict, confidence, techniques, rationale, next_steps.
+const nlohmann::ordered_json& triage_answer_schema();
+
+struct TriageVerdict {
+  std::string verdict;  // benign | suspicious | malicious
+  double confidence = 0;
+  std::vector<std::string> techniques;  // T1059 or T1059.001
+  std::string rationale;
+  std::vector<std::string> next_steps;
+};
+
+// Parses and validates an answer against the schema (a <think> block before it is dropped, and
+// so is a ```json fence around it). Returns nullopt and sets *error naming what is wrong.
+std::optional<TriageVerdict> parse_triage_answer(std::string_view answer, std::string* error);
+
+// One output line.
+struct TriageResult {
+  std::string id;
+  std::optional<TriageVerdict> verdict;  // absent when the answer failed
+  std::string error;                     // why it failed (unparseable answer, backend error)
+  std::string answer;                    // the raw answer, kept when it failed to parse
+  int64_t prompt_tokens = 0;
+  int64_t answer_tokens = 0;
+  size_t truncated_fields = 0;
+  size_t omitted_fields = 0;
+  std::string rule_id;  // hybrid mode: the rule that fired
+  // {"id", "verdict", "confidence", "techniques", "rationale", "next_steps", "prompt_tokens",
+  //  "answer_tokens", "truncated_fields", "omitted_fields", "rule"?, "error"?, "answer"?}
+  nlohmann::ordered_json to_json() const;
+};
+
+// The chat request for one input: the prompt, the answer schema, the sampling and max_tokens of
+// `options` (the seed plus a hash of the input's id, so each input is sampled on its own), and
+// the template's non-thinking mode (a JSON answer has no room for a <think> block).
+ChatRequest triage_request(const TriageInput& input, const TriagePrompt& prompt, const TriageOptions& options);
+
+// Produces the next input, or nullopt at the end; called from one thread at a time.
+using TriageSource = std::function<std::optional<TriageInput>()>;
+// Called once per input, in input order, from the calling thread.
+using TriageSink = std::function<void(size_t index, const TriageResult& result)>;
+
+// Triages every input of `source` through `backend` (already prepared), up to
+// backend.concurrency() at once, reading inputs only as workers free up, so a stream is
+// answered line by line. A failed answer or a backend error (csq::Error) on one input is a
+// result with an error; an exception from `source` or `sink` stops the run and is rethrown.
+void triage_stream(ChatBackend& backend, const TriageSource& source, const std::string& site_context,
+                   const TriageOptions& options, const TriageSink& sink);
+
+// The same over a vector; prepares the backend with every request first.
+std::vector<TriageResult> triage_batch(ChatBackend& backend, const std::vector<TriageInput>& inputs,
+                                       const std::string& site_context, const TriageOptions& options);
+
+}  // namespace csq::tasks
