@@ -13,7 +13,7 @@
 #include "base/jsonl.h"
 #include "command.h"
 #include "generation_options.h"
-#include "io/line_reader.h"
+#include "detect/event.h"
 #include "io/mapped_file.h"
 #include "runtime/engine.h"
 #include "tasks/triage.h"
@@ -38,7 +38,8 @@ struct TriageCliOptions {
   bool quiet = false;
 };
 
-// Reads records from the inputs in order, one line at a time.
+// Reads records from the inputs in order (JSON Lines or concatenated objects, plain or gzip),
+// one at a time as they arrive.
 class RecordSource {
  public:
   explicit RecordSource(std::vector<std::string> paths) : paths_(std::move(paths)) {
@@ -46,20 +47,23 @@ class RecordSource {
   }
 
   std::optional<tasks::TriageInput> next() {
-    std::string line;
+    detect::Record rec;
+    std::string problem;
     for (;;) {
       if (!reader_) {
         if (at_ == paths_.size()) return std::nullopt;
-        reader_ = std::make_unique<io::LineReader>(paths_[at_++]);
+        name_ = paths_[at_] == "-" ? "stdin" : paths_[at_];
+        reader_ = std::make_unique<detect::RecordReader>(detect::ByteSource::open(paths_[at_++]));
       }
-      if (!reader_->next(line)) {
+      const auto status = reader_->next(rec, problem);
+      if (status == detect::RecordReader::Status::End) {
         reader_.reset();
         continue;
       }
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      const std::string where = reader_->name() + ":" + std::to_string(reader_->line_number());
+      const std::string where = name_ + ":" + std::to_string(rec.number);
+      if (status == detect::RecordReader::Status::Problem) fail_input(where + ": " + problem);
       tasks::TriageInput in;
-      in.record = parse_jsonl_line<ojson>(line, where);
+      in.record = parse_jsonl_line<ojson>(rec.text, where);
       if (!in.record.is_object()) fail_input(where + ": expected a JSON object (an alert or an event)");
       in.id = tasks::triage_record_id(in.record, where);
       return in;
@@ -69,7 +73,8 @@ class RecordSource {
  private:
   std::vector<std::string> paths_;
   size_t at_ = 0;
-  std::unique_ptr<io::LineReader> reader_;
+  std::string name_;
+  std::unique_ptr<detect::RecordReader> reader_;
 };
 
 // FNV-1a, for recording which site context a run used.
