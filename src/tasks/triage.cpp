@@ -242,6 +242,10 @@ std::string triage_record_id(const ojson& record, const std::string& fallback) {
     if (source != record.end() && source->is_object() && source->contains("file") && (*source)["file"].is_string() &&
         source->contains("record") && (*source)["record"].is_number_integer())
       return (*source)["file"].get<std::string>() + ":" + (*source)["record"].dump();
+    // csq detect's current flat layout: "source": FILE, "record": N.
+    const auto number = record.find("record");
+    if (source != record.end() && source->is_string() && number != record.end() && number->is_number_integer())
+      return source->get<std::string>() + ":" + number->dump();
   }
   return fallback;
 }

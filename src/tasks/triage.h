@@ -84,7 +84,8 @@ struct TriagePrompt {
 };
 
 // The id of a record: "id" or "_id" or "alert_id" when it is a string or number, else the
-// source reference of a csq detect alert ("FILE:RECORD"), else `fallback` (e.g. "stdin:12").
+// source reference of a csq detect alert ("FILE:RECORD", from "source": {"file", "record"} or
+// "source": FILE, "record": N), else `fallback` (e.g. "stdin:12").
 std::string triage_record_id(const nlohmann::ordered_json& record, const std::string& fallback);
 
 // Throws csq::Error (BadInput) naming input.id when the record is not a JSON object.

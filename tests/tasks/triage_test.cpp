@@ -111,6 +111,7 @@ TEST(TriageRecordId, IdOrSourceOrFallback) {
   EXPECT_EQ(triage_record_id(ojson::parse(R"({"id": "1714.42"})"), "f:1"), "1714.42");
   EXPECT_EQ(triage_record_id(ojson::parse(R"({"_id": 7})"), "f:1"), "7");
   EXPECT_EQ(triage_record_id(ojson::parse(R"({"source": {"file": "sec.evtx", "record": 12}})"), "f:1"), "sec.evtx:12");
+  EXPECT_EQ(triage_record_id(ojson::parse(R"({"source": "x.jsonl.gz", "record": 4})"), "f:1"), "x.jsonl.gz:4");
   EXPECT_EQ(triage_record_id(ojson::parse(R"({"id": ""})"), "f:3"), "f:3");
 }
 
