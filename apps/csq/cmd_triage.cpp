@@ -268,7 +268,12 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_flag("--json", o->json, "With --dry-run: one JSON line per input with the prompt, its token ids and the "
                                    "token ranges of the untrusted spans");
   cmd->add_flag("--quiet,-q", o->quiet, "No progress line");
-  cmd->callback([o] { run_triage(*o); });
+  add_triage_eval_command(*cmd);
+  // CLI11 runs the parent's callback after the subcommand's.
+  cmd->callback([o, cmd] {
+    if (cmd->got_subcommand("eval")) return;
+    run_triage(*o);
+  });
 });
 
 }  // namespace

@@ -23,4 +23,7 @@ struct RegisterCommand {
 // Parses "1,2,3" (spaces allowed) into token ids; a usage error names the bad element.
 std::vector<int32_t> parse_token_list(const std::string& text);
 
+// `csq triage eval`, a subcommand of `csq triage` (cmd_triage_eval.cpp).
+void add_triage_eval_command(CLI::App& triage);
+
 }  // namespace csq::app
