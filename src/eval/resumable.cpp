@@ -198,4 +198,16 @@ GenerationTotals run_generations(const std::string& log_path, const std::vector<
   return totals;
 }
 
+Generation complete_generation(tasks::ChatBackend& backend, const tasks::ChatRequest& request) {
+  const tasks::ChatResult res = backend.complete(request);
+  Generation g;
+  g.response = res.text();
+  g.finish = res.finish;
+  g.prompt_tokens = res.prompt_tokens;
+  g.completion_tokens = res.completion_tokens;
+  g.seed = request.sampling.seed;
+  g.ms = res.ms;
+  return g;
+}
+
 }  // namespace csq::eval

@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tasks/chat_backend.h"
+
 namespace csq::eval {
 
 // One finished generation: a line of the log {"index", "trial", "response", "finish",
@@ -80,5 +82,8 @@ GenerationTotals run_generations(const std::string& log_path, const std::vector<
 
 // "h:mm:ss".
 std::string clock_text(double seconds);
+
+// One request answered by the backend, as the resume log records it.
+Generation complete_generation(tasks::ChatBackend& backend, const tasks::ChatRequest& request);
 
 }  // namespace csq::eval

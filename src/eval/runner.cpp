@@ -103,16 +103,7 @@ RunOutcome run_evaluation(const RunConfig& c, tasks::ChatBackend& backend) {
   const GenerationTotals totals = run_generations(
       log_path, pending,
       [&](const GenerationKey& key) {
-        const tasks::ChatRequest& request = requests[request_of.at(key)];
-        const tasks::ChatResult res = backend.complete(request);
-        Generation g;
-        g.response = res.text();
-        g.finish = res.finish;
-        g.prompt_tokens = res.prompt_tokens;
-        g.completion_tokens = res.completion_tokens;
-        g.seed = request.sampling.seed;
-        g.ms = res.ms;
-        return g;
+        return complete_generation(backend, requests[request_of.at(key)]);
       },
       backend.concurrency(), records, progress);
   const size_t computed = totals.computed;

@@ -102,16 +102,7 @@ Generated generate(const std::string& log_path, size_t item_count, const std::ve
   const GenerationTotals totals = run_generations(
       log_path, pending,
       [&](const GenerationKey& key) {
-        const tasks::ChatRequest& request = requests[position.at(key)];
-        const tasks::ChatResult res = backend.complete(request);
-        Generation g;
-        g.response = res.text();
-        g.finish = res.finish;
-        g.prompt_tokens = res.prompt_tokens;
-        g.completion_tokens = res.completion_tokens;
-        g.seed = request.sampling.seed;
-        g.ms = res.ms;
-        return g;
+        return complete_generation(backend, requests[position.at(key)]);
       },
       backend.concurrency(), out.records, progress);
   out.computed = totals.computed;
