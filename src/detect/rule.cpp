@@ -329,6 +329,8 @@ std::vector<std::string> transform_value(const std::string& raw, const Modifiers
   for (const Transform t : m.transforms) {
     std::vector<std::string> next;
     for (const std::string& v : values) {
+      // Chained transformations multiply (625 windash variants each): bound them like expand.
+      if (next.size() > 4096) rule_error(at, "value modifiers produce more than 4096 values");
       if (t == Transform::Windash) {
         for (auto& w : windash_variants(v)) next.push_back(std::move(w));
         continue;
@@ -356,6 +358,7 @@ std::vector<std::string> transform_value(const std::string& raw, const Modifiers
           break;
       }
     }
+    if (next.size() > 4096) rule_error(at, "value modifiers produce more than 4096 values");
     values = std::move(next);
   }
   return values;

@@ -301,4 +301,16 @@ TEST(DetectModifiers, UnknownModifierSkipsOnlyThatRule) {
 }
 
 }  // namespace
+
+TEST(DetectModifiers, ChainedTransformationsAreBoundedNotExponential) {
+  // Each windash takes 625 variants of four flags; chained, they would multiply past any memory.
+  RuleSet set;
+  load_rules_text(rule_with("    sel:\n        F|windash|windash|windash|windash: '-a -b -c -d'\n"
+                            "    condition: sel\n"),
+                  "chain.yml", {}, set);
+  ASSERT_EQ(set.problems.size(), 1u);
+  EXPECT_EQ(set.problems[0].reason, "value modifiers produce more than 4096 values");
+  EXPECT_TRUE(set.rules.empty());
+}
+
 }  // namespace csq::detect::test
