@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "test_paths.h"
+
 extern char** environ;
 
 namespace csq::test {
@@ -62,6 +64,23 @@ class Child {
   int rc_ = -1;
   std::optional<int> status_;
 };
+
+// Starts csq without waiting; stdout and stderr go to `log`.
+inline pid_t spawn_csq(const std::vector<std::string>& args, const std::string& log) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  std::vector<std::string> storage = {csq_binary()};
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
 
 // A TCP port on 127.0.0.1 that was free a moment ago (for programs that take no port 0).
 inline int free_port() {

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "eval/benchmarks.h"
+#include "child_process.h"
 #include "eval_data.h"
 
 extern char** environ;
@@ -53,23 +54,6 @@ std::string fresh_dir(const std::string& name) {
   const std::string dir = temp_dir() + "/" + name;
   fs::remove_all(dir);
   return dir;
-}
-
-// Starts csq without waiting; stdout and stderr go to `log`.
-pid_t spawn_csq(const std::vector<std::string>& args, const std::string& log) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  std::vector<std::string> storage = {csq_binary()};
-  storage.insert(storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : -1;
 }
 
 TEST(EvalRun, EveryBenchmarkEndToEnd) {

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "eval/injection.h"
+#include "child_process.h"
 #include "eval_data.h"
 
 extern char** environ;
@@ -54,22 +55,6 @@ std::map<std::pair<int, size_t>, std::string> responses_of(const std::string& pa
     EXPECT_TRUE(out.emplace(std::pair{j["trial"].get<int>(), j["index"].get<size_t>()}, j["response"]).second) << line;
   }
   return out;
-}
-
-pid_t spawn_csq(const std::vector<std::string>& args, const std::string& log) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  std::vector<std::string> storage = {csq_binary()};
-  storage.insert(storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : -1;
 }
 
 TEST(TriageEvalCli, RescoresStoredAnswers) {
