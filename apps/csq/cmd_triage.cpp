@@ -17,6 +17,7 @@
 #include "io/mapped_file.h"
 #include "runtime/engine.h"
 #include "tasks/triage.h"
+#include "triage_redis.h"
 
 namespace csq::app {
 namespace {
@@ -36,6 +37,7 @@ struct TriageCliOptions {
   bool dry_run = false;
   bool json = false;
   bool quiet = false;
+  TriageRedisOptions redis;
 };
 
 // Reads records from the inputs in order (JSON Lines or concatenated objects, plain or gzip),
@@ -188,6 +190,11 @@ void run_triage(TriageCliOptions o) {
   o.triage.spotlight = *spotlight;
   o.triage.sampling.seed = o.seed;
   const std::string context = o.context_file.empty() ? "" : io::read_text_file(o.context_file);
+  if (o.redis.enabled()) {
+    if (!o.inputs.empty() || !o.out.empty() || o.dry_run)
+      fail_usage("--redis reads alerts from --stream and writes to --out-stream: no input files, --out or --dry-run");
+    return run_triage_worker(o.redis, o.backend, context, o.triage, o.json, o.quiet);
+  }
   if (o.dry_run) return dry_run(o, context);
   std::unique_ptr<tasks::ChatBackend> backend = make_backend(o.backend);
 
@@ -266,8 +273,9 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("--seed", o->seed, "Sampling seed")->capture_default_str();
   cmd->add_flag("--dry-run", o->dry_run, "Print each rendered prompt instead of answering (needs --model for the tokenizer)");
   cmd->add_flag("--json", o->json, "With --dry-run: one JSON line per input with the prompt, its token ids and the "
-                                   "token ranges of the untrusted spans");
+                                   "token ranges of the untrusted spans; with --redis: the worker's final counts");
   cmd->add_flag("--quiet,-q", o->quiet, "No progress line");
+  add_triage_redis_options(cmd, o->redis);
   add_triage_eval_command(*cmd);
   // CLI11 runs the parent's callback after the subcommand's.
   cmd->callback([o, cmd] {

@@ -452,6 +452,7 @@ TriageResult triage_one(ChatBackend& backend, const TriageInput& input, const st
     out.truncated_fields = prompt.truncated_fields;
     out.omitted_fields = prompt.omitted_fields;
     const ChatResult r = backend.complete(triage_request(input, prompt, options));
+    out.answered = true;
     out.prompt_tokens = r.prompt_tokens;
     out.answer_tokens = r.completion_tokens;
     std::string why;

@@ -124,6 +124,7 @@ struct TriageResult {
   std::optional<TriageVerdict> verdict;  // absent when the answer failed
   std::string error;                     // why it failed (unparseable answer, backend error)
   std::string answer;                    // the raw answer, kept when it failed to parse
+  bool answered = false;                 // the backend answered (the answer may still not parse)
   int64_t prompt_tokens = 0;
   int64_t answer_tokens = 0;
   size_t truncated_fields = 0;

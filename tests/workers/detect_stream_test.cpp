@@ -1,7 +1,8 @@
 // csq detect --redis URL --out-stream NAME: the alerts go to the stream, each entry's `alert`
 // being the record --json prints, with one idempotency key per rule and event; the password
-// stays out of the output.
+// stays out of the output. csq triage --redis reads them as they are.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -91,6 +92,73 @@ TEST(DetectStream, AlertsGoToTheStreamAsJsonRecords) {
   EXPECT_EQ(tls.exit_code, 1);
   EXPECT_NE(tls.err.find("no TLS"), std::string::npos) << tls.err;
   EXPECT_EQ(tls.err.find("det3ct-pass"), std::string::npos) << tls.err;
+}
+
+// The two stages of one pipeline: csq triage --redis reads what csq detect --redis wrote with its
+// defaults (field `alert`), and each result names the detect alert it answers. Also: a poison
+// entry reaches the dead-letter stream with its error, the log holds counts only unless
+// --log-content, and --max-entries / --exit-when-idle end a batch job.
+TEST(DetectStream, TriageWorkerReadsWhatDetectWrites) {
+  if (!fs::exists("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
+  const fs::path dir = fs::path(test::temp_dir()) / ("detect-triage-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  test::RedisServer redis(dir, test::free_port(), "pipe-pass-42");
+  redis.start();
+  RedisClient client(parse_redis_url(redis.url("pipe-pass-42")));
+  ASSERT_EQ(client.checked({"PING"}).text, "PONG");
+  std::ofstream(dir / "rule.yml") << kRule;
+  std::ofstream(dir / "events.jsonl") << event(1, "net user") << event(2, "net user admin");
+  const test::RunResult detected = test::run_csq({"detect", "--rules", (dir / "rule.yml").string(), "--events",
+                                                  (dir / "events.jsonl").string(), "--redis", redis.url("pipe-pass-42"),
+                                                  "--out-stream", "alerts"});
+  ASSERT_EQ(detected.exit_code, 0) << detected.err;
+  client.checked({"XADD", "alerts", "*", "alert", "[\"not an object\"]"});
+
+  auto triage = [&](const std::string& group, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"triage", "--model", test::fixture("hf/qwen3-tiny-vocab"), "--threads", "1",
+                                     "--max-tokens", "4", "--redis", redis.url("pipe-pass-42"), "--stream", "alerts",
+                                     "--group", group, "--out-stream", "triaged-" + group, "--dead-letter",
+                                     "dead-" + group, "--max-attempts", "1", "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return test::run_csq(args);
+  };
+  const test::RunResult quiet = triage("quiet", {"--max-entries", "3"});
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
+  const auto stats = nlohmann::json::parse(quiet.out);
+  EXPECT_EQ(stats["stopped"], "--max-entries");
+  EXPECT_EQ(stats["results"], 2);
+  EXPECT_EQ(stats["dead_lettered"], 1);
+  EXPECT_EQ(stats["acknowledged"], 3);
+  EXPECT_NE(quiet.err.find("at redis://:***@127.0.0.1:"), std::string::npos) << quiet.err;
+  for (const char* secret : {"pipe-pass-42", "net user", "not an object"})
+    EXPECT_EQ(quiet.err.find(secret), std::string::npos) << "the log holds '" << secret << "':\n" << quiet.err;
+
+  const std::string source = (dir / "events.jsonl").string();
+  std::vector<std::string> ids;
+  for (const RedisReply& entry : client.checked({"XRANGE", "triaged-quiet", "-", "+"}).elements) {
+    const auto& fields = entry.elements[1].elements;
+    ASSERT_EQ(fields.size(), 8u);
+    EXPECT_EQ(fields[4].text, "consumer");
+    EXPECT_EQ(fields[6].text, "result");
+    const auto line = nlohmann::json::parse(fields[7].text);
+    ids.push_back(line["id"]);
+    EXPECT_GT(line["prompt_tokens"].get<int>(), 0);
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{source + ":1", source + ":2"}));
+  const RedisReply dead = client.checked({"XRANGE", "dead-quiet", "-", "+"});
+  ASSERT_EQ(dead.elements.size(), 1u);
+  const auto& dead_fields = dead.elements[0].elements[1].elements;
+  ASSERT_EQ(dead_fields.size(), 10u);
+  EXPECT_EQ(dead_fields[6].text, "error");
+  EXPECT_NE(dead_fields[7].text.find("expected a JSON object"), std::string::npos) << dead_fields[7].text;
+  EXPECT_EQ(dead_fields[9].text, "[\"not an object\"]");
+
+  const test::RunResult logged = triage("logged", {"--exit-when-idle", "0.5", "--log-content"});
+  ASSERT_EQ(logged.exit_code, 0) << logged.err;
+  EXPECT_EQ(nlohmann::json::parse(logged.out)["stopped"], "--exit-when-idle");
+  EXPECT_NE(logged.err.find("net user admin"), std::string::npos) << logged.err;
+  EXPECT_EQ(logged.err.find("pipe-pass-42"), std::string::npos) << logged.err;
 }
 
 }  // namespace
