@@ -163,8 +163,8 @@ void add_triage_redis_options(CLI::App* cmd, TriageRedisOptions& o) {
   cmd->add_option("--max-entries", o.max_entries, "Stop after handling this many entries (the last batch may pass it)")
       ->group(group);
   cmd->add_option("--exit-when-idle", o.exit_when_idle_s,
-                  "Stop when no entry arrived or was claimed for this many seconds (above --claim-after, so a dead "
-                  "worker's entries are taken first)")
+                  "Stop when no entry arrived or was claimed for this many seconds (more than --claim-after plus 1 s, "
+                  "so that entries a dead worker left, or that failed, are claimed first)")
       ->check(CLI::NonNegativeNumber)
       ->group(group);
   cmd->add_flag("--log-content", o.log_content, "Log each alert and its result on stderr (off: counts only)")->group(group);

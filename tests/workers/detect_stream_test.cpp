@@ -95,8 +95,9 @@ TEST(DetectStream, AlertsGoToTheStreamAsJsonRecords) {
 }
 
 // The two stages of one pipeline: csq triage --redis reads what csq detect --redis wrote with its
-// defaults (field `alert`), and each result names the detect alert it answers. Also: a poison
-// entry reaches the dead-letter stream with its error, the log holds counts only unless
+// defaults (field `alert`), and each result names the detect alert it answers. Also: an entry
+// that is not an object, and one the backend fails (its prompt exceeds the context), reach the
+// dead-letter stream with their errors, the log holds counts only unless
 // --log-content, and --max-entries / --exit-when-idle end a batch job.
 TEST(DetectStream, TriageWorkerReadsWhatDetectWrites) {
   if (!fs::exists("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
@@ -114,6 +115,13 @@ TEST(DetectStream, TriageWorkerReadsWhatDetectWrites) {
                                                   "--out-stream", "alerts"});
   ASSERT_EQ(detected.exit_code, 0) << detected.err;
   client.checked({"XADD", "alerts", "*", "alert", "[\"not an object\"]"});
+  // Valid, but its prompt exceeds the context (digits are one token each): the backend fails
+  // it, which is no result.
+  std::string digits;
+  for (int i = 0; i < 1000; ++i) digits += char('0' + i % 10);
+  nlohmann::json huge;
+  for (int i = 0; i < 20; ++i) huge["field" + std::to_string(i)] = digits;
+  client.checked({"XADD", "alerts", "*", "alert", huge.dump()});
 
   auto triage = [&](const std::string& group, std::vector<std::string> extra) {
     std::vector<std::string> args = {"triage", "--model", test::fixture("hf/qwen3-tiny-vocab"), "--threads", "1",
@@ -123,15 +131,15 @@ TEST(DetectStream, TriageWorkerReadsWhatDetectWrites) {
     args.insert(args.end(), extra.begin(), extra.end());
     return test::run_csq(args);
   };
-  const test::RunResult quiet = triage("quiet", {"--max-entries", "3"});
+  const test::RunResult quiet = triage("quiet", {"--max-entries", "4"});
   ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
   const auto stats = nlohmann::json::parse(quiet.out);
   EXPECT_EQ(stats["stopped"], "--max-entries");
   EXPECT_EQ(stats["results"], 2);
-  EXPECT_EQ(stats["dead_lettered"], 1);
-  EXPECT_EQ(stats["acknowledged"], 3);
+  EXPECT_EQ(stats["dead_lettered"], 2);
+  EXPECT_EQ(stats["acknowledged"], 4);
   EXPECT_NE(quiet.err.find("at redis://:***@127.0.0.1:"), std::string::npos) << quiet.err;
-  for (const char* secret : {"pipe-pass-42", "net user", "not an object"})
+  for (const char* secret : {"pipe-pass-42", "net user", "not an object", "0123456789"})
     EXPECT_EQ(quiet.err.find(secret), std::string::npos) << "the log holds '" << secret << "':\n" << quiet.err;
 
   const std::string source = (dir / "events.jsonl").string();
@@ -147,12 +155,16 @@ TEST(DetectStream, TriageWorkerReadsWhatDetectWrites) {
   }
   EXPECT_EQ(ids, (std::vector<std::string>{source + ":1", source + ":2"}));
   const RedisReply dead = client.checked({"XRANGE", "dead-quiet", "-", "+"});
-  ASSERT_EQ(dead.elements.size(), 1u);
-  const auto& dead_fields = dead.elements[0].elements[1].elements;
-  ASSERT_EQ(dead_fields.size(), 10u);
-  EXPECT_EQ(dead_fields[6].text, "error");
-  EXPECT_NE(dead_fields[7].text.find("expected a JSON object"), std::string::npos) << dead_fields[7].text;
-  EXPECT_EQ(dead_fields[9].text, "[\"not an object\"]");
+  ASSERT_EQ(dead.elements.size(), 2u);
+  const std::pair<const char*, std::string> expected[] = {{"expected a JSON object", "[\"not an object\"]"},
+                                                          {"but the context holds 4096", huge.dump()}};
+  for (size_t i = 0; i < 2; ++i) {
+    const auto& fields = dead.elements[i].elements[1].elements;
+    ASSERT_EQ(fields.size(), 10u);
+    EXPECT_EQ(fields[6].text, "error");
+    EXPECT_NE(fields[7].text.find(expected[i].first), std::string::npos) << fields[7].text;
+    EXPECT_EQ(fields[9].text, expected[i].second);
+  }
 
   const test::RunResult logged = triage("logged", {"--exit-when-idle", "0.5", "--log-content"});
   ASSERT_EQ(logged.exit_code, 0) << logged.err;
