@@ -12,6 +12,7 @@
 #include "detect/correlation.h"
 #include "detect/engine.h"
 #include "detect/runner.h"
+#include "rule_options.h"
 #include "workers/stream_worker.h"
 
 namespace csq::app {
@@ -20,65 +21,13 @@ namespace {
 using namespace csq::detect;
 
 struct DetectOptions {
-  std::vector<std::string> rules, events, statuses;
-  std::string pipeline, placeholders, min_level = "informational", package = "all";
-  bool ignore_logsource = false, json = false;
+  RuleOptions rule;
+  std::vector<std::string> events;
+  bool json = false;
   int threads = 1;
   double max_record_mb = 16;
   std::string redis_url, out_stream;  // alerts to a Redis stream instead of stdout
 };
-
-struct Loaded {
-  RuleSet set;
-  Placeholders placeholders;
-  Pipeline pipeline;
-};
-
-std::unique_ptr<Loaded> load(const DetectOptions& o) {
-  if (o.rules.empty()) fail_usage("--rules PATH is required (a rule file or a directory of rules)");
-  auto l = std::make_unique<Loaded>();
-  LoadOptions lo;
-  if (!o.placeholders.empty()) {
-    l->placeholders = load_placeholders(o.placeholders);
-    lo.placeholders = &l->placeholders;
-  }
-  for (const std::string& path : o.rules) load_rules_path(path, lo, l->set);
-  l->pipeline = o.pipeline.empty() ? Pipeline::windows_default() : Pipeline::load(o.pipeline);
-  return l;
-}
-
-DetectorOptions detector_options(const DetectOptions& o) {
-  DetectorOptions d;
-  d.ignore_logsource = o.ignore_logsource;
-  if (!parse_level(o.min_level, d.min_level))
-    fail_usage("--min-level '" + o.min_level + "': expected informational, low, medium, high or critical");
-  for (const std::string& s : o.statuses) {
-    Status st;
-    if (!parse_status(s, st))
-      fail_usage("--status '" + s + "': expected stable, test, experimental, deprecated or unsupported");
-    d.statuses.push_back(st);
-  }
-  Package p;
-  if (!parse_package(o.package, p)) fail_usage("--package '" + o.package + "': expected all, core or core+");
-  apply_package(p, d);
-  return d;
-}
-
-void print_rule_summary(const Loaded& l, const Detector& d) {
-  std::fprintf(stderr, "rules: %zu files, %zu rules loaded, %zu skipped, %zu filtered out, %zu active",
-               l.set.files, l.set.rules.size(), l.set.problems.size(), d.filtered_rules(), d.active_rules());
-  if (!d.correlation_rules().empty()) std::fprintf(stderr, ", %zu correlation", d.correlation_rules().size());
-  std::fprintf(stderr, " (pipeline %s)\n", l.pipeline.origin.c_str());
-  for (const RuleProblem& p : l.set.problems)
-    std::fprintf(stderr, "  skipped %s:%d: %s\n", p.file.c_str(), p.line, p.reason.c_str());
-  size_t unmapped = 0;
-  for (const auto& [key, n] : d.unmapped_logsources()) unmapped += n;
-  if (unmapped) {
-    std::fprintf(stderr, "  %zu rules for log sources the pipeline does not map (never applied):", unmapped);
-    for (const auto& [key, n] : d.unmapped_logsources()) std::fprintf(stderr, " %s %zu;", key.c_str(), n);
-    std::fprintf(stderr, "\n");
-  }
-}
 
 std::string join(const std::vector<std::string>& v, const char* sep) {
   std::string out;
@@ -97,8 +46,8 @@ void run_detect(const DetectOptions& o) {
     redis = std::make_unique<workers::RedisClient>(workers::parse_redis_url(o.redis_url));
     publisher = std::make_unique<workers::StreamPublisher>(*redis, o.out_stream);
   }
-  const auto l = load(o);
-  const Detector detector(l->set, l->pipeline, detector_options(o));
+  const auto l = load_rules(o.rule);
+  const Detector detector(l->set, l->pipeline, detector_options(o.rule));
   print_rule_summary(*l, detector);
 
   RunOptions ro;
@@ -172,8 +121,8 @@ void run_detect(const DetectOptions& o) {
 }
 
 void run_rules(const DetectOptions& o) {
-  const auto l = load(o);
-  const Detector detector(l->set, l->pipeline, detector_options(o));
+  const auto l = load_rules(o.rule);
+  const Detector detector(l->set, l->pipeline, detector_options(o.rule));
   // One line per rule document: loaded (with its log source and whether the pipeline maps it)
   // or skipped (line and reason).
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
@@ -190,7 +139,7 @@ void run_rules(const DetectOptions& o) {
       j["kind"] = "correlation";
     } else {
       j["logsource"] = r->logsource.key();
-      j["mapped"] = o.ignore_logsource || !l->pipeline.entries_for(r->logsource).empty();
+      j["mapped"] = o.rule.ignore_logsource || !l->pipeline.entries_for(r->logsource).empty();
     }
     out.push_back(std::move(j));
   }
@@ -220,14 +169,8 @@ void run_rules(const DetectOptions& o) {
   print_rule_summary(*l, detector);
 }
 
-void add_rule_options(CLI::App* cmd, DetectOptions& o) {
-  cmd->add_option("--rules", o.rules, "Sigma rule files or directories (searched for .yml/.yaml)");
-  cmd->add_option("--pipeline", o.pipeline, "Log-source pipeline YAML (default: the built-in Windows mapping)");
-  cmd->add_option("--placeholders", o.placeholders, "YAML map of placeholder name to values, for |expand");
-  cmd->add_flag("--ignore-logsource", o.ignore_logsource, "Apply every rule to every event (fields by name)");
-  cmd->add_option("--min-level", o.min_level, "Only rules of this level or above (informational..critical)");
-  cmd->add_option("--status", o.statuses, "Only rules of these statuses (repeat or comma-separate)")->delimiter(',');
-  cmd->add_option("--package", o.package, "SigmaHQ release package: all, core (test/stable, high+), core+ (medium+)");
+void add_detect_options(CLI::App* cmd, DetectOptions& o) {
+  add_rule_options(cmd, o.rule);
   cmd->add_flag("--json", o.json, "JSON Lines output");
 }
 
@@ -235,14 +178,14 @@ const RegisterCommand reg([](CLI::App& root) {
   auto o = std::make_shared<DetectOptions>();
   auto ro = std::make_shared<DetectOptions>();
   CLI::App* detect = root.add_subcommand("detect", "Run Sigma rules over event logs (JSON, JSON Lines, .gz, stdin)");
-  add_rule_options(detect, *o);
+  add_detect_options(detect, *o);
   detect->add_option("--events", o->events, "Event files (JSON Lines, evtx_dump JSON, ECS; .gz; - for stdin)");
   detect->add_option("--threads", o->threads, "Matching threads (default 1)");
   detect->add_option("--max-record-mb", o->max_record_mb, "Largest event record accepted, in MiB (default 16)");
   detect->add_option("--redis", o->redis_url, "Add the alerts to a Redis stream instead of printing them: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]");
   detect->add_option("--out-stream", o->out_stream, "The stream for --redis (field 'alert': the --json record; field 'idempotency_key')");
   CLI::App* rules = detect->add_subcommand("rules", "List every rule as loaded or skipped (with line and reason)");
-  add_rule_options(rules, *ro);
+  add_detect_options(rules, *ro);
   detect->require_subcommand(0, 1);
   rules->callback([ro] { run_rules(*ro); });
   detect->callback([o, rules] {

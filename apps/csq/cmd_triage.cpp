@@ -14,7 +14,9 @@
 #include "command.h"
 #include "generation_options.h"
 #include "detect/event.h"
+#include "detect/engine.h"
 #include "io/mapped_file.h"
+#include "rule_options.h"
 #include "runtime/engine.h"
 #include "tasks/triage.h"
 #include "triage_redis.h"
@@ -33,6 +35,7 @@ struct TriageCliOptions {
   std::string out;
   std::string spotlight = "delimiters";
   tasks::TriageOptions triage;
+  RuleOptions rules;  // hybrid mode when rules.rules is not empty
   uint64_t seed = 0;
   bool dry_run = false;
   bool json = false;
@@ -147,7 +150,41 @@ class Progress {
   Clock::time_point start_ = Clock::now(), last_{};
 };
 
-void dry_run(const TriageCliOptions& o, const std::string& context) {
+// What a run needs besides the backend and the options: the site context and, in hybrid mode,
+// the rules in front of the model. Per input, a front-end (the file/stdin loop below, the Redis
+// worker) screens it and then calls tasks::triage_input() (triage_stream does the latter).
+class Triager {
+ public:
+  explicit Triager(const TriageCliOptions& o) {
+    if (!o.rules.rules.empty()) {
+      rules_ = load_rules(o.rules);
+      detector_ = std::make_unique<detect::Detector>(rules_->set, rules_->pipeline, detector_options(o.rules));
+      print_rule_summary(*rules_, *detector_);
+      if (!detector_->correlation_rules().empty())
+        std::fprintf(stderr, "  %zu correlation rules are not applied in hybrid mode (they need csq detect's ordered stream)\n",
+                     detector_->correlation_rules().size());
+      screen_ = std::make_unique<tasks::RuleScreen>(*detector_);
+    }
+    if (!o.context_file.empty()) context_ = io::read_text_file(o.context_file);
+  }
+
+  const std::string& context() const { return context_; }
+  bool hybrid() const { return screen_ != nullptr; }
+
+  // Hybrid mode: the rules look at the input first.
+  void screen(tasks::TriageInput& in) const {
+    if (screen_) screen_->screen(in);
+  }
+  const tasks::RuleScreen* rule_screen() const { return screen_.get(); }
+
+ private:
+  std::string context_;
+  std::unique_ptr<LoadedRules> rules_;
+  std::unique_ptr<detect::Detector> detector_;
+  std::unique_ptr<tasks::RuleScreen> screen_;
+};
+
+void dry_run(const TriageCliOptions& o, const Triager& triager) {
   const BackendOptions& b = o.backend;
   if (b.model.empty()) fail_usage("--dry-run needs --model PATH (its tokenizer and chat template)");
   // Only the tokenizer and the template: the weights are not needed to show the prompt.
@@ -159,7 +196,17 @@ void dry_run(const TriageCliOptions& o, const std::string& context) {
   render.parse_special_in_content = b.parse_special_in_content;
   RecordSource source(o.inputs);
   while (auto in = source.next()) {
-    const tasks::TriagePrompt prompt = tasks::build_triage_prompt(*in, context, o.triage);
+    triager.screen(*in);
+    if (in->screened && (in->rules.empty() || !in->screen_problem.empty())) {
+      const std::string why = in->screen_problem.empty() ? "no rule fired" : "not an event: " + in->screen_problem;
+      if (o.json)
+        std::printf("%s\n", ojson({{"id", in->id}, {"decided_by", "rules"}, {"reason", why}})
+                                .dump(-1, ' ', false, ojson::error_handler_t::replace).c_str());
+      else
+        std::printf("=== %s: decided by the rules (%s), no prompt\n", in->id.c_str(), why.c_str());
+      continue;
+    }
+    const tasks::TriagePrompt prompt = tasks::build_triage_prompt(*in, triager.context(), o.triage);
     const ChatPrompt encoded = engine.encode_messages(prompt.messages, render);
     const auto spans = tasks::locate_triage_spans(encoded, prompt);
     if (o.json) {
@@ -184,18 +231,29 @@ void dry_run(const TriageCliOptions& o, const std::string& context) {
   }
 }
 
+// The rule selection a hybrid run used, for the resume manifest.
+std::string rules_identity(const RuleOptions& r) {
+  if (r.rules.empty()) return "";
+  std::string s = "rules=";
+  for (const auto& p : r.rules) s += p + ";";
+  s += " pipeline=" + r.pipeline + " placeholders=" + r.placeholders + " min_level=" + r.min_level + " package=" +
+       r.package + " ignore_logsource=" + (r.ignore_logsource ? "1" : "0") + " status=";
+  for (const auto& st : r.statuses) s += st + ",";
+  return s;
+}
+
 void run_triage(TriageCliOptions o) {
   const auto spotlight = tasks::spotlight_from_name(o.spotlight);
   if (!spotlight) fail_usage("--spotlight '" + o.spotlight + "': expected none, delimiters or datamark");
   o.triage.spotlight = *spotlight;
   o.triage.sampling.seed = o.seed;
-  const std::string context = o.context_file.empty() ? "" : io::read_text_file(o.context_file);
+  const Triager triager(o);
   if (o.redis.enabled()) {
     if (!o.inputs.empty() || !o.out.empty() || o.dry_run)
       fail_usage("--redis reads alerts from --stream and writes to --out-stream: no input files, --out or --dry-run");
-    return run_triage_worker(o.redis, o.backend, context, o.triage, o.json, o.quiet);
+    return run_triage_worker(o.redis, o.backend, triager.context(), triager.rule_screen(), o.triage, o.json, o.quiet);
   }
-  if (o.dry_run) return dry_run(o, context);
+  if (o.dry_run) return dry_run(o, triager);
   std::unique_ptr<tasks::ChatBackend> backend = make_backend(o.backend);
 
   std::vector<std::string> done;
@@ -210,7 +268,8 @@ void run_triage(TriageCliOptions o) {
     manifest["max_tokens"] = o.triage.max_tokens;
     manifest["temperature"] = o.triage.sampling.temperature;
     manifest["seed"] = o.seed;
-    manifest["site_context"] = o.context_file.empty() ? "" : digest(context);
+    manifest["site_context"] = o.context_file.empty() ? "" : digest(triager.context());
+    if (triager.hybrid()) manifest["rules"] = rules_identity(o.rules);
     check_or_write_manifest(o.out, manifest);
     done = read_done(o.out);
     out_file.reset(std::fopen(o.out.c_str(), "ab"));
@@ -225,7 +284,10 @@ void run_triage(TriageCliOptions o) {
   auto source = [&]() -> std::optional<tasks::TriageInput> {
     for (;;) {
       auto in = records.next();
-      if (!in || skipped == done.size()) return in;
+      if (!in || skipped == done.size()) {
+        if (in) triager.screen(*in);
+        return in;
+      }
       if (in->id != done[skipped])
         fail_usage(o.out + ": line " + std::to_string(skipped + 1) + " answers '" + done[skipped] + "' but input " +
                    std::to_string(skipped + 1) + " is '" + in->id + "'; it was written for other inputs");
@@ -235,7 +297,7 @@ void run_triage(TriageCliOptions o) {
   Progress progress(!o.quiet);
   size_t computed = 0, errors = 0;
   int64_t tokens = 0;
-  tasks::triage_stream(*backend, source, context, o.triage, [&](size_t, const tasks::TriageResult& r) {
+  tasks::triage_stream(*backend, source, triager.context(), o.triage, [&](size_t, const tasks::TriageResult& r) {
     const std::string line = r.to_json().dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n";
     if (std::fwrite(line.data(), 1, line.size(), out) != line.size() || std::fflush(out) != 0)
       fail_runtime((o.out.empty() ? std::string("stdout") : o.out) + ": write failed");
@@ -276,6 +338,7 @@ const RegisterCommand reg([](CLI::App& root) {
                                    "token ranges of the untrusted spans; with --redis: the worker's final counts");
   cmd->add_flag("--quiet,-q", o->quiet, "No progress line");
   add_triage_redis_options(cmd, o->redis);
+  add_rule_options(cmd, o->rules);
   add_triage_eval_command(*cmd);
   // CLI11 runs the parent's callback after the subcommand's.
   cmd->callback([o, cmd] {

@@ -74,7 +74,7 @@ std::string default_consumer() {
 // (the model answered, and a greedy retry would answer the same), a backend error is not.
 std::vector<workers::Outcome> triage_entries(tasks::ChatBackend& backend, const std::vector<workers::StreamEntry>& batch,
                                              const std::string& field, const std::string& site_context,
-                                             const tasks::TriageOptions& options) {
+                                             const tasks::RuleScreen* screen, const tasks::TriageOptions& options) {
   std::vector<workers::Outcome> outcomes(batch.size());
   std::vector<tasks::TriageInput> inputs;
   std::vector<size_t> slot_of_input;
@@ -85,6 +85,7 @@ std::vector<workers::Outcome> triage_entries(tasks::ChatBackend& backend, const 
       in.record = parse_jsonl_line<ojson>(batch[i].alert, where);
       if (!in.record.is_object()) fail_input(where + ": expected a JSON object (an alert or an event)");
       in.id = tasks::triage_record_id(in.record, batch[i].id);
+      if (screen) screen->screen(in);
       inputs.push_back(std::move(in));
       slot_of_input.push_back(i);
     } catch (const Error& e) {
@@ -171,6 +172,7 @@ void add_triage_redis_options(CLI::App* cmd, TriageRedisOptions& o) {
 }
 
 void run_triage_worker(const TriageRedisOptions& o, const BackendOptions& backend_options, const std::string& site_context,
+                       const tasks::RuleScreen* screen,
                        const tasks::TriageOptions& triage, bool json, bool quiet) {
   workers::RedisClient redis(workers::parse_redis_url(redis_url_of(o)));
   workers::StreamWorkerConfig config;
@@ -190,7 +192,7 @@ void run_triage_worker(const TriageRedisOptions& o, const BackendOptions& backen
   std::unique_ptr<tasks::ChatBackend> backend = make_backend(backend_options);
   backend->prepare({});
   workers::StreamWorker worker(redis, config, [&](const std::vector<workers::StreamEntry>& batch) {
-    std::vector<workers::Outcome> outcomes = triage_entries(*backend, batch, o.field, site_context, triage);
+    std::vector<workers::Outcome> outcomes = triage_entries(*backend, batch, o.field, site_context, screen, triage);
     if (o.log_content) log_entries(batch, outcomes);
     return outcomes;
   });

