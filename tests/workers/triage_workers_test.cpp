@@ -1,6 +1,7 @@
 // csq triage --redis as real processes: three workers on one consumer group, the tiny fixture
 // model with a real tokenizer (answers cut at 4 tokens), a redis-server with a password and AOF
-// (fsync always). One worker is SIGKILLed holding pending entries; in the second test Redis is
+// (fsync always). One worker is SIGKILLed holding pending entries and another stopped with
+// SIGTERM (it acknowledges its batch first); in the second test Redis is
 // restarted mid-run. Either way every alert gets a result, copies only under one idempotency
 // key, the poison entries reach the dead-letter stream, nothing stays pending, SIGTERM stops the
 // survivors with exit 0, and no worker logs the password or alert content.
@@ -9,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "child_process.h"
@@ -122,7 +124,14 @@ TEST_F(TriageWorkers, OneOfThreeSigkilledNothingIsLost) {
   std::printf("worker-0 SIGKILLed with %zu entries pending after %lld results\n", orphaned,
               (long long)test::xlen(*client_, "triaged"));
   EXPECT_GT(orphaned, 0u);
-  finish("one of three triage workers SIGKILLed", {false, true, true});
+  // SIGTERM finishes the batch in hand: worker-1 leaves nothing pending but failed poison entries.
+  wait_for_results(kAlerts / 2);
+  workers_[1]->signal(SIGTERM);
+  ASSERT_TRUE(workers_[1]->wait(30s).has_value()) << "worker-1 did not stop within 30 s of SIGTERM";
+  const std::set<std::string> bad(pipeline_.bad_ids.begin(), pipeline_.bad_ids.end());
+  for (const RedisReply& e : client_->checked({"XPENDING", "alerts", "triage", "-", "+", "100", "worker-1"}).elements)
+    EXPECT_TRUE(bad.count(e.elements.at(0).text)) << "worker-1 stopped holding good entry " << e.elements.at(0).text;
+  finish("one of three triage workers SIGKILLed, one stopped with SIGTERM", {false, true, true});
   EXPECT_GE(sum_["claimed"].get<int64_t>(), int64_t(orphaned)) << "the dead worker's entries were not claimed";
 }
 
