@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "base/jsonl.h"
+#include "detect/event.h"
 #include "io/mapped_file.h"
 #include "workers/stream_worker.h"
 
@@ -69,7 +70,8 @@ std::string default_consumer() {
   return std::string(host) + "-" + std::to_string(getpid());
 }
 
-// Each entry's alert as a triage input; an entry that is not a JSON object gets its error.
+// Each entry's alert as a triage input; an entry that is not a JSON object, or is larger than a
+// record read from a file may be (16 MiB), gets its error.
 // Triaged together on the backend's slots; an answer that does not parse is still a result
 // (the model answered, and a greedy retry would answer the same), a backend error is not.
 std::vector<workers::Outcome> triage_entries(tasks::ChatBackend& backend, const std::vector<workers::StreamEntry>& batch,
@@ -81,6 +83,9 @@ std::vector<workers::Outcome> triage_entries(tasks::ChatBackend& backend, const 
   for (size_t i = 0; i < batch.size(); ++i) {
     const std::string where = "stream entry " + batch[i].id + ", field '" + field + "'";
     try {
+      if (batch[i].alert.size() > detect::RecordReader::kDefaultMaxRecordBytes)
+        fail_input(where + ": " + std::to_string(batch[i].alert.size()) + " bytes, more than a record may have (" +
+                   std::to_string(detect::RecordReader::kDefaultMaxRecordBytes) + ")");
       tasks::TriageInput in;
       in.record = parse_jsonl_line<ojson>(batch[i].alert, where);
       if (!in.record.is_object()) fail_input(where + ": expected a JSON object (an alert or an event)");

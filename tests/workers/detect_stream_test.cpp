@@ -96,8 +96,8 @@ TEST(DetectStream, AlertsGoToTheStreamAsJsonRecords) {
 
 // The two stages of one pipeline: csq triage --redis reads what csq detect --redis wrote with its
 // defaults (field `alert`), and each result names the detect alert it answers. Also: an entry
-// that is not an object, and one the backend fails (its prompt exceeds the context), reach the
-// dead-letter stream with their errors, the log holds counts only unless
+// that is not an object, one over 16 MiB, and one the backend fails (its prompt exceeds the
+// context) reach the dead-letter stream with their errors, the log holds counts only unless
 // --log-content, and --max-entries / --exit-when-idle end a batch job.
 TEST(DetectStream, TriageWorkerReadsWhatDetectWrites) {
   if (!fs::exists("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
@@ -122,6 +122,9 @@ TEST(DetectStream, TriageWorkerReadsWhatDetectWrites) {
   nlohmann::json huge;
   for (int i = 0; i < 20; ++i) huge["field" + std::to_string(i)] = digits;
   client.checked({"XADD", "alerts", "*", "alert", huge.dump()});
+  // Over the 16 MiB bound on a record: refused before it is parsed.
+  const std::string oversized = "{\"a\":\"" + std::string(16u << 20, 'a') + "\"}";
+  client.checked({"XADD", "alerts", "*", "alert", oversized});
 
   auto triage = [&](const std::string& group, std::vector<std::string> extra) {
     std::vector<std::string> args = {"triage", "--model", test::fixture("hf/qwen3-tiny-vocab"), "--threads", "1",
@@ -131,13 +134,13 @@ TEST(DetectStream, TriageWorkerReadsWhatDetectWrites) {
     args.insert(args.end(), extra.begin(), extra.end());
     return test::run_csq(args);
   };
-  const test::RunResult quiet = triage("quiet", {"--max-entries", "4"});
+  const test::RunResult quiet = triage("quiet", {"--max-entries", "5"});
   ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
   const auto stats = nlohmann::json::parse(quiet.out);
   EXPECT_EQ(stats["stopped"], "--max-entries");
   EXPECT_EQ(stats["results"], 2);
-  EXPECT_EQ(stats["dead_lettered"], 2);
-  EXPECT_EQ(stats["acknowledged"], 4);
+  EXPECT_EQ(stats["dead_lettered"], 3);
+  EXPECT_EQ(stats["acknowledged"], 5);
   EXPECT_NE(quiet.err.find("at redis://:***@127.0.0.1:"), std::string::npos) << quiet.err;
   for (const char* secret : {"pipe-pass-42", "net user", "not an object", "0123456789"})
     EXPECT_EQ(quiet.err.find(secret), std::string::npos) << "the log holds '" << secret << "':\n" << quiet.err;
@@ -155,15 +158,16 @@ TEST(DetectStream, TriageWorkerReadsWhatDetectWrites) {
   }
   EXPECT_EQ(ids, (std::vector<std::string>{source + ":1", source + ":2"}));
   const RedisReply dead = client.checked({"XRANGE", "dead-quiet", "-", "+"});
-  ASSERT_EQ(dead.elements.size(), 2u);
+  ASSERT_EQ(dead.elements.size(), 3u);
   const std::pair<const char*, std::string> expected[] = {{"expected a JSON object", "[\"not an object\"]"},
-                                                          {"but the context holds 4096", huge.dump()}};
-  for (size_t i = 0; i < 2; ++i) {
+                                                          {"but the context holds 4096", huge.dump()},
+                                                          {"bytes, more than a record may have", oversized}};
+  for (size_t i = 0; i < 3; ++i) {
     const auto& fields = dead.elements[i].elements[1].elements;
     ASSERT_EQ(fields.size(), 10u);
     EXPECT_EQ(fields[6].text, "error");
     EXPECT_NE(fields[7].text.find(expected[i].first), std::string::npos) << fields[7].text;
-    EXPECT_EQ(fields[9].text, expected[i].second);
+    EXPECT_TRUE(fields[9].text == expected[i].second) << "dead letter " << i << " does not hold the alert as it came";
   }
 
   const test::RunResult logged = triage("logged", {"--exit-when-idle", "0.5", "--log-content"});
