@@ -10,10 +10,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
 #include "child_process.h"
+#include "server/serve_process.h"
 #include "test_paths.h"
 #include "workers/redis_server.h"
 #include "workers/stream_audit.h"
@@ -142,6 +144,39 @@ TEST_F(TriageWorkers, RedisRestartedMidRunNothingIsLost) {
   redis_->start();
   finish("redis restarted under three triage workers", {true, true, true});
   EXPECT_GE(sum_["reconnects"].get<int64_t>(), 3) << "every worker should have reconnected";
+}
+
+// With --endpoint the worker sends the same requests to csq serve: greedy, every result line is
+// the one the in-process worker writes for the same entry.
+TEST(TriageWorkerEndpoint, ResultsThroughCsqServeEqualInProcess) {
+  if (!fs::exists("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
+  const fs::path dir = fs::path(test::temp_dir()) / ("triage-endpoint-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  test::RedisServer redis(dir, test::free_port(), kPassword);
+  redis.start();
+  RedisClient client(parse_redis_url(redis.url(kPassword)));
+  for (int i = 0; i < 24; ++i)
+    client.checked({"XADD", "alerts", "*", "alert", "{\"EventID\":4625,\"TargetUserName\":\"svc" + std::to_string(i) + "\"}"});
+  server::ServeProcess serve(test::csq_binary(), {"--model", test::fixture("hf/qwen3-tiny-vocab"), "--threads", "1",
+                                                  "--parallel", "4", "--ctx", "1024"});
+  const std::string url = serve.wait_listening(120s);
+
+  auto results = [&](const std::string& group, const std::vector<std::string>& backend) {
+    std::vector<std::string> args = {"triage", "--max-tokens", "12", "--redis", redis.url(kPassword), "--stream", "alerts",
+                                     "--group", group, "--out-stream", "out-" + group, "--exit-when-idle", "0.5"};
+    args.insert(args.end(), backend.begin(), backend.end());
+    const test::RunResult run = test::run_csq(args);
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    std::map<std::string, std::string> by_input;
+    for (const RedisReply& entry : client.checked({"XRANGE", "out-" + group, "-", "+"}).elements)
+      by_input[entry.elements[1].elements[1].text] = entry.elements[1].elements[7].text;  // input_id, result
+    return by_input;
+  };
+  const auto local = results("local", {"--model", test::fixture("hf/qwen3-tiny-vocab"), "--threads", "1"});
+  const auto remote = results("remote", {"--endpoint", url + "/v1"});
+  ASSERT_EQ(local.size(), 24u);
+  EXPECT_EQ(remote, local);
 }
 
 }  // namespace
