@@ -54,7 +54,8 @@ void print_devices(bool json) {
                              {"fp16", d.fp16},
                              {"int8", d.int8},
                              {"bf16", d.bf16},
-                             {"cooperative_matrix", d.cooperative_matrix}});
+                             {"cooperative_matrix", d.cooperative_matrix},
+                             {"coopmat_f16", d.coopmat_f16}});
     if (!list.problem.empty()) j["vulkan_problem"] = list.problem;
     std::printf("%s\n", j.dump(2).c_str());
     return;
@@ -65,10 +66,10 @@ void print_devices(bool json) {
     std::printf("vulkan:%-7d %s (%s, Vulkan %s, %s)\n", d.index, d.name.c_str(), d.type.c_str(),
                 vulkan::version_string(d.api_version).c_str(), d.driver.c_str());
     std::printf("               memory %s device-local, buffers up to %s; subgroup %u; fp16 %s, int8 %s, bf16 %s, "
-                "cooperative matrix %s\n",
+                "cooperative matrix %s%s\n",
                 human_bytes(d.device_local_bytes).c_str(), human_bytes(d.max_storage_buffer_bytes).c_str(),
                 d.subgroup_size, d.fp16 ? "yes" : "no", d.int8 ? "yes" : "no", d.bf16 ? "yes" : "no",
-                d.cooperative_matrix ? "yes" : "no");
+                d.cooperative_matrix ? "yes" : "no", d.coopmat_f16 ? " (matmul_coopmat runs: 16x16x16 f16)" : "");
   }
 }
 

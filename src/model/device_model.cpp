@@ -48,9 +48,6 @@ void ensure_scratch(DeviceModel& m, const ModelConfig& c, int64_t n, int64_t n_o
 
 DeviceKvCache& device_cache(DeviceModel& m, KvCache& cache) {
   if (!cache.device()) {
-    if (cache.type() != DType::F16 && cache.type() != DType::F32)
-      fail_usage(std::string("the Vulkan device keeps its KV cache as F16 or F32; --cache-type ") +
-                 dtype_info(cache.type()).name + " runs on the CPU only");
     auto d = std::make_unique<DeviceKvCache>();
     d->model = &m;
     const uint64_t bytes = uint64_t(row_bytes(cache.type(), cache.n_seqs() * cache.n_ctx() * cache.row_width()));

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "base/error.h"
@@ -80,13 +81,17 @@ struct MatmulCase {
   int64_t rows, cols, n_tokens;
 };
 
-class VulkanMatmul : public ::testing::TestWithParam<MatmulCase> {};
+class VulkanMatmul : public ::testing::TestWithParam<std::tuple<MatmulCase, vulkan::MatmulKernel>> {};
 
 // The device decodes the stored blocks and multiplies in float32: the CPU reference
-// (matmul_ref: the same decoded values, float32 dot products) up to summation order.
+// (matmul_ref: the same decoded values, float32 dot products) up to summation order. The
+// cooperative kernel rounds its inputs to float16 (11 significant bits) first. Every kernel
+// runs every case, whatever choose_matmul_kernel would pick for its token count.
 TEST_P(VulkanMatmul, MatchesTheReference) {
   CSQ_REQUIRE_VULKAN(device);
-  const MatmulCase c = GetParam();
+  const auto [c, kernel] = GetParam();
+  if (kernel == vulkan::MatmulKernel::Cooperative && !device->info().coopmat_f16)
+    GTEST_SKIP() << device->info().name << " has no float16 cooperative-matrix support";
   const StoredMatrix stored = random_matrix(c.type, c.rows, c.cols, uint32_t(c.rows * 7 + c.cols));
   const kernels::Matrix& m = stored.matrix;
   const std::vector<float> x = random_floats(c.n_tokens * c.cols, 99);
@@ -97,31 +102,81 @@ TEST_P(VulkanMatmul, MatchesTheReference) {
   const vulkan::DeviceMatrix dm = vulkan::upload_matrix(*device, m);
   auto xb = vulkan::upload_floats(*device, x.data(), int64_t(x.size()));
   auto yb = device->create_buffer(uint64_t(ref.size()) * 4);
-  vulkan::matmul(*device, dm, *xb, 0, c.n_tokens, *yb, 0);
+  vulkan::matmul(*device, dm, *xb, 0, c.n_tokens, *yb, 0, false, kernel);
   // Sums of cols products of unit normals: magnitude about sqrt(cols), rounding about cols ulps.
-  expect_close(download(*device, *yb, int64_t(ref.size())), ref, 2e-5f * std::sqrt(float(c.cols)), "y");
+  const float ulps = kernel == vulkan::MatmulKernel::Cooperative ? 2e-3f : 2e-5f;
+  expect_close(download(*device, *yb, int64_t(ref.size())), ref, ulps * std::sqrt(float(c.cols)), "y");
 
   // Accumulating into an offset output: y' = y + W x.
-  vulkan::matmul(*device, dm, *xb, 0, c.n_tokens, *yb, 0, /*accumulate=*/true);
+  vulkan::matmul(*device, dm, *xb, 0, c.n_tokens, *yb, 0, /*accumulate=*/true, kernel);
   std::vector<float> twice(ref);
   for (float& v : twice) v *= 2;
-  expect_close(download(*device, *yb, int64_t(ref.size())), twice, 4e-5f * std::sqrt(float(c.cols)), "2y");
+  expect_close(download(*device, *yb, int64_t(ref.size())), twice, 2 * ulps * std::sqrt(float(c.cols)), "2y");
 }
 
+// Rows, columns and tokens that fill neither the vector kernel's 8-token tiles nor the tiled
+// kernels' 64-row, 32-or-64-token, 32-column tiles.
 INSTANTIATE_TEST_SUITE_P(
     Kernels, VulkanMatmul,
-    ::testing::Values(MatmulCase{DType::F32, 37, 203, 1}, MatmulCase{DType::F32, 5, 1000, 11},
-                      MatmulCase{DType::F16, 37, 203, 3}, MatmulCase{DType::F16, 64, 7, 9},
-                      MatmulCase{DType::BF16, 41, 517, 1}, MatmulCase{DType::BF16, 3, 64, 17},
-                      MatmulCase{DType::Q8_0, 37, 96, 1}, MatmulCase{DType::Q8_0, 19, 1056, 13}, MatmulCase{DType::Q8_0, 70, 32, 9},
-                      MatmulCase{DType::Q4_0, 37, 96, 1}, MatmulCase{DType::Q4_0, 23, 608, 9},
-                      MatmulCase{DType::Q4_K, 37, 256, 1}, MatmulCase{DType::Q4_K, 21, 768, 10},
-                      MatmulCase{DType::Q5_K, 37, 256, 1}, MatmulCase{DType::Q5_K, 21, 768, 10},
-                      MatmulCase{DType::Q6_K, 37, 256, 1}, MatmulCase{DType::Q6_K, 21, 768, 10}),
+    ::testing::Combine(
+        ::testing::Values(MatmulCase{DType::F32, 37, 203, 1}, MatmulCase{DType::F32, 5, 1000, 11},
+                          MatmulCase{DType::F32, 70, 45, 37}, MatmulCase{DType::F16, 37, 203, 3},
+                          MatmulCase{DType::F16, 64, 7, 9}, MatmulCase{DType::F16, 131, 97, 65},
+                          MatmulCase{DType::BF16, 41, 517, 1}, MatmulCase{DType::BF16, 3, 64, 17},
+                          MatmulCase{DType::BF16, 67, 99, 33}, MatmulCase{DType::Q8_0, 37, 96, 1},
+                          MatmulCase{DType::Q8_0, 19, 1056, 13}, MatmulCase{DType::Q8_0, 70, 32, 9},
+                          MatmulCase{DType::Q8_0, 129, 160, 70}, MatmulCase{DType::Q4_0, 37, 96, 1},
+                          MatmulCase{DType::Q4_0, 23, 608, 9}, MatmulCase{DType::Q4_0, 65, 224, 41},
+                          MatmulCase{DType::Q4_K, 37, 256, 1}, MatmulCase{DType::Q4_K, 21, 768, 10},
+                          MatmulCase{DType::Q4_K, 97, 512, 33}, MatmulCase{DType::Q5_K, 37, 256, 1},
+                          MatmulCase{DType::Q5_K, 21, 768, 10}, MatmulCase{DType::Q5_K, 66, 256, 35},
+                          MatmulCase{DType::Q6_K, 37, 256, 1}, MatmulCase{DType::Q6_K, 21, 768, 10},
+                          MatmulCase{DType::Q6_K, 71, 512, 40}),
+        ::testing::Values(vulkan::MatmulKernel::Vector, vulkan::MatmulKernel::Tiled,
+                          vulkan::MatmulKernel::Cooperative)),
     [](const auto& info) {
-      return std::string(dtype_info(info.param.type).name) + "_" + std::to_string(info.param.rows) + "x" +
-             std::to_string(info.param.cols) + "_t" + std::to_string(info.param.n_tokens);
+      const MatmulCase& c = std::get<0>(info.param);
+      return std::string(dtype_info(c.type).name) + "_" + std::to_string(c.rows) + "x" + std::to_string(c.cols) + "_t" +
+             std::to_string(c.n_tokens) + "_" + vulkan::matmul_kernel_name(std::get<1>(info.param));
     });
+
+// Generation and small batches stay on the vector kernel; larger batches go to the
+// cooperative kernel exactly where the device reports its shape, to the tiled one elsewhere.
+TEST(VulkanMatmulChoice, FollowsTokenCountAndDeviceFeatures) {
+  vulkan::DeviceInfo plain;
+  vulkan::DeviceInfo tensor_cores;
+  tensor_cores.coopmat_f16 = true;
+  tensor_cores.cooperative_matrix = true;
+  for (const vulkan::DeviceInfo& info : {plain, tensor_cores}) {
+    EXPECT_EQ(vulkan::choose_matmul_kernel(info, 1), vulkan::MatmulKernel::Vector);
+    EXPECT_EQ(vulkan::choose_matmul_kernel(info, vulkan::kVectorMaxTokens), vulkan::MatmulKernel::Vector);
+  }
+  EXPECT_EQ(vulkan::choose_matmul_kernel(plain, vulkan::kVectorMaxTokens + 1), vulkan::MatmulKernel::Tiled);
+  EXPECT_EQ(vulkan::choose_matmul_kernel(plain, 512), vulkan::MatmulKernel::Tiled);
+  EXPECT_EQ(vulkan::choose_matmul_kernel(tensor_cores, vulkan::kVectorMaxTokens + 1), vulkan::MatmulKernel::Cooperative);
+  EXPECT_EQ(vulkan::choose_matmul_kernel(tensor_cores, 512), vulkan::MatmulKernel::Cooperative);
+  // A device with the KHR extension only (whose GLSL Debian 12's glslang cannot compile) is a plain one.
+  vulkan::DeviceInfo khr_only;
+  khr_only.cooperative_matrix = true;
+  EXPECT_EQ(vulkan::choose_matmul_kernel(khr_only, 512), vulkan::MatmulKernel::Tiled);
+}
+
+// Asking for the cooperative kernel where the device lacks it is an error naming the device.
+TEST(VulkanMatmulChoice, CooperativeKernelRefusedWithoutSupport) {
+  CSQ_REQUIRE_VULKAN(device);
+  if (device->info().coopmat_f16) GTEST_SKIP() << device->info().name << " has cooperative-matrix support";
+  const StoredMatrix stored = random_matrix(DType::F32, 4, 8, 1);
+  const vulkan::DeviceMatrix dm = vulkan::upload_matrix(*device, stored.matrix);
+  auto xb = device->create_buffer(8 * 16 * 4);
+  auto yb = device->create_buffer(4 * 16 * 4);
+  try {
+    vulkan::matmul(*device, dm, *xb, 0, 16, *yb, 0, false, vulkan::MatmulKernel::Cooperative);
+    FAIL() << "ran the cooperative kernel on " << device->info().name;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cooperative-matrix"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(device->info().name), std::string::npos) << e.what();
+  }
+}
 
 class VulkanEmbedding : public ::testing::TestWithParam<DType> {};
 
@@ -220,7 +275,8 @@ struct AttentionCase {
 class VulkanAttention : public ::testing::TestWithParam<AttentionCase> {};
 
 // Several sequences at once: tokens of different sequences and positions in one batch, each
-// attending to its own sequence's positions 0..position of a cache stored by kv_store.
+// attending to its own sequence's positions 0..position of a cache stored by kv_store. A Q8_0
+// cache is quantized on the device as quantize_q8_0 does on the CPU.
 TEST_P(VulkanAttention, MatchesTheReferencePerHead) {
   CSQ_REQUIRE_VULKAN(device);
   const AttentionCase c = GetParam();
@@ -283,12 +339,29 @@ TEST_P(VulkanAttention, MatchesTheReferencePerHead) {
 
 INSTANTIATE_TEST_SUITE_P(Kernels, VulkanAttention,
                          ::testing::Values(AttentionCase{DType::F16, 4, 2, 32}, AttentionCase{DType::F32, 3, 1, 24},
-                                           AttentionCase{DType::F16, 2, 2, 130}, AttentionCase{DType::F32, 8, 2, 256}),
+                                           AttentionCase{DType::F16, 2, 2, 130}, AttentionCase{DType::F32, 8, 2, 256},
+                                           AttentionCase{DType::Q8_0, 4, 2, 32}, AttentionCase{DType::Q8_0, 6, 3, 128}),
                          [](const auto& info) {
                            return std::string(dtype_info(info.param.cache).name) + "_h" +
                                   std::to_string(info.param.n_heads) + "_kv" + std::to_string(info.param.n_kv_heads) +
                                   "_d" + std::to_string(info.param.head_dim);
                          });
+
+// Q8_0 rows are stored two blocks per invocation; a row of an odd number of blocks is refused
+// with the width and the way out, not written over its neighbour's words.
+TEST(VulkanKernels, Q8_0CacheRowsOfAnOddBlockCountAreRefused) {
+  CSQ_REQUIRE_VULKAN(device);
+  auto cache = device->create_buffer(uint64_t(row_bytes(DType::Q8_0, 4 * 96)));
+  auto src = device->create_buffer(96 * 4);
+  auto meta = device->create_buffer(8);
+  try {
+    vulkan::kv_store(*device, DType::Q8_0, *cache, *src, *meta, 1, 96, 4);
+    FAIL() << "stored a 96-wide Q8_0 row";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not 96"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--cache-type f16"), std::string::npos) << e.what();
+  }
+}
 
 }  // namespace
 }  // namespace csq

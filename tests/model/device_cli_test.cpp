@@ -64,6 +64,7 @@ TEST(CliDevice, InfoListsTheVulkanDevicesWithTheirFeatures) {
     EXPECT_EQ(j["vulkan"][i]["device"], "vulkan:" + std::to_string(i));
     EXPECT_EQ(j["vulkan"][i]["subgroup_size"], list.devices[i].subgroup_size);
     EXPECT_TRUE(j["vulkan"][i].contains("cooperative_matrix"));
+    EXPECT_TRUE(j["vulkan"][i].contains("coopmat_f16"));
   }
   const auto text = test::run_csq({"info", "--devices"});
   ASSERT_EQ(text.exit_code, 0) << text.err;

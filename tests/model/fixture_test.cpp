@@ -223,11 +223,14 @@ TEST(GgufFixture, F16MatchesTransformersReference) {
   }
 }
 
+class Q8_0KvCache : public ::testing::TestWithParam<FixtureCase> {};
+
 // A Q8_0 KV cache (--cache-type q8_0) rounds every key and value to 8 bits per block of 32: the
 // logits move, but stay close to transformers' and keep its choices where they are clear.
-TEST(GgufFixture, Q8_0KvCacheStaysCloseToTheReference) {
+TEST_P(Q8_0KvCache, StaysCloseToTheReference) {
   CSQ_REQUIRE_FIXTURES();
-  const F16GgufAndReference f;
+  F16GgufAndReference f;
+  CSQ_PLACE_MODEL(f.model);
   const test::Reference& ref = f.ref;
   const int64_t vocab = f.vocab;
   ThreadPool pool(0);
@@ -252,6 +255,9 @@ TEST(GgufFixture, Q8_0KvCacheStaysCloseToTheReference) {
   ASSERT_GT(clear, 0);
   EXPECT_GE(double(agree) / clear, 0.95) << agree << " of " << clear << " clear top-1 choices kept";
 }
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Q8_0KvCache, ::testing::ValuesIn(cases(false, {"F16"})), case_name);
+INSTANTIATE_TEST_SUITE_P(Vulkan, Q8_0KvCache, ::testing::ValuesIn(cases(true, {"F16"})), case_name);
 
 }  // namespace
 }  // namespace csq

@@ -70,7 +70,27 @@ const char* type_name(VkPhysicalDeviceType t) {
   }
 }
 
-DeviceInfo describe(const Api& api, VkPhysicalDevice physical, int index) {
+// Whether the NV cooperative-matrix extension offers the one shape matmul_coopmat.comp uses.
+bool has_coopmat_f16_shape(const Api& api, VkInstance instance, VkPhysicalDevice physical) {
+  auto properties = reinterpret_cast<PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV>(
+      api.vkGetInstanceProcAddr(instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV"));
+  if (!properties) return false;
+  uint32_t n = 0;
+  if (properties(physical, &n, nullptr) != VK_SUCCESS || n == 0) return false;
+  std::vector<VkCooperativeMatrixPropertiesNV> shapes(n);
+  for (auto& s : shapes) s = vk_struct<VkCooperativeMatrixPropertiesNV>(VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV);
+  if (properties(physical, &n, shapes.data()) != VK_SUCCESS) return false;
+  for (uint32_t i = 0; i < n; ++i) {
+    const VkCooperativeMatrixPropertiesNV& s = shapes[i];
+    if (s.MSize == 16 && s.NSize == 16 && s.KSize == 16 && s.AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+        s.BType == VK_COMPONENT_TYPE_FLOAT16_NV && s.CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+        s.DType == VK_COMPONENT_TYPE_FLOAT32_NV && s.scope == VK_SCOPE_SUBGROUP_NV)
+      return true;
+  }
+  return false;
+}
+
+DeviceInfo describe(const Api& api, VkInstance instance, VkPhysicalDevice physical, int index) {
   DeviceInfo info;
   info.index = index;
   VkPhysicalDeviceProperties basic;
@@ -91,16 +111,24 @@ DeviceInfo describe(const Api& api, VkPhysicalDevice physical, int index) {
   info.max_storage_buffer_bytes = props.properties.limits.maxStorageBufferRange;
   info.subgroup_size = subgroup.subgroupSize;
 
-  auto f16i8 = vk_struct<VkPhysicalDeviceShaderFloat16Int8Features>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES);
-  auto features = vk_struct<VkPhysicalDeviceFeatures2>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2);
-  if (v12) features.pNext = &f16i8;
-  api.vkGetPhysicalDeviceFeatures2(physical, &features);
-  info.fp16 = f16i8.shaderFloat16;
-  info.int8 = f16i8.shaderInt8;
+  bool nv_coopmat = false;
   for (const std::string& ext : device_extensions(api, physical)) {
     if (ext == "VK_KHR_shader_bfloat16") info.bf16 = true;
     if (ext == "VK_KHR_cooperative_matrix" || ext == "VK_NV_cooperative_matrix") info.cooperative_matrix = true;
+    if (ext == "VK_NV_cooperative_matrix") nv_coopmat = true;
   }
+  auto f16i8 = vk_struct<VkPhysicalDeviceShaderFloat16Int8Features>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES);
+  auto coopmat = vk_struct<VkPhysicalDeviceCooperativeMatrixFeaturesNV>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV);
+  auto features = vk_struct<VkPhysicalDeviceFeatures2>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2);
+  if (v12) {
+    features.pNext = &f16i8;
+    if (nv_coopmat) f16i8.pNext = &coopmat;
+  }
+  api.vkGetPhysicalDeviceFeatures2(physical, &features);
+  info.fp16 = f16i8.shaderFloat16;
+  info.int8 = f16i8.shaderInt8;
+  info.coopmat_f16 = v12 && nv_coopmat && coopmat.cooperativeMatrix && info.fp16 && info.subgroup_size == 32 &&
+                     has_coopmat_f16_shape(api, instance, physical);
   VkPhysicalDeviceMemoryProperties memory;
   api.vkGetPhysicalDeviceMemoryProperties(physical, &memory);
   for (uint32_t h = 0; h < memory.memoryHeapCount; ++h)
@@ -134,7 +162,7 @@ DeviceList list_devices() {
     return list;
   }
   int index = 0;
-  for (VkPhysicalDevice physical : physical_devices(api, instance)) list.devices.push_back(describe(api, physical, index++));
+  for (VkPhysicalDevice physical : physical_devices(api, instance)) list.devices.push_back(describe(api, instance, physical, index++));
   api.vkDestroyInstance(instance, nullptr);
   if (list.devices.empty()) list.problem = "the Vulkan loader found no device (is a driver such as mesa-vulkan-drivers installed?)";
   return list;
@@ -143,6 +171,15 @@ DeviceList list_devices() {
 Buffer::Buffer(Device& device, uint64_t size) : device_(device), size_(size) {}
 
 Buffer::~Buffer() {
+  // Commands recorded but not yet submitted may use this buffer (a zero fill, a dispatch left
+  // behind by an exception): run them before its memory goes. A failure here is the device's,
+  // and the next call on it reports that; a destructor cannot.
+  if (device_.recording_) {
+    try {
+      device_.finish();
+    } catch (const std::exception&) {
+    }
+  }
   const Api& api = device_.api_;
   if (mapped_) api.vkUnmapMemory(device_.device_, memory_);
   if (buffer_) api.vkDestroyBuffer(device_.device_, buffer_, nullptr);
@@ -167,7 +204,7 @@ std::unique_ptr<Device> Device::open(int index) {
     fail_usage("no Vulkan device " + std::to_string(index) + ": this machine has " + std::to_string(physicals.size()) +
                " (see csq info --devices)");
   d->physical_ = physicals[size_t(index)];
-  d->info_ = describe(api, d->physical_, index);
+  d->info_ = describe(api, d->instance_, d->physical_, index);
 
   uint32_t n_families = 0;
   api.vkGetPhysicalDeviceQueueFamilyProperties(d->physical_, &n_families, nullptr);
@@ -187,6 +224,18 @@ std::unique_ptr<Device> Device::open(int index) {
   auto create = vk_struct<VkDeviceCreateInfo>(VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO);
   create.queueCreateInfoCount = 1;
   create.pQueueCreateInfos = &queue;
+  // The cooperative-matrix kernel's extension and features, only where it will be chosen.
+  const char* coopmat_extension = "VK_NV_cooperative_matrix";
+  auto f16 = vk_struct<VkPhysicalDeviceShaderFloat16Int8Features>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES);
+  auto coopmat = vk_struct<VkPhysicalDeviceCooperativeMatrixFeaturesNV>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV);
+  if (d->info_.coopmat_f16) {
+    f16.shaderFloat16 = VK_TRUE;
+    coopmat.cooperativeMatrix = VK_TRUE;
+    f16.pNext = &coopmat;
+    create.pNext = &f16;
+    create.enabledExtensionCount = 1;
+    create.ppEnabledExtensionNames = &coopmat_extension;
+  }
   d->check(api.vkCreateDevice(d->physical_, &create, nullptr, &d->device_), "vkCreateDevice");
   if (!load_device_api(api, d->device_, why)) fail_runtime(why);
   api.vkGetDeviceQueue(d->device_, d->queue_family_, 0, &d->queue_);
@@ -318,8 +367,10 @@ void Device::finish() {
   sets_used_ = 0;
 }
 
-const Device::Pipeline& Device::pipeline(const char* shader, uint32_t n_bindings) {
-  auto it = pipelines_.find(shader);
+const Device::Pipeline& Device::pipeline(const char* shader, uint32_t n_bindings, const std::vector<uint32_t>& spec) {
+  std::string key = shader;
+  for (uint32_t v : spec) key.append(":").append(std::to_string(v));
+  auto it = pipelines_.find(key);
   if (it != pipelines_.end()) {
     if (it->second.n_bindings != n_bindings)
       fail_runtime(std::string("shader ") + shader + " dispatched with " + std::to_string(n_bindings) +
@@ -354,18 +405,23 @@ const Device::Pipeline& Device::pipeline(const char* shader, uint32_t n_bindings
   create.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
   create.stage.module = module;
   create.stage.pName = "main";
+  std::vector<VkSpecializationMapEntry> entries(spec.size());
+  for (uint32_t i = 0; i < spec.size(); ++i) entries[i] = {i, i * 4, 4};
+  const VkSpecializationInfo specialization{uint32_t(spec.size()), entries.data(), spec.size() * 4, spec.data()};
+  if (!spec.empty()) create.stage.pSpecializationInfo = &specialization;
   create.layout = p.layout;
   const VkResult r = api_.vkCreateComputePipelines(device_, VK_NULL_HANDLE, 1, &create, nullptr, &p.pipeline);
   api_.vkDestroyShaderModule(device_, module, nullptr);
   check(r, (std::string("vkCreateComputePipelines for ") + shader).c_str());
-  return pipelines_.emplace(shader, p).first->second;
+  return pipelines_.emplace(key, p).first->second;
 }
 
 void Device::dispatch(const char* shader, const std::vector<const Buffer*>& buffers, const void* push,
-                      uint32_t push_bytes, uint32_t groups_x, uint32_t groups_y, uint32_t groups_z) {
+                      uint32_t push_bytes, uint32_t groups_x, uint32_t groups_y, uint32_t groups_z,
+                      const std::vector<uint32_t>& spec) {
   if (groups_x == 0 || groups_y == 0 || groups_z == 0) return;
   if (push_bytes > kPushBytes) fail_runtime(std::string("push constants of ") + shader + " exceed 128 bytes");
-  const Pipeline& p = pipeline(shader, uint32_t(buffers.size()));
+  const Pipeline& p = pipeline(shader, uint32_t(buffers.size()), spec);
   if (sets_used_ == kSetsPerSubmit) finish();
   begin_if_needed();
   auto alloc = vk_struct<VkDescriptorSetAllocateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO);

@@ -26,6 +26,10 @@ struct DeviceInfo {
   bool int8 = false;  // shaderInt8
   bool bf16 = false;  // VK_KHR_shader_bfloat16
   bool cooperative_matrix = false;  // VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix
+  // What the cooperative-matrix kernel (shaders/matmul_coopmat.comp) needs: VK_NV_cooperative_matrix
+  // with its feature, a 16 x 16 x 16 float16 x float16 -> float32 subgroup shape, 32-wide
+  // subgroups and shaderFloat16. Debian 12's glslang compiles only the NV extension's GLSL.
+  bool coopmat_f16 = false;
 };
 
 // The Vulkan devices of this machine; `problem` says why the list is empty (no loader, no
@@ -78,15 +82,17 @@ class Device {
   void download(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes);
 
   // Records one dispatch of the embedded shader `shader` with `buffers` at bindings 0, 1, ...
-  // and `push` (at most 128 bytes, a multiple of 4) as its push constants. Each dispatch waits
-  // for the writes of the ones recorded before it.
+  // and `push` (at most 128 bytes, a multiple of 4) as its push constants; `spec` gives the
+  // shader's specialisation constants (constant_id i = spec[i]; one pipeline per distinct set).
+  // Each dispatch waits for the writes of the ones recorded before it.
   void dispatch(const char* shader, const std::vector<const Buffer*>& buffers, const void* push, uint32_t push_bytes,
-                uint32_t groups_x, uint32_t groups_y = 1, uint32_t groups_z = 1);
+                uint32_t groups_x, uint32_t groups_y = 1, uint32_t groups_z = 1,
+                const std::vector<uint32_t>& spec = {});
   template <typename Push>
   void dispatch(const char* shader, const std::vector<const Buffer*>& buffers, const Push& push, uint32_t groups_x,
-                uint32_t groups_y = 1, uint32_t groups_z = 1) {
+                uint32_t groups_y = 1, uint32_t groups_z = 1, const std::vector<uint32_t>& spec = {}) {
     static_assert(sizeof(Push) % 4 == 0 && sizeof(Push) <= 128);
-    dispatch(shader, buffers, &push, uint32_t(sizeof(Push)), groups_x, groups_y, groups_z);
+    dispatch(shader, buffers, &push, uint32_t(sizeof(Push)), groups_x, groups_y, groups_z, spec);
   }
   // Records a copy between buffers (ordered after earlier dispatches, before later ones).
   void copy(const Buffer& src, uint64_t src_offset, const Buffer& dst, uint64_t dst_offset, uint64_t bytes);
@@ -106,7 +112,7 @@ class Device {
   };
   Device() = default;
   void check(VkResult r, const char* what) const;
-  const Pipeline& pipeline(const char* shader, uint32_t n_bindings);
+  const Pipeline& pipeline(const char* shader, uint32_t n_bindings, const std::vector<uint32_t>& spec);
   void begin_if_needed();
   void barrier();
   void staged_copy(VkBuffer buffer, uint64_t offset, void* host, uint64_t bytes, bool to_device);

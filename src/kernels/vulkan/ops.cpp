@@ -39,10 +39,11 @@ const char* type_suffix(DType t) {
 
 std::string shader_name(const char* stem, DType t) { return std::string(stem) + "_" + type_suffix(t); }
 
-const char* cache_shader(const char* f16, const char* f32, DType t) {
-  if (t == DType::F16) return f16;
-  if (t == DType::F32) return f32;
-  fail_usage(std::string("the Vulkan device keeps its KV cache as F16 or F32, not ") + dtype_info(t).name);
+// The kv_store or attention variant for the cache's element type.
+std::string cache_shader(const char* stem, DType t) {
+  if (t != DType::F16 && t != DType::F32 && t != DType::Q8_0)
+    fail_usage(std::string("the Vulkan device keeps its KV cache as F16, F32 or Q8_0, not ") + dtype_info(t).name);
+  return shader_name(stem, t);
 }
 
 }  // namespace
@@ -72,16 +73,47 @@ std::unique_ptr<Buffer> upload_ints(Device& device, const int32_t* values, int64
   return b;
 }
 
+const char* matmul_kernel_name(MatmulKernel kernel) {
+  switch (kernel) {
+    case MatmulKernel::Vector: return "vector";
+    case MatmulKernel::Tiled: return "tiled";
+    case MatmulKernel::Cooperative: return "cooperative";
+  }
+  return "?";
+}
+
+MatmulKernel choose_matmul_kernel(const DeviceInfo& info, int64_t n_tokens) {
+  if (n_tokens <= kVectorMaxTokens) return MatmulKernel::Vector;
+  return info.coopmat_f16 ? MatmulKernel::Cooperative : MatmulKernel::Tiled;
+}
+
 void matmul(Device& device, const DeviceMatrix& w, const Buffer& x, uint64_t x_offset, int64_t n_tokens,
-            const Buffer& y, uint64_t y_offset, bool accumulate) {
-  // Threads per row: enough for one 8-element group each, a power of two up to the workgroup.
-  uint32_t row_threads = 1;
-  while (row_threads < kGroup && int64_t(row_threads) * 8 < w.cols) row_threads *= 2;
+            const Buffer& y, uint64_t y_offset, bool accumulate, std::optional<MatmulKernel> kernel) {
   struct {
     uint32_t rows, cols, row_bytes, n_tokens, x_offset, y_offset, accumulate, row_threads;
   } push{uint32_t(w.rows),     uint32_t(w.cols),   uint32_t(row_bytes(w.type, w.cols)),
          uint32_t(n_tokens),   uint32_t(x_offset), uint32_t(y_offset),
-         accumulate ? 1u : 0u, row_threads};
+         accumulate ? 1u : 0u, 0};
+  const MatmulKernel chosen = kernel.value_or(choose_matmul_kernel(device.info(), n_tokens));
+  if (chosen == MatmulKernel::Cooperative) {
+    if (!device.info().coopmat_f16)
+      fail_usage("Vulkan device " + std::to_string(device.info().index) + " (" + device.info().name +
+                 ") has no 16x16x16 float16 cooperative-matrix support (VK_NV_cooperative_matrix)");
+    device.dispatch(shader_name("matmul_coopmat", w.type).c_str(), {w.data.get(), &x, &y}, push, ceil_div(w.rows, 64),
+                    ceil_div(n_tokens, 64));
+    return;
+  }
+  if (chosen == MatmulKernel::Tiled) {
+    // BM x BN tiles of TM x TN per invocation (specialisation constants of matmul_tiled.comp).
+    const uint32_t bm = 64, bn = 32, bk = 32, tm = 4, tn = 4;
+    device.dispatch(shader_name("matmul_tiled", w.type).c_str(), {w.data.get(), &x, &y}, push, ceil_div(w.rows, bm),
+                    ceil_div(n_tokens, bn), 1, {bm, bn, bk, tm, tn, (bm / tm) * (bn / tn)});
+    return;
+  }
+  // Threads per row: enough for one 8-element group each, a power of two up to the workgroup.
+  uint32_t row_threads = 1;
+  while (row_threads < kGroup && int64_t(row_threads) * 8 < w.cols) row_threads *= 2;
+  push.row_threads = row_threads;
   const Grid groups = split(device, ceil_div(w.rows, kGroup / row_threads));
   device.dispatch(shader_name("matmul", w.type).c_str(), {w.data.get(), &x, &y}, push, groups.x, groups.rest);
 }
@@ -148,12 +180,16 @@ void kv_store(Device& device, DType cache_type, const Buffer& cache, const Buffe
               int64_t n_tokens, int64_t width, int64_t n_ctx) {
   if (cache_type == DType::F16 && width % 2 != 0)
     fail_usage("an F16 KV cache on the Vulkan device needs an even row width, not " + std::to_string(width));
+  // Each invocation writes two whole Q8_0 blocks (17 words), so rows hold pairs of blocks.
+  if (cache_type == DType::Q8_0 && width % 64 != 0)
+    fail_usage("a Q8_0 KV cache on the Vulkan device needs rows (KV heads x head_dim) of a multiple of 64 elements, not " +
+               std::to_string(width) + "; use --cache-type f16");
   struct {
     uint32_t width, n_tokens, n_ctx;
   } push{uint32_t(width), uint32_t(n_tokens), uint32_t(n_ctx)};
-  const int64_t threads = cache_type == DType::F16 ? width / 2 : width;
-  device.dispatch(cache_shader("kv_store_f16", "kv_store_f32", cache_type), {&cache, &src, &meta}, push,
-                  ceil_div(threads, kGroup), uint32_t(n_tokens));
+  const int64_t threads = cache_type == DType::F16 ? width / 2 : cache_type == DType::Q8_0 ? width / 64 : width;
+  device.dispatch(cache_shader("kv_store", cache_type).c_str(), {&cache, &src, &meta}, push, ceil_div(threads, kGroup),
+                  uint32_t(n_tokens));
 }
 
 void attention(Device& device, DType cache_type, const Buffer& q, const Buffer& k, const Buffer& v, const Buffer& meta,
@@ -170,7 +206,7 @@ void attention(Device& device, DType cache_type, const Buffer& q, const Buffer& 
          uint32_t(n_kv_heads * head_dim),
          uint32_t(n_ctx),
          1.0f / std::sqrt(float(head_dim))};
-  device.dispatch(cache_shader("attention_f16", "attention_f32", cache_type), {&q, &k, &v, &meta, &out}, push,
+  device.dispatch(cache_shader("attention", cache_type).c_str(), {&q, &k, &v, &meta, &out}, push,
                   uint32_t(n_heads), uint32_t(n_tokens));
 }
 

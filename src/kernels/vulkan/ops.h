@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "kernels/ops.h"
 #include "kernels/vulkan/device.h"
@@ -26,9 +27,25 @@ DeviceMatrix upload_matrix(Device& device, const kernels::Matrix& m);
 std::unique_ptr<Buffer> upload_floats(Device& device, const float* values, int64_t n);
 std::unique_ptr<Buffer> upload_ints(Device& device, const int32_t* values, int64_t n);
 
-// y[y_offset + t * rows + r] = (or +=, with accumulate) sum_c W[r, c] x[x_offset + t * cols + c].
+// The kernels behind matmul(): Vector (shaders/matmul.comp: rows split over invocations, 8
+// tokens sharing each decoded weight; generation and small batches), Tiled
+// (matmul_tiled.comp: shared-memory tiles of weights and activations; prompts and batches) and
+// Cooperative (matmul_coopmat.comp: the tiled scheme on cooperative-matrix units, float16
+// inputs and float32 sums).
+enum class MatmulKernel { Vector, Tiled, Cooperative };
+const char* matmul_kernel_name(MatmulKernel kernel);
+// Batches of more tokens than this go to a tiled kernel.
+constexpr int64_t kVectorMaxTokens = 8;
+// The kernel matmul() runs for n_tokens on a device like `info`: Vector up to kVectorMaxTokens,
+// then Cooperative where info.coopmat_f16, Tiled otherwise.
+MatmulKernel choose_matmul_kernel(const DeviceInfo& info, int64_t n_tokens);
+
+// y[y_offset + t * rows + r] = (or +=, with accumulate) sum_c W[r, c] x[x_offset + t * cols + c],
+// with the kernel choose_matmul_kernel picks unless `kernel` names one (tests and benchmarks;
+// Cooperative throws csq::Error on a device without coopmat_f16).
 void matmul(Device& device, const DeviceMatrix& w, const Buffer& x, uint64_t x_offset, int64_t n_tokens,
-            const Buffer& y, uint64_t y_offset, bool accumulate = false);
+            const Buffer& y, uint64_t y_offset, bool accumulate = false,
+            std::optional<MatmulKernel> kernel = std::nullopt);
 // out[t, :] = table row ids[t] decoded to float.
 void embedding_lookup(Device& device, const DeviceMatrix& table, const Buffer& ids, int64_t n_tokens, const Buffer& out);
 // y = x / sqrt(mean(x^2) + eps) * weight, n_rows rows of dim; x and y may be the same buffer.
@@ -49,8 +66,9 @@ void silu_mul(Device& device, const Buffer& gate, const Buffer& up, int64_t n);
 void add(Device& device, const Buffer& x, uint64_t x_offset, const Buffer& y, uint64_t y_offset, int64_t n,
          int64_t period, float scale = 1.0f);
 
-// Key/value caches of one layer: F16 or F32 elements, sequence s's position p at element
-// (s * n_ctx + p) * width. kv_store writes token t's row of `src` at its (position, sequence).
+// Key/value caches of one layer: F16, F32 or Q8_0 elements (Q8_0: rows of a multiple of 64),
+// sequence s's position p at element (s * n_ctx + p) * width. kv_store writes token t's row of
+// `src` at its (position, sequence).
 void kv_store(Device& device, DType cache_type, const Buffer& cache, const Buffer& src, const Buffer& meta,
               int64_t n_tokens, int64_t width, int64_t n_ctx);
 // Causal attention for every (token, query head) over its sequence's positions 0..position:

@@ -14,6 +14,17 @@ layout(push_constant) uniform Push { uint head_dim, n_heads, n_kv_heads, q_width
 #if defined(CACHE_F16)
 float kval(uint i) { return unpackHalf2x16(kc[i >> 1] >> ((i & 1u) << 4)).x; }
 float vval(uint i) { return unpackHalf2x16(vc[i >> 1] >> ((i & 1u) << 4)).x; }
+#elif defined(CACHE_Q8_0)
+// Element i of a cache of Q8_0 blocks (34 bytes: float16 scale, 32 int8), given the words that
+// hold its block's scale (at byte scale_at) and its quant (at byte quant_at).
+float q8_0(uint scale_word, uint scale_at, uint quant_word, uint quant_at) {
+  const float d = unpackHalf2x16((scale_word >> ((scale_at & 2u) << 3)) & 0xFFFFu).x;
+  return d * float(int(((quant_word >> ((quant_at & 3u) << 3)) & 0xFFu) << 24) >> 24);
+}
+uint scale_byte(uint i) { return i / 32u * 34u; }
+uint quant_byte(uint i) { return i / 32u * 34u + 2u + i % 32u; }
+float kval(uint i) { return q8_0(kc[scale_byte(i) >> 2], scale_byte(i), kc[quant_byte(i) >> 2], quant_byte(i)); }
+float vval(uint i) { return q8_0(vc[scale_byte(i) >> 2], scale_byte(i), vc[quant_byte(i) >> 2], quant_byte(i)); }
 #else
 float kval(uint i) { return uintBitsToFloat(kc[i]); }
 float vval(uint i) { return uintBitsToFloat(vc[i]); }
