@@ -201,7 +201,11 @@ void run_triage_worker(const TriageRedisOptions& o, const BackendOptions& backen
     if (o.log_content) log_entries(batch, outcomes);
     return outcomes;
   });
+  // A stop requested while Redis is unreachable ends the reconnect loop (the entries in hand stay
+  // pending, for this consumer or another to answer) instead of waiting out give_up_after.
+  struct StopWhileDisconnected {};
   redis.on_retry = [&](int attempt, std::chrono::milliseconds wait, const std::string& why) {
+    if (signals.received()) throw StopWhileDisconnected{};
     std::fprintf(stderr, "csq triage: Redis at %s: %s; attempt %d, next in %lld ms\n", redis.url().redacted().c_str(),
                  why.c_str(), attempt, (long long)wait.count());
   };
@@ -212,7 +216,6 @@ void run_triage_worker(const TriageRedisOptions& o, const BackendOptions& backen
                                           : (", dead letters to '" + config.dead_letter + "' after " +
                                              std::to_string(config.max_attempts) + " deliveries")
                                                 .c_str());
-  worker.ensure_group();
 
   const bool tty = isatty(2);
   const auto start = Clock::now();
@@ -220,28 +223,33 @@ void run_triage_worker(const TriageRedisOptions& o, const BackendOptions& backen
   uint64_t handled = 0;
   std::string stopped_by;
   auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
-  for (;;) {
-    if (const char* signal = signals.received()) {
-      stopped_by = signal;
-      break;
+  try {
+    worker.ensure_group();
+    for (;;) {
+      if (const char* signal = signals.received()) {
+        stopped_by = signal;
+        break;
+      }
+      const size_t n = worker.poll_once();
+      handled += n;
+      const auto now = Clock::now();
+      if (n > 0) idle_since = now;
+      if (!quiet && now - last_progress >= (tty ? std::chrono::milliseconds(250) : std::chrono::seconds(10))) {
+        last_progress = now;
+        std::fprintf(stderr, "%scsq triage: %s%s", tty ? "\r" : "",
+                     counts_text(worker.counts(), redis.reconnects(), seconds()).c_str(), tty ? "\033[K" : "\n");
+      }
+      if (o.max_entries > 0 && handled >= o.max_entries) {
+        stopped_by = "--max-entries";
+        break;
+      }
+      if (o.exit_when_idle_s > 0 && std::chrono::duration<double>(now - idle_since).count() >= o.exit_when_idle_s) {
+        stopped_by = "--exit-when-idle";
+        break;
+      }
     }
-    const size_t n = worker.poll_once();
-    handled += n;
-    const auto now = Clock::now();
-    if (n > 0) idle_since = now;
-    if (!quiet && now - last_progress >= (tty ? std::chrono::milliseconds(250) : std::chrono::seconds(10))) {
-      last_progress = now;
-      std::fprintf(stderr, "%scsq triage: %s%s", tty ? "\r" : "",
-                   counts_text(worker.counts(), redis.reconnects(), seconds()).c_str(), tty ? "\033[K" : "\n");
-    }
-    if (o.max_entries > 0 && handled >= o.max_entries) {
-      stopped_by = "--max-entries";
-      break;
-    }
-    if (o.exit_when_idle_s > 0 && std::chrono::duration<double>(now - idle_since).count() >= o.exit_when_idle_s) {
-      stopped_by = "--exit-when-idle";
-      break;
-    }
+  } catch (const StopWhileDisconnected&) {
+    stopped_by = std::string(signals.received()) + " while Redis was unreachable";
   }
   const double elapsed = seconds();
   std::fprintf(stderr, "%scsq triage: stopped (%s): %s\n", tty && !quiet ? "\r\033[K" : "", stopped_by.c_str(),

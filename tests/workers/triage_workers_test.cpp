@@ -146,6 +146,40 @@ TEST_F(TriageWorkers, RedisRestartedMidRunNothingIsLost) {
   EXPECT_GE(sum_["reconnects"].get<int64_t>(), 3) << "every worker should have reconnected";
 }
 
+// SIGTERM while Redis is down ends the reconnect loop at once (exit 0; what the worker held stays
+// pending) rather than after the 60 s a worker waits for Redis to come back.
+TEST(TriageWorkerStop, SigtermWhileRedisIsDownStopsPromptly) {
+  if (!fs::exists("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
+  const fs::path dir = fs::path(test::temp_dir()) / ("triage-stop-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  test::RedisServer redis(dir, test::free_port(), kPassword);
+  redis.start();
+  RedisClient client(parse_redis_url(redis.url(kPassword)));
+  test::Child worker({test::csq_binary(), "triage", "--model", test::fixture("hf/qwen3-tiny-vocab"), "--threads", "1",
+                      "--redis", redis.url(kPassword), "--stream", "alerts", "--group", "triage", "--out-stream",
+                      "triaged", "--json"},
+                     dir / "worker.out", dir / "worker.err");
+  ASSERT_TRUE(worker.started());
+  for (auto until = std::chrono::steady_clock::now() + 60s;; std::this_thread::sleep_for(20ms)) {
+    if (client.checked({"EXISTS", "alerts"}).integer == 1) break;  // the worker created its group
+    ASSERT_LT(std::chrono::steady_clock::now(), until) << read_file(dir / "worker.err");
+  }
+  redis.stop();
+  std::this_thread::sleep_for(500ms);
+  const auto sent = std::chrono::steady_clock::now();
+  worker.signal(SIGTERM);
+  const auto status = worker.wait(10s);
+  ASSERT_TRUE(status.has_value()) << "no exit within 10 s of SIGTERM\n" << read_file(dir / "worker.err");
+  std::printf("stopped %.2f s after SIGTERM with Redis down\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << read_file(dir / "worker.err");
+  const auto stats = nlohmann::json::parse(read_file(dir / "worker.out"), nullptr, false);
+  ASSERT_TRUE(stats.is_object()) << read_file(dir / "worker.err");
+  EXPECT_EQ(stats["stopped"], "SIGTERM while Redis was unreachable");
+  EXPECT_EQ(read_file(dir / "worker.err").find(kPassword), std::string::npos);
+}
+
 // With --endpoint the worker sends the same requests to csq serve: greedy, every result line is
 // the one the in-process worker writes for the same entry.
 TEST(TriageWorkerEndpoint, ResultsThroughCsqServeEqualInProcess) {
