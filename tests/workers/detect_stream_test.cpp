@@ -37,9 +37,7 @@ std::string event(int sec, const char* command_line) {
 
 TEST(DetectStream, AlertsGoToTheStreamAsJsonRecords) {
   if (!fs::exists("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
-  const fs::path dir = fs::path(test::temp_dir()) / ("detect-stream-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = test::fresh_test_dir("detect-stream");
   test::RedisServer redis(dir, test::free_port(), "det3ct-pass");
   redis.start();
   std::ofstream(dir / "rule.yml") << kRule;
@@ -101,9 +99,7 @@ TEST(DetectStream, AlertsGoToTheStreamAsJsonRecords) {
 // --log-content, and --max-entries / --exit-when-idle end a batch job.
 TEST(DetectStream, TriageWorkerReadsWhatDetectWrites) {
   if (!fs::exists("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
-  const fs::path dir = fs::path(test::temp_dir()) / ("detect-triage-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = test::fresh_test_dir("detect-triage");
   test::RedisServer redis(dir, test::free_port(), "pipe-pass-42");
   redis.start();
   RedisClient client(parse_redis_url(redis.url("pipe-pass-42")));

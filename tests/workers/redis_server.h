@@ -9,8 +9,17 @@
 #include <string>
 
 #include "child_process.h"
+#include "test_paths.h"
 
 namespace csq::test {
+
+// An empty directory `temp_dir()/NAME-PID` for one test (what an earlier run left is removed).
+inline std::filesystem::path fresh_test_dir(const std::string& name) {
+  const std::filesystem::path dir = std::filesystem::path(temp_dir()) / (name + "-" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
 
 class RedisServer {
  public:

@@ -64,9 +64,7 @@ TEST(RedisUrl, ErrorsNameThePartAndNeverThePassword) {
 
 TEST(RedisClient, AuthenticatesSelectsAndReconnectsAfterARestart) {
   if (!fs::exists("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
-  const fs::path dir = fs::path(test::temp_dir()) / ("redis-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = test::fresh_test_dir("redis");
   test::RedisServer redis(dir, test::free_port(), "c0rrect-horse");
   redis.start();
 

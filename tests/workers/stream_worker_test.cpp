@@ -68,10 +68,8 @@ class StreamWorkers : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!fs::exists("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
-    dir_ = fs::path(test::temp_dir()) / ("streams-" + std::to_string(getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = test::fresh_test_dir(std::string("streams-") +
+                                ::testing::UnitTest::GetInstance()->current_test_info()->name());
     redis_ = std::make_unique<test::RedisServer>(dir_, test::free_port(), kPassword);
     redis_->start();
   }

@@ -38,10 +38,8 @@ class TriageWorkers : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!fs::exists("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
-    dir_ = fs::path(test::temp_dir()) / ("triage-workers-" + std::to_string(getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = test::fresh_test_dir(std::string("triage-workers-") +
+                                ::testing::UnitTest::GetInstance()->current_test_info()->name());
     redis_ = std::make_unique<test::RedisServer>(dir_, test::free_port(), kPassword);
     redis_->start();
     std::ofstream(dir_ / "redis-url") << redis_->url(kPassword) << "\n";  // as a systemd credential holds it
@@ -150,9 +148,7 @@ TEST_F(TriageWorkers, RedisRestartedMidRunNothingIsLost) {
 // pending) rather than after the 60 s a worker waits for Redis to come back.
 TEST(TriageWorkerStop, SigtermWhileRedisIsDownStopsPromptly) {
   if (!fs::exists("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
-  const fs::path dir = fs::path(test::temp_dir()) / ("triage-stop-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = test::fresh_test_dir("triage-stop");
   test::RedisServer redis(dir, test::free_port(), kPassword);
   redis.start();
   RedisClient client(parse_redis_url(redis.url(kPassword)));
@@ -184,9 +180,7 @@ TEST(TriageWorkerStop, SigtermWhileRedisIsDownStopsPromptly) {
 // the one the in-process worker writes for the same entry.
 TEST(TriageWorkerEndpoint, ResultsThroughCsqServeEqualInProcess) {
   if (!fs::exists("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
-  const fs::path dir = fs::path(test::temp_dir()) / ("triage-endpoint-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = test::fresh_test_dir("triage-endpoint");
   test::RedisServer redis(dir, test::free_port(), kPassword);
   redis.start();
   RedisClient client(parse_redis_url(redis.url(kPassword)));
