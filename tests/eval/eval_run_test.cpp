@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "eval/benchmarks.h"
+#include "kernels/vulkan/device.h"
 #include "child_process.h"
 #include "eval_data.h"
 
@@ -249,6 +250,25 @@ TEST(EvalRun, EndpointAnswersEqualInProcessAnswers) {
   ASSERT_EQ(run_csq(run_args("cti-rcm", local, 6, "12")).exit_code, 0);
   const auto a = responses_of(remote), b = responses_of(local);
   ASSERT_EQ(a.size(), 6u);
+  EXPECT_EQ(a, b);
+}
+
+// `csq eval run --device vulkan` (device 0; lavapipe in CI) gives the CPU's greedy responses.
+TEST(EvalRun, VulkanDeviceAnswersEqualCpuAnswers) {
+  CSQ_REQUIRE_FIXTURES();
+  CSQ_REQUIRE_EVAL_DATA();
+  const vulkan::DeviceList devices = vulkan::list_devices();
+  if (devices.devices.empty()) GTEST_SKIP() << "no Vulkan device: " << devices.problem;
+  const std::string on_device = fresh_dir("run-vulkan"), on_cpu = fresh_dir("run-cpu");
+  std::vector<std::string> args = run_args("cti-rcm", on_device, 3, "6");
+  args.insert(args.end(), {"--device", "vulkan"});
+  const RunResult r = run_csq(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("running on the CPU"), std::string::npos) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["run"]["computed"], 3);
+  ASSERT_EQ(run_csq(run_args("cti-rcm", on_cpu, 3, "6")).exit_code, 0);
+  const auto a = responses_of(on_device), b = responses_of(on_cpu);
+  ASSERT_EQ(a.size(), 3u);
   EXPECT_EQ(a, b);
 }
 

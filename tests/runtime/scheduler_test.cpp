@@ -8,19 +8,14 @@
 #include "runtime/constraint.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
+#include "greedy_request.h"
 #include "test_paths.h"
 
 namespace csq {
 namespace {
 
 GenerationRequest greedy_request(const Engine& engine, const std::string& user, int64_t max_tokens) {
-  nlohmann::ordered_json messages = nlohmann::ordered_json::array({{{"role", "user"}, {"content", user}}});
-  GenerationRequest r;
-  r.prompt = engine.encode_chat(engine.render(messages));
-  r.sampling.temperature = 0;
-  r.max_tokens = max_tokens;
-  r.ignore_eos = true;
-  return r;
+  return test::greedy_request(engine, nlohmann::ordered_json::array({{{"role", "user"}, {"content", user}}}), max_tokens);
 }
 
 TEST(Scheduler, BatchedAnswersEqualSingleSequenceAnswers) {
