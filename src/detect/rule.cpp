@@ -1,6 +1,7 @@
 #include "detect/rule.h"
 
 #include <re2/re2.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -61,6 +62,7 @@ struct CondParser {
   std::vector<std::pair<std::string, size_t>> tokens;  // token, offset
   size_t pos = 0;
   int depth = 0;
+  size_t nodes = 0;
   static constexpr int kMaxDepth = 128;
 
   [[noreturn]] void error(const std::string& what, size_t offset) const {
@@ -87,6 +89,13 @@ struct CondParser {
     }
   }
 
+  // `1 of them` repeated over many identifiers multiplies nodes: bound the tree.
+  void add_nodes(size_t n, size_t at) {
+    nodes += n;
+    if (nodes > RuleLimits::kConditionNodes)
+      error("the condition expands to more than " + std::to_string(RuleLimits::kConditionNodes) + " nodes", at);
+  }
+
   bool at_end() const { return pos >= tokens.size(); }
   size_t offset() const { return at_end() ? text.size() : tokens[pos].second; }
   bool peek_keyword(const char* kw) const { return !at_end() && fold(tokens[pos].first) == kw; }
@@ -102,6 +111,7 @@ struct CondParser {
     CondNode node{CondNode::Op::Or, -1, 1, {}};
     node.children.push_back(std::move(left));
     while (peek_keyword("or")) {
+      add_nodes(1, offset());
       ++pos;
       node.children.push_back(parse_and());
     }
@@ -114,6 +124,7 @@ struct CondParser {
     CondNode node{CondNode::Op::And, -1, 1, {}};
     node.children.push_back(std::move(left));
     while (peek_keyword("and")) {
+      add_nodes(1, offset());
       ++pos;
       node.children.push_back(parse_not());
     }
@@ -123,6 +134,7 @@ struct CondParser {
   CondNode parse_not() {
     if (peek_keyword("not")) {
       if (++depth > kMaxDepth) error("nested more than 128 levels deep", offset());
+      add_nodes(1, offset());
       ++pos;
       CondNode node{CondNode::Op::Not, -1, 1, {}};
       node.children.push_back(parse_not());
@@ -169,7 +181,9 @@ struct CondParser {
       const Pattern pattern = Pattern::parse(target);
       for (size_t i = 0; i < names.size(); ++i) {
         const bool hit = them ? !names[i].starts_with("_") : wildcard_match(pattern, names[i]);
-        if (hit) node.children.push_back(CondNode{CondNode::Op::Ref, int(i), 1, {}});
+        if (!hit) continue;
+        add_nodes(1, target_off);
+        node.children.push_back(CondNode{CondNode::Op::Ref, int(i), 1, {}});
       }
       if (node.children.empty())
         error(them ? std::string("'them' but the rule has no search identifiers")
@@ -180,6 +194,7 @@ struct CondParser {
     if (is_keyword(tok) || f == "all") error("unexpected '" + tok + "'", off);
     for (size_t i = 0; i < names.size(); ++i)
       if (names[i] == tok) {
+        add_nodes(1, off);
         ++pos;
         return CondNode{CondNode::Op::Ref, int(i), 1, {}};
       }
@@ -287,12 +302,49 @@ Modifiers parse_modifiers(const std::vector<std::string>& names, const YAML::Nod
   return m;
 }
 
-// Sigma strings after the value transformations of `m` (expand, windash, encodings).
+// What one rule has compiled so far: YAML aliases repeat whole selections and modifiers multiply
+// values, so the rule's bounds apply to the compiled result, not to its text.
+struct RuleBudget {
+  size_t values = 0, bytes = 0, regexes = 0;
+  void charge(const YAML::Node& at, size_t value_bytes) {
+    if (++values > RuleLimits::kRuleValues)
+      rule_error(at, "the rule compiles to more than " + std::to_string(RuleLimits::kRuleValues) + " values");
+    bytes += value_bytes;
+    if (bytes > RuleLimits::kRuleValueBytes)
+      rule_error(at, "the rule's values take more than " + std::to_string(RuleLimits::kRuleValueBytes) + " bytes");
+  }
+};
+
+// The values a modifier chain produces, bounded: expand and windash multiply values, encodings
+// lengthen them (each utf16 doubles), so count and size are checked as they grow.
+class BoundedValues {
+ public:
+  explicit BoundedValues(const YAML::Node& at) : at_(at) {}
+  void add(std::string&& v) {
+    if (v.size() > RuleLimits::kValueBytes)
+      rule_error(at_, "value modifiers make a value longer than " + std::to_string(RuleLimits::kValueBytes) + " bytes");
+    if (values_.size() >= RuleLimits::kModifierValues)
+      rule_error(at_, "value modifiers produce more than " + std::to_string(RuleLimits::kModifierValues) + " values");
+    bytes_ += v.size();
+    if (bytes_ > RuleLimits::kRuleValueBytes)
+      rule_error(at_, "value modifiers produce more than " + std::to_string(RuleLimits::kRuleValueBytes) + " bytes");
+    values_.push_back(std::move(v));
+  }
+  std::vector<std::string> take() { return std::move(values_); }
+
+ private:
+  const YAML::Node& at_;
+  std::vector<std::string> values_;
+  size_t bytes_ = 0;
+};
+
 std::vector<std::string> transform_value(const std::string& raw, const Modifiers& m, const YAML::Node& at,
                                          const LoadOptions& options) {
-  std::vector<std::string> values{raw};
+  BoundedValues start(at);
+  start.add(std::string(raw));
+  std::vector<std::string> values = start.take();
   if (m.expand) {
-    std::vector<std::string> expanded;
+    BoundedValues expanded(at);
     for (const std::string& v : values) {
       // Replace each unescaped %name% by each of its values (cartesian product).
       std::vector<std::string> partial{""};
@@ -311,28 +363,25 @@ std::vector<std::string> transform_value(const std::string& raw, const Modifiers
           const auto it = options.placeholders->find(name);
           if (it == options.placeholders->end() || it->second.empty())
             rule_error(at, "placeholder '%" + name + "%' is not defined in the placeholder file");
-          std::vector<std::string> next;
+          BoundedValues next(at);
           for (const auto& p : partial)
-            for (const auto& value : it->second) next.push_back(p + value);
-          if (next.size() > 4096) rule_error(at, "placeholders expand to more than 4096 values");
-          partial = std::move(next);
+            for (const auto& value : it->second) next.add(p + value);
+          partial = next.take();
           i = end + 1;
           continue;
         }
         for (auto& p : partial) p += v[i];
         ++i;
       }
-      expanded.insert(expanded.end(), partial.begin(), partial.end());
+      for (auto& p : partial) expanded.add(std::move(p));
     }
-    values = std::move(expanded);
+    values = expanded.take();
   }
   for (const Transform t : m.transforms) {
-    std::vector<std::string> next;
+    BoundedValues next(at);
     for (const std::string& v : values) {
-      // Chained transformations multiply (625 windash variants each): bound them like expand.
-      if (next.size() > 4096) rule_error(at, "value modifiers produce more than 4096 values");
       if (t == Transform::Windash) {
-        for (auto& w : windash_variants(v)) next.push_back(std::move(w));
+        for (auto& w : windash_variants(v)) next.add(std::move(w));
         continue;
       }
       const Pattern p = Pattern::parse(v);
@@ -340,26 +389,25 @@ std::vector<std::string> transform_value(const std::string& raw, const Modifiers
       const std::string plain = p.plain();
       switch (t) {
         case Transform::Base64:
-          next.push_back(escape_sigma(base64_encode(plain)));
+          next.add(escape_sigma(base64_encode(plain)));
           break;
         case Transform::Base64Offset:
-          for (auto& e : base64offset_variants(plain)) next.push_back(escape_sigma(e));
+          for (auto& e : base64offset_variants(plain)) next.add(escape_sigma(e));
           break;
         case Transform::Utf16Le:
-          next.push_back(escape_sigma(utf16_encode(plain, false, false)));
+          next.add(escape_sigma(utf16_encode(plain, false, false)));
           break;
         case Transform::Utf16Be:
-          next.push_back(escape_sigma(utf16_encode(plain, true, false)));
+          next.add(escape_sigma(utf16_encode(plain, true, false)));
           break;
         case Transform::Utf16Bom:
-          next.push_back(escape_sigma(utf16_encode(plain, false, true)));
+          next.add(escape_sigma(utf16_encode(plain, false, true)));
           break;
         case Transform::Windash:
           break;
       }
     }
-    if (next.size() > 4096) rule_error(at, "value modifiers produce more than 4096 values");
-    values = std::move(next);
+    values = next.take();
   }
   return values;
 }
@@ -400,8 +448,14 @@ ValueTest string_test(const std::string& sigma, const Modifiers& m) {
   return t;
 }
 
-FieldTestSpec compile_field(const std::string& key, const YAML::Node& value, const LoadOptions& options) {
+FieldTestSpec compile_field(const std::string& key, const YAML::Node& value, const LoadOptions& options,
+                            RuleBudget& budget) {
   FieldTestSpec spec;
+  auto add = [&](const YAML::Node& at, ValueTest&& t, size_t bytes, std::string ref_field = {}) {
+    budget.charge(at, bytes);
+    spec.tests.push_back(std::move(t));
+    spec.ref_fields.push_back(std::move(ref_field));
+  };
   std::vector<std::string> parts;
   {
     size_t start = 0;
@@ -431,8 +485,7 @@ FieldTestSpec compile_field(const std::string& key, const YAML::Node& value, con
       if (keyword) rule_error(v, "a keyword cannot be null");
       ValueTest t;
       t.kind = TestKind::Null;
-      spec.tests.push_back(std::move(t));
-      spec.ref_fields.emplace_back();
+      add(v, std::move(t), 0);
       continue;
     }
     const std::string raw = v.Scalar();
@@ -442,8 +495,7 @@ FieldTestSpec compile_field(const std::string& key, const YAML::Node& value, con
       const std::string f = fold(raw);
       if (f != "true" && f != "false") rule_error(v, "'" + key + "': exists takes true or false");
       t.expect_present = f == "true";
-      spec.tests.push_back(std::move(t));
-      spec.ref_fields.emplace_back();
+      add(v, std::move(t), raw.size());
       continue;
     }
     if (m.re) {
@@ -454,13 +506,14 @@ FieldTestSpec compile_field(const std::string& key, const YAML::Node& value, con
       RE2::Options o;
       o.set_log_errors(false);
       o.set_max_mem(8 << 20);
+      if (++budget.regexes > RuleLimits::kRuleRegexes)
+        rule_error(v, "the rule has more than " + std::to_string(RuleLimits::kRuleRegexes) + " regular expressions");
       auto re = std::make_shared<RE2>(flags.empty() ? raw : "(?" + flags + ")" + raw, o);
       if (!re->ok()) rule_error(v, "'" + key + "': regular expression not accepted by RE2 (" + re->error() + ")");
       ValueTest t;
       t.kind = TestKind::Regex;
       t.regex = std::move(re);
-      spec.tests.push_back(std::move(t));
-      spec.ref_fields.emplace_back();
+      add(v, std::move(t), raw.size());
       continue;
     }
     if (m.cidr) {
@@ -469,8 +522,7 @@ FieldTestSpec compile_field(const std::string& key, const YAML::Node& value, con
       ValueTest t;
       t.kind = TestKind::Cidr;
       t.cidr = *c;
-      spec.tests.push_back(std::move(t));
-      spec.ref_fields.emplace_back();
+      add(v, std::move(t), raw.size());
       continue;
     }
     if (m.numeric != TestKind::Exact || m.time_part != TimePart::None) {
@@ -480,8 +532,7 @@ FieldTestSpec compile_field(const std::string& key, const YAML::Node& value, con
       t.kind = m.numeric != TestKind::Exact ? m.numeric : TestKind::NumEq;
       t.number = *n;
       t.time_part = m.time_part;
-      spec.tests.push_back(std::move(t));
-      spec.ref_fields.emplace_back();
+      add(v, std::move(t), raw.size());
       continue;
     }
     if (m.fieldref) {
@@ -492,29 +543,27 @@ FieldTestSpec compile_field(const std::string& key, const YAML::Node& value, con
                    : m.wrap == Modifiers::Wrap::StartsWith ? TestKind::StartsWith
                    : m.wrap == Modifiers::Wrap::EndsWith   ? TestKind::EndsWith
                                                            : TestKind::Exact;
-      spec.tests.push_back(std::move(t));
-      spec.ref_fields.push_back(raw);
+      add(v, std::move(t), raw.size(), raw);
       continue;
     }
     Modifiers wrapped = m;
     if (keyword && wrapped.wrap == Modifiers::Wrap::None) wrapped.wrap = Modifiers::Wrap::Contains;
     for (const std::string& s : transform_value(raw, m, v, options)) {
-      spec.tests.push_back(string_test(s, wrapped));
-      spec.ref_fields.emplace_back();
+      add(v, string_test(s, wrapped), s.size());
     }
   }
-  if (spec.tests.size() > 100000) rule_error(value, "'" + key + "' expands to more than 100,000 values");
   return spec;
 }
 
-Selection compile_selection(const std::string& name, const YAML::Node& node, const LoadOptions& options) {
+Selection compile_selection(const std::string& name, const YAML::Node& node, const LoadOptions& options,
+                            RuleBudget& budget) {
   Selection sel;
   sel.name = name;
   auto from_map = [&](const YAML::Node& map) {
     std::vector<FieldTestSpec> tests;
     for (const auto& kv : map) {
       if (!kv.first.IsScalar()) rule_error(kv.first, "search identifier '" + name + "': field names must be text");
-      tests.push_back(compile_field(kv.first.Scalar(), kv.second, options));
+      tests.push_back(compile_field(kv.first.Scalar(), kv.second, options, budget));
     }
     if (tests.empty()) rule_error(map, "search identifier '" + name + "' is an empty map");
     return tests;
@@ -528,10 +577,10 @@ Selection compile_selection(const std::string& name, const YAML::Node& node, con
       else if (item.IsScalar()) keywords.push_back(item);
       else rule_error(item, "search identifier '" + name + "': list items must be maps or keywords");
     }
-    if (keywords.size() > 0) sel.alternatives.push_back({compile_field("", keywords, options)});
+    if (keywords.size() > 0) sel.alternatives.push_back({compile_field("", keywords, options, budget)});
     if (sel.alternatives.empty()) rule_error(node, "search identifier '" + name + "' is an empty list");
   } else if (node.IsScalar()) {
-    sel.alternatives.push_back({compile_field("", node, options)});
+    sel.alternatives.push_back({compile_field("", node, options, budget)});
   } else {
     rule_error(node, "search identifier '" + name + "' is empty");
   }
@@ -612,6 +661,17 @@ std::unique_ptr<Correlation> read_correlation(const YAML::Node& c) {
   return out;
 }
 
+// Nodes of a condition tree and the value tests it references (with `selection_tests` given).
+struct ConditionCost {
+  size_t nodes = 0, tests = 0;
+  void add(const CondNode& n, const std::vector<size_t>& selection_tests) {
+    ++nodes;
+    if (n.op == CondNode::Op::Ref && size_t(n.selection) < selection_tests.size())
+      tests += selection_tests[size_t(n.selection)];
+    for (const CondNode& c : n.children) add(c, selection_tests);
+  }
+};
+
 std::shared_ptr<Rule> read_rule(const YAML::Node& doc, const std::string& file, const LoadOptions& options) {
   auto rule = std::make_shared<Rule>();
   rule->file = file;
@@ -650,6 +710,7 @@ std::shared_ptr<Rule> read_rule(const YAML::Node& doc, const std::string& file, 
   if (!det || !det.IsMap()) rule_error(det ? det : doc, "no 'detection' map");
   YAML::Node condition;
   std::vector<std::string> names;
+  RuleBudget budget;
   for (const auto& kv : det) {
     if (!kv.first.IsScalar()) rule_error(kv.first, "detection keys must be text");
     const std::string key = kv.first.Scalar();
@@ -658,7 +719,7 @@ std::shared_ptr<Rule> read_rule(const YAML::Node& doc, const std::string& file, 
       continue;
     }
     if (key == "timeframe") continue;  // only meaningful with v1 aggregations, which are refused below
-    rule->selections.push_back(compile_selection(key, kv.second, options));
+    rule->selections.push_back(compile_selection(key, kv.second, options, budget));
     names.push_back(key);
   }
   if (!condition) rule_error(det, "detection without a 'condition'");
@@ -674,21 +735,111 @@ std::shared_ptr<Rule> read_rule(const YAML::Node& doc, const std::string& file, 
       rule->condition = parse_condition(conditions[0], names);
     } else {
       rule->condition = CondNode{CondNode::Op::Or, -1, 1, {}};
-      for (const auto& c : conditions) rule->condition.children.push_back(parse_condition(c, names));
+      ConditionCost total;
+      for (const auto& c : conditions) {
+        rule->condition.children.push_back(parse_condition(c, names));
+        total.add(rule->condition.children.back(), {});
+        if (total.nodes > RuleLimits::kConditionNodes)
+          rule_error(condition, "the conditions expand to more than " + std::to_string(RuleLimits::kConditionNodes) +
+                                    " nodes");
+      }
     }
   } catch (const Error& e) {
     rule_error(condition, e.what());
   }
+  // Each reference evaluates its selection's tests: a selection of 100,000 values referenced
+  // 100,000 times would cost 10^10 tests on every event.
+  std::vector<size_t> selection_tests;
+  for (const Selection& sel : rule->selections) {
+    size_t n = 0;
+    for (const auto& alt : sel.alternatives)
+      for (const FieldTestSpec& spec : alt) n += spec.tests.size();
+    selection_tests.push_back(n);
+  }
+  ConditionCost cost;
+  cost.add(rule->condition, selection_tests);
+  if (cost.tests > RuleLimits::kConditionTests)
+    rule_error(condition, "the condition evaluates more than " + std::to_string(RuleLimits::kConditionTests) +
+                              " value tests per event (" + std::to_string(cost.tests) + ")");
   return rule;
+}
+
+}  // namespace
+
+namespace {
+
+// A first pass over the YAML through yaml-cpp's event parser, before it builds nodes.
+// yaml-cpp 0.7 (Debian 12) does not reject some malformed documents (a plain scalar left over
+// after a flow collection closed, like yaml-cpp#1318/#1319); it then returns the same empty
+// document forever without consuming input, and LoadAll loops, allocating, until memory runs
+// out. Here a document that does not get past the previous one's last position is a stall.
+// The pass also bounds nesting, which Sigma rules keep shallow.
+class YamlPrescan : public YAML::EventHandler {
+ public:
+  struct Refused {
+    int line;
+    std::string reason;
+  };
+
+  static void check(const std::string& text) {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    YamlPrescan scan;
+    for (int previous_end = -1; parser.HandleNextDocument(scan); previous_end = scan.end_) {
+      if (scan.end_ <= previous_end)
+        throw Refused{scan.line_ + 1, "the YAML parser stopped advancing at line " + std::to_string(scan.line_ + 1) +
+                                          " (malformed YAML that yaml-cpp 0.7 does not reject)"};
+    }
+  }
+
+ private:
+  void at(const YAML::Mark& m) {
+    if (m.pos > end_) end_ = m.pos, line_ = m.line;
+  }
+  void open(const YAML::Mark& m) {
+    at(m);
+    if (++depth_ > RuleLimits::kYamlDepth)
+      throw Refused{m.line + 1, "YAML collections nested more than " + std::to_string(RuleLimits::kYamlDepth) + " deep"};
+  }
+  void OnDocumentStart(const YAML::Mark& m) override { at(m); }
+  void OnDocumentEnd() override { depth_ = 0; }
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { at(m); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { at(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { at(m); }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    open(m);
+  }
+  void OnSequenceEnd() override { --depth_; }
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    open(m);
+  }
+  void OnMapEnd() override { --depth_; }
+
+  int end_ = -1;  // the furthest position an event was at, and its line
+  int line_ = 0;
+  int depth_ = 0;
+};
+
+RuleProblem oversized_file(const std::string& file, uintmax_t size) {
+  return {file, 0, "", "rule file of " + std::to_string(size) + " bytes, more than the " +
+                           std::to_string(RuleLimits::kFileBytes) + " bytes a rule file may have"};
 }
 
 }  // namespace
 
 void load_rules_text(const std::string& text, const std::string& file, const LoadOptions& options, RuleSet& out) {
   ++out.files;
+  if (text.size() > RuleLimits::kFileBytes) {
+    out.problems.push_back(oversized_file(file, text.size()));
+    return;
+  }
   std::vector<YAML::Node> docs;
   try {
+    YamlPrescan::check(text);
     docs = YAML::LoadAll(text);
+  } catch (const YamlPrescan::Refused& e) {
+    out.problems.push_back({file, e.line, "", "not accepted as YAML: " + e.reason});
+    return;
   } catch (const YAML::Exception& e) {
     out.problems.push_back({file, e.mark.line >= 0 ? e.mark.line + 1 : 0, "", "not valid YAML: " + e.msg});
     return;
@@ -721,6 +872,12 @@ void load_rules_path(const std::string& path, const LoadOptions& options, RuleSe
     if (ec) fail_input(path + ": cannot list the rule directory (" + ec.message() + ")");
     std::sort(files.begin(), files.end());
     for (const auto& f : files) load_rules_path(f.string(), options, out);
+    return;
+  }
+  // (a huge file is refused before it is read: load_rules_text would refuse its text)
+  if (const auto size = fs::file_size(path, ec); !ec && size > RuleLimits::kFileBytes) {
+    ++out.files;
+    out.problems.push_back(oversized_file(path, size));
     return;
   }
   std::ifstream in(path, std::ios::binary);

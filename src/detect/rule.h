@@ -4,6 +4,7 @@
 // with file, line and reason; the other rules of the same run still load.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -88,6 +89,20 @@ struct RuleProblem {
   int line = 0;
   std::string title;  // when it could be read
   std::string reason;
+};
+
+// Bounds on the work one rule file can cause (docs/detection.md, "Limits"): a hostile or broken
+// rule is skipped with the bound it exceeded, it never stalls or exhausts `csq detect`.
+struct RuleLimits {
+  static constexpr size_t kFileBytes = 1u << 20;         // one rule file (SigmaHQ's largest: 295 KB)
+  static constexpr int kYamlDepth = 64;                  // YAML collections nested in one another
+  static constexpr size_t kValueBytes = 64u << 10;       // one value after its modifiers
+  static constexpr size_t kModifierValues = 4096;        // values one value becomes (expand, windash…)
+  static constexpr size_t kRuleValues = 100'000;         // value tests of one rule
+  static constexpr size_t kRuleValueBytes = 8u << 20;    // bytes of those values
+  static constexpr size_t kRuleRegexes = 64;             // `re` values of one rule (RE2, 8 MiB each at most)
+  static constexpr size_t kConditionNodes = 100'000;     // nodes of the parsed condition
+  static constexpr size_t kConditionTests = 1'000'000;   // value tests the condition may evaluate per event
 };
 
 struct LoadOptions {
