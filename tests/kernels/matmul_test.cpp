@@ -137,6 +137,13 @@ std::vector<Case> cases() {
     for (int64_t cols : {1, 7, 16, 45, 130})
       for (int64_t tokens : {1, 4, 7}) out.push_back({t, 19, cols, tokens});
   out.push_back({DType::Q4_K, 300, 2560, 4});  // a real row length, rows not a multiple of the block
+  // Decode steps of 1..16 streams through the driver: odd row counts (a partial group of 8 rows),
+  // every kernel's path (in place, in place twice, tiles).
+  for (int64_t tokens = 1; tokens <= 16; ++tokens) {
+    out.push_back({DType::Q4_K, 41, 768, tokens});
+    out.push_back({DType::Q6_K, 41, 768, tokens});
+    out.push_back({DType::Q8_0, 41, 288, tokens});
+  }
   // The tile kernels (Q4_K, Q6_K, Q8_0): token counts around kTileMinTokens (Q6_K: kQ6KTileMinTokens),
   // partial row groups, more column blocks than one pass holds.
   for (int64_t tokens : {cpu::kTileMinTokens, cpu::kTileMinTokens + 3}) {
@@ -272,6 +279,16 @@ std::vector<uint8_t> raw_weight_rows(DType type, int64_t rows, int64_t cols, boo
   return w;
 }
 
+// Every decode batch of 1..16 tokens (the in-place pass of up to 8 tokens, two passes, the tiles
+// from 9 or 16), and the AVX2 tile thresholds around them.
+std::vector<int64_t> avx512_token_counts() {
+  std::vector<int64_t> counts;
+  for (int64_t n = 1; n <= 16; ++n) counts.push_back(n);
+  counts.push_back(cpu::kTileMinTokens + 3);
+  counts.push_back(cpu::kQ6KTileMinTokens + 3);
+  return counts;
+}
+
 TEST(Avx512Kernels, EightRowKernelsMatchTheAvx2RowKernelBitForBit) {
   const auto implementations = avx512_implementations();
   if (implementations.empty()) GTEST_SKIP() << "no AVX-512 kernels to run here (no AVX2, or no SIMDe in this build)";
@@ -288,7 +305,7 @@ TEST(Avx512Kernels, EightRowKernelsMatchTheAvx2RowKernelBitForBit) {
           type == DType::Q8_0 ? std::vector<int64_t>{32 * 43, 32} : std::vector<int64_t>{256 * 21};
       for (int64_t cols : col_counts)
         for (int weights = 0; weights < 2; ++weights)
-          for (int64_t tokens : {int64_t(1), int64_t(2), int64_t(5), cpu::kTileMinTokens + 1, cpu::kQ6KTileMinTokens + 3}) {
+          for (int64_t tokens : avx512_token_counts()) {
             SCOPED_TRACE(std::string(impl.name) + " " + dtype_info(type).name + " cols=" + std::to_string(cols) +
                          (weights ? " all-0xFF weights" : " random weights") + " tokens=" + std::to_string(tokens));
             const std::vector<uint8_t> w = raw_weight_rows(type, 8, cols, weights == 1, rng);

@@ -78,6 +78,8 @@ inline __m512i add_scaled(__m512i acc, __m512i s, __m512i scales) { return _mm51
 // Block sums of one row in place: q45k_block_sums of the AVX2 file with 64 levels per vector.
 // Each 32 bytes of qs hold sub-block 2i in the low nibbles and 2i+1 in the high ones: the two
 // halves of one vector give elements 64i .. 64i+63 in order, against one 64-byte activation load.
+// Per token and 64 levels one vpdpbusd (4-term sums, at most 4 * 15 * 127 = 7620: 16 bits) and
+// one vpdpwssd by the sub-block scale: the lanes of AVX2's vpmaddubsw + vpmaddwd + vpaddd, exactly.
 struct Q4KFormat512 {
   using Block = BlockQ4_K;
   static constexpr bool kMins = true;
@@ -85,7 +87,8 @@ struct Q4KFormat512 {
   static void sums(const Block& wb, const BlockQ8_K* const* xs, int64_t b, const __m256i* x_sub, __m256i* out) {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
     const __m256i scales_mins = scales_mins_k4_i16(wb.scales);
-    // The 8 scales as int16 in every 128-bit lane; lanes 0-1 take scale 2i, lanes 2-3 scale 2i+1.
+    // The 8 scales as int16 in every 128-bit lane; 32-bit lanes 0-7 take scale 2i, 8-15 scale
+    // 2i+1, each in its low 16 bits with 0 above (for add_scaled).
     const __m512i scales = _mm512_broadcast_i32x4(_mm256_castsi256_si128(scales_mins));
     __m512i levels[N];
     for (int t = 0; t < N; ++t) levels[t] = _mm512_setzero_si512();
@@ -93,13 +96,10 @@ struct Q4KFormat512 {
       const __m256i raw = load256(wb.qs + 32 * i);
       const __m512i q =
           _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1), low4);
-      const short lo = short(0x0100 + 0x0404 * i), hi = short(0x0302 + 0x0404 * i);
-      const __m512i s = _mm512_shuffle_epi8(scales, _mm512_set_epi16(hi, hi, hi, hi, hi, hi, hi, hi, hi, hi, hi, hi, hi,
-                                                                     hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo, lo, lo,
-                                                                     lo, lo, lo, lo, lo, lo));
+      const int lo = int(0x80800000u | unsigned(0x0100 + 0x0404 * i)), hi = int(0x80800000u | unsigned(0x0302 + 0x0404 * i));
+      const __m512i s = _mm512_shuffle_epi8(scales, _mm512_set_epi32(hi, hi, hi, hi, hi, hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo));
       for (int t = 0; t < N; ++t)
-        levels[t] = _mm512_add_epi32(levels[t],
-                                     _mm512_madd_epi16(_mm512_maddubs_epi16(q, load512(xs[t][b].qs + 64 * i)), s));
+        levels[t] = add_scaled(levels[t], _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, load512(xs[t][b].qs + 64 * i)), s);
     }
     for (int t = 0; t < N; ++t)
       out[t] = _mm256_hadd_epi32(fold_halves(levels[t]), _mm256_madd_epi16(scales_mins, x_sub[t]));
@@ -185,18 +185,20 @@ struct Q6KFormat512 {
                                          _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, shift_a), low2), 4));
       const __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
                                          _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, shift_b), low2), 4));
-      // Scales 8h..8h+7 in every 128-bit lane; lane L of a 64-element vector covers group 4m + L.
+      // Scales 8h..8h+7 in every 128-bit lane; 128-bit lane L of a 64-element vector covers group
+      // 4m + L: its 32-bit lanes take that scale in their low 16 bits, 0 above (for add_scaled).
       const __m512i scales = _mm512_broadcast_i32x4(h == 0 ? _mm256_castsi256_si128(sc16) : _mm256_extracti128_si256(sc16, 1));
-      const __m512i pick_a = _mm512_set_epi16(0x0706, 0x0706, 0x0706, 0x0706, 0x0706, 0x0706, 0x0706, 0x0706, 0x0504,
-                                              0x0504, 0x0504, 0x0504, 0x0504, 0x0504, 0x0504, 0x0504, 0x0302, 0x0302,
-                                              0x0302, 0x0302, 0x0302, 0x0302, 0x0302, 0x0302, 0x0100, 0x0100, 0x0100,
-                                              0x0100, 0x0100, 0x0100, 0x0100, 0x0100);
-      const __m512i pick_b = _mm512_add_epi8(pick_a, _mm512_set1_epi8(8));
+      const int z = int(0x80800000u);
+      const __m512i pick_a = _mm512_set_epi32(z | 0x0706, z | 0x0706, z | 0x0706, z | 0x0706, z | 0x0504, z | 0x0504,
+                                              z | 0x0504, z | 0x0504, z | 0x0302, z | 0x0302, z | 0x0302, z | 0x0302,
+                                              z | 0x0100, z | 0x0100, z | 0x0100, z | 0x0100);
+      const __m512i pick_b = _mm512_add_epi32(pick_a, _mm512_set1_epi32(0x0808));
       const __m512i sa = _mm512_shuffle_epi8(scales, pick_a), sb = _mm512_shuffle_epi8(scales, pick_b);
+      // One 4-term sum reaches 4 * 63 * 127 = 32004: 16 bits, scaled exactly by vpdpwssd.
       for (int t = 0; t < N; ++t) {
         const int8_t* xq = xs[t][b].qs + 128 * h;
-        levels[t] = _mm512_add_epi32(levels[t], _mm512_madd_epi16(_mm512_maddubs_epi16(qa, load512(xq)), sa));
-        levels[t] = _mm512_add_epi32(levels[t], _mm512_madd_epi16(_mm512_maddubs_epi16(qb, load512(xq + 64)), sb));
+        levels[t] = add_scaled(levels[t], _mm512_dpbusd_epi32(_mm512_setzero_si512(), qa, load512(xq)), sa);
+        levels[t] = add_scaled(levels[t], _mm512_dpbusd_epi32(_mm512_setzero_si512(), qb, load512(xq + 64)), sb);
       }
     }
     // The +32 bias: subtract 32 * sum_g scale_g * (sum of activation group g).
@@ -360,9 +362,9 @@ struct Q8_0Rows8 {
 
 // As in the AVX2 file: 4 Q4_K blocks of 8 rows = 10.75 KB, 4 Q6_K blocks = 11.3 KB, 16 Q8_0
 // blocks = 5.6 KB.
-constexpr auto rows8_q4_k = rows8<Q4KTile, BlockQ4_K, BlockQ8_K, QK_K, 4, unpack_q4k_block, Q4KTileTokens, Q4KRows8>;
-constexpr auto rows8_q6_k = rows8<Q6KTile, BlockQ6_K, BlockQ8_K, QK_K, 4, unpack_q6k_block, Q6KTileTokens, Q6KRows8, kQ6KTileMinTokens>;
-constexpr auto rows8_q8_0 = rows8<Q8_0Tile, BlockQ8_0, BlockQ8x32, 32, 16, unpack_q8_0_block, Q8_0TileTokens, Q8_0Rows8>;
+constexpr auto rows8_q4_k = rows8<Q4KTile, BlockQ4_K, BlockQ8_K, QK_K, 4, unpack_q4k_block, Q4KTileTokens, Q4KRows8, kTileMinTokens512, kInPlaceTokens512>;
+constexpr auto rows8_q6_k = rows8<Q6KTile, BlockQ6_K, BlockQ8_K, QK_K, 4, unpack_q6k_block, Q6KTileTokens, Q6KRows8, kQ6KTileMinTokens512, kInPlaceTokens512>;
+constexpr auto rows8_q8_0 = rows8<Q8_0Tile, BlockQ8_0, BlockQ8x32, 32, 16, unpack_q8_0_block, Q8_0TileTokens, Q8_0Rows8, kTileMinTokens512, kInPlaceTokens512>;
 
 // ---- float weights (F32, F16, BF16) with float activations ----
 //

@@ -323,22 +323,33 @@ constexpr int kTileTokens = 4;
 // Eight rows of one weight format against n_tok tokens. From kTileFrom tokens on, the rows
 // are unpacked once into tiles, then passed over one chunk of blocks at a time, so the chunk
 // (about 8-10 KB) stays in L1 while every token streams its activations past it; fewer tokens
-// read the rows in place (Rows8), kMaxTokens at a time.
+// read the rows in place (Rows8), kInPlaceTokens at a time (AVX-512, 32 registers: 8 tokens,
+// so a decode step of up to 8 streams decodes each weight block once; AVX2: kMaxTokens).
 //
 // UnpackBlock(tile, blocks) puts one weight block of each of the 8 rows (blocks[r] of row r) into
 // its tile block.
 template <typename Tile, typename WBlock, typename XBlock, int64_t kBlockElems, int64_t kChunkBlocks,
           void (*UnpackBlock)(Tile&, const WBlock* const*), template <int> class Kernel, template <int> class Rows8,
-          int64_t kTileFrom = kTileMinTokens>
+          int64_t kTileFrom = kTileMinTokens, int kInPlaceTokens = kMaxTokens>
 void rows8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
            float* out, int64_t out_stride) {
+  static_assert(kInPlaceTokens == kMaxTokens || kInPlaceTokens == 8);
   const int64_t n_blocks = cols / kBlockElems;
   if (n_tok < kTileFrom) {
-    for (int64_t t0 = 0; t0 < n_tok; t0 += kMaxTokens) {
-      const XBlock* xs[kMaxTokens];
-      const int tt = int(std::min<int64_t>(kMaxTokens, n_tok - t0));
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kInPlaceTokens) {
+      const XBlock* xs[kInPlaceTokens];
+      const int tt = int(std::min<int64_t>(kInPlaceTokens, n_tok - t0));
       for (int t = 0; t < tt; ++t) xs[t] = x_row<XBlock>(x, x_stride, int(t0 + t));
       float* o = out + t0 * out_stride;
+      if constexpr (kInPlaceTokens == 8) {
+        switch (tt) {
+          case 5: Rows8<5>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); continue;
+          case 6: Rows8<6>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); continue;
+          case 7: Rows8<7>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); continue;
+          case 8: Rows8<8>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); continue;
+          default: break;
+        }
+      }
       switch (tt) {
         case 1: Rows8<1>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); break;
         case 2: Rows8<2>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); break;
