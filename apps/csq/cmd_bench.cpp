@@ -375,6 +375,7 @@ void run_bench(const BenchOptions& o) {
     j["cache_type"] = o.cache_type;
     j["repetitions"] = o.reps;
     j["peak_rss_bytes"] = uint64_t(rss);
+    j["kv_cache_bytes"] = uint64_t(kv_bytes);  // the memory bound is model_size + this + 10%
     j["weight_bytes_per_token"] = per_token;
     if (o.roofline) {
       j["read_bandwidth_bytes_per_s"] = bandwidth;

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Issue 19's acceptance figures in one unattended run (bench/llamacpp/figures.mjs: csq against
+# llama.cpp built for this machine and the prebuilt library, passes alternating, medians).
+#
+#   bench/cpu_figures.sh --models DIR [--native DIR] [--hf DIR] [--passes 3] [--stream-passes 1]
+#                        [--streams 1,4,8,16] [-p 128] [-n 32] [-t 2] [--json FILE] [--csq PATH]
+#
+# DIR holds *BF16.gguf, *Q4_K_M.gguf and *Q8_0.gguf (csq synth --preset 4b --type T --out ...);
+# --native is a build-native.sh directory. The defaults (3 passes, 1 of streams) take about
+# 15-20 min on 2 cores with the three synthetic Qwen3-4B models; try --model small=FILE.gguf
+# --passes 1 first.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+args=("$@")
+[[ " ${args[*]} " == *" --csq "* ]] || args=(--csq "$repo/build/csq" "${args[@]}")
+exec node "$here/llamacpp/figures.mjs" "${args[@]}"
