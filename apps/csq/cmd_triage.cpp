@@ -248,7 +248,7 @@ void run_triage(TriageCliOptions o) {
   o.triage.spotlight = *spotlight;
   o.triage.sampling.seed = o.seed;
   const Triager triager(o);
-  if (o.redis.enabled()) {
+  if (runs_as_worker(o.redis)) {
     if (!o.inputs.empty() || !o.out.empty() || o.dry_run)
       fail_usage("--redis reads alerts from --stream and writes to --out-stream: no input files, --out or --dry-run");
     return run_triage_worker(o.redis, o.backend, triager.context(), triager.rule_screen(), o.triage, o.json, o.quiet);

@@ -176,6 +176,17 @@ void add_triage_redis_options(CLI::App* cmd, TriageRedisOptions& o) {
   cmd->add_flag("--log-content", o.log_content, "Log each alert and its result on stderr (off: counts only)")->group(group);
 }
 
+bool runs_as_worker(const TriageRedisOptions& o) {
+  if (!o.url.empty() || !o.url_file.empty()) return true;
+  const TriageRedisOptions d;
+  if (!o.stream.empty() || !o.group.empty() || !o.consumer.empty() || !o.out_stream.empty() || !o.dead_letter.empty() ||
+      o.field != d.field || o.claim_after_ms != d.claim_after_ms || o.max_in_flight != d.max_in_flight ||
+      o.max_attempts != d.max_attempts || o.max_entries != d.max_entries || o.exit_when_idle_s != d.exit_when_idle_s ||
+      o.log_content)
+    fail_usage("the Redis Streams worker options (--stream, --group, --out-stream, ...) need --redis URL or --redis-file PATH");
+  return false;
+}
+
 void run_triage_worker(const TriageRedisOptions& o, const BackendOptions& backend_options, const std::string& site_context,
                        const tasks::RuleScreen* screen,
                        const tasks::TriageOptions& triage, bool json, bool quiet) {

@@ -23,8 +23,11 @@ struct TriageRedisOptions {
   uint64_t max_entries = 0;     // 0: no limit
   double exit_when_idle_s = 0;  // 0: never
   bool log_content = false;
-  bool enabled() const { return !url.empty() || !url_file.empty(); }
 };
+
+// Whether `csq triage` runs as a stream worker (--redis or --redis-file given); a usage error
+// when worker options were given without either.
+bool runs_as_worker(const TriageRedisOptions& o);
 
 // Adds --redis, --redis-file, --stream, --group, --consumer, --out-stream, --field,
 // --claim-after, --max-in-flight, --dead-letter, --max-attempts, --max-entries,

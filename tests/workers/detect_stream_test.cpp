@@ -166,6 +166,11 @@ TEST(DetectStream, TriageWorkerReadsWhatDetectWrites) {
     EXPECT_TRUE(fields[9].text == expected[i].second) << "dead letter " << i << " does not hold the alert as it came";
   }
 
+  const test::RunResult no_url = test::run_csq({"triage", "--model", test::fixture("hf/qwen3-tiny-vocab"), "--stream",
+                                               "alerts", (dir / "events.jsonl").string()});
+  EXPECT_EQ(no_url.exit_code, 1);
+  EXPECT_NE(no_url.err.find("need --redis URL or --redis-file PATH"), std::string::npos) << no_url.err;
+
   const test::RunResult logged = triage("logged", {"--exit-when-idle", "0.5", "--log-content"});
   ASSERT_EQ(logged.exit_code, 0) << logged.err;
   EXPECT_EQ(nlohmann::json::parse(logged.out)["stopped"], "--exit-when-idle");
