@@ -63,6 +63,7 @@ CorrelationEngine::CorrelationEngine(const std::vector<std::shared_ptr<const Rul
     }
     states_.push_back(std::move(st));
   }
+  drop_cycles();
   for (size_t i = 0; i < states_.size(); ++i)
     for (size_t k = 0; k < states_[i].inputs.size(); ++k) {
       const Rule* r = states_[i].inputs[k];
@@ -71,6 +72,45 @@ CorrelationEngine::CorrelationEngine(const std::vector<std::shared_ptr<const Rul
       const bool gen = states_[i].rule->correlation->generate;
       shown_[r] = it == shown_.end() ? gen : (it->second && gen);
     }
+}
+
+void CorrelationEngine::drop_cycles() {
+  // A correlation that references itself, directly or through others, would feed its own alerts
+  // back: every alert fires it again, multiplied by each reference, up to the chain depth.
+  std::unordered_map<const Rule*, size_t> state_of;
+  for (size_t i = 0; i < states_.size(); ++i) state_of[states_[i].rule.get()] = i;
+  enum class Mark : uint8_t { New, Open, Done };
+  std::vector<Mark> mark(states_.size(), Mark::New);
+  std::vector<bool> on_cycle(states_.size(), false);
+  std::vector<size_t> path;
+  // Depth-first over correlation references; a reference to an open state closes a cycle.
+  std::function<void(size_t)> visit = [&](size_t i) {
+    mark[i] = Mark::Open;
+    path.push_back(i);
+    for (const Rule* input : states_[i].inputs) {
+      const auto it = state_of.find(input);
+      if (it == state_of.end()) continue;
+      if (mark[it->second] == Mark::Open) {
+        for (auto p = path.rbegin(); p != path.rend(); ++p) {
+          on_cycle[*p] = true;
+          if (*p == it->second) break;
+        }
+      } else if (mark[it->second] == Mark::New) {
+        visit(it->second);
+      }
+    }
+    path.pop_back();
+    mark[i] = Mark::Done;
+  };
+  for (size_t i = 0; i < states_.size(); ++i)
+    if (mark[i] == Mark::New) visit(i);
+  std::vector<State> kept;
+  for (size_t i = 0; i < states_.size(); ++i) {
+    const Rule& r = *states_[i].rule;
+    if (on_cycle[i]) problems_.push_back({r.file, r.line, r.title, "correlation chain references itself"});
+    else kept.push_back(std::move(states_[i]));
+  }
+  states_ = std::move(kept);
 }
 
 bool CorrelationEngine::shows(const Rule* rule) const {

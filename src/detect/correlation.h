@@ -67,6 +67,8 @@ class CorrelationEngine {
   std::vector<State> states_;
   std::unordered_map<const Rule*, std::vector<std::pair<size_t, size_t>>> by_input_;  // rule → (state, input index)
   std::unordered_map<const Rule*, bool> shown_;
+  void drop_cycles();
+
   std::vector<RuleProblem> problems_;
   Normalizer normalizer_;
 };

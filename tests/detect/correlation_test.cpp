@@ -240,6 +240,57 @@ correlation:
   EXPECT_NE(bad.problems[0].reason.find("unknown unit"), std::string::npos);
 }
 
+TEST(DetectCorrelation, ChainsThatReferenceThemselvesAreRefused) {
+  // A self-reference (and a two-correlation loop) would feed each alert back through every
+  // reference: four self-references made 4^8 alerts from one event.
+  RuleSet set;
+  load_rules_text(std::string(kBase) + R"(---
+title: self
+id: corr-self
+correlation:
+    type: event_count
+    rules: [base-failed, corr-self, corr-self, corr-self]
+    timespan: 5m
+    condition: {gte: 1}
+---
+title: loop a
+id: loop-a
+correlation: {type: event_count, rules: [base-failed, loop-b], timespan: 5m, condition: {gte: 1}}
+---
+title: loop b
+id: loop-b
+correlation: {type: event_count, rules: [loop-a], timespan: 5m, condition: {gte: 1}}
+---
+title: fine
+id: corr-fine
+correlation: {type: event_count, rules: [base-failed, loop-a], timespan: 5m, condition: {gte: 2}}
+)",
+                  "c.yml", {}, set);
+  ASSERT_TRUE(set.problems.empty()) << set.problems[0].reason;
+  std::vector<std::shared_ptr<const Rule>> corr;
+  for (const auto& r : set.rules)
+    if (r->correlation) corr.push_back(r);
+  CorrelationEngine e(corr, set);
+  ASSERT_EQ(e.problems().size(), 3u);
+  for (const auto& p : e.problems()) EXPECT_EQ(p.reason, "correlation chain references itself") << p.title;
+  EXPECT_EQ(e.problems()[0].title, "self");
+  EXPECT_EQ(e.problems()[1].title, "loop a");
+  EXPECT_EQ(e.problems()[2].title, "loop b");
+  // The correlation that only reads from the loop stays, and counts base-failed alone.
+  Alert a;
+  for (const auto& r : set.rules)
+    if (r->id == "base-failed") a.rule = r.get();
+  a.time = "2024-01-01T00:00:01.000Z";
+  a.event = "{}";
+  std::vector<Alert> fired;
+  e.feed(a, [&](Alert&& x) { fired.push_back(std::move(x)); });
+  EXPECT_TRUE(fired.empty());
+  a.time = "2024-01-01T00:00:02.000Z";
+  e.feed(a, [&](Alert&& x) { fired.push_back(std::move(x)); });
+  ASSERT_EQ(fired.size(), 1u);
+  EXPECT_EQ(fired[0].rule->title, "fine");
+}
+
 TEST(DetectCorrelation, TimeParsing) {
   EXPECT_EQ(parse_time_ms("1970-01-01T00:00:01.500Z"), 1500);
   EXPECT_EQ(parse_time_ms("2020-10-18 07:50:06.220"), 1603007406220);
