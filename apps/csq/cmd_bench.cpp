@@ -243,8 +243,8 @@ uint64_t weight_bytes_per_token(const Model& model) {
 // Multiply-adds of one prompt token in the layer matrices (the output head runs for the last
 // token only; attention adds under 1% at these lengths), split by the arithmetic matmul uses.
 struct PromptMacs {
-  double int8 = 0, floats = 0, bf16 = 0, reference = 0;
-  double total() const { return int8 + floats + bf16 + reference; }
+  double int8 = 0, floats = 0, bf16 = 0, amx_bf16 = 0, reference = 0;
+  double total() const { return int8 + floats + bf16 + amx_bf16 + reference; }
 };
 
 PromptMacs prompt_macs_per_token(const Model& model) {
@@ -255,6 +255,7 @@ PromptMacs prompt_macs_per_token(const Model& model) {
       case kernels::MatmulArithmetic::Int8: macs.int8 += n; break;
       case kernels::MatmulArithmetic::Float: macs.floats += n; break;
       case kernels::MatmulArithmetic::BF16: macs.bf16 += n; break;
+      case kernels::MatmulArithmetic::AmxBF16Split: macs.amx_bf16 += n; break;
       case kernels::MatmulArithmetic::Reference: macs.reference += n; break;
     }
   };
@@ -265,15 +266,27 @@ PromptMacs prompt_macs_per_token(const Model& model) {
 
 // Prompt tokens per second if every layer matrix ran at the machine's peak for its arithmetic;
 // 0 where some matrix has no fast kernel here (the probes do not describe the reference path).
+// The AMX bf16 product splits each activation in two parts: two tile multiply-adds per model one.
 double prompt_roofline(const PromptMacs& macs, const kernels::ComputePeak& peak) {
   double seconds = 0;
   for (const auto& [work, rate] : {std::pair{macs.int8, peak.int8_macs_per_s}, std::pair{macs.floats, peak.float_macs_per_s},
-                                  std::pair{macs.bf16, peak.bf16_macs_per_s}}) {
+                                  std::pair{macs.bf16, peak.bf16_macs_per_s},
+                                  std::pair{2 * macs.amx_bf16, peak.amx_bf16_macs_per_s}}) {
     if (work <= 0) continue;
     if (rate <= 0) return 0;
     seconds += work / rate;
   }
   return macs.reference > 0 || seconds <= 0 ? 0 : 1.0 / seconds;
+}
+
+// Which peaks a prompt's compute roofline divides by, named for the report.
+std::string prompt_arithmetic(const PromptMacs& macs) {
+  std::string out;
+  for (const auto& [work, name] : {std::pair{macs.int8, "int8 vector"}, std::pair{macs.floats, "float FMA"},
+                                   std::pair{macs.bf16, "bf16 dot product, split activations"},
+                                   std::pair{macs.amx_bf16, "AMX bf16, split activations"}})
+    if (work > 0) out += (out.empty() ? "" : " + ") + std::string(name);
+  return out;
 }
 
 std::string model_type_name(const Model& model) {
@@ -351,9 +364,12 @@ void run_bench(const BenchOptions& o) {
     peak.int8_macs_per_s = std::max(peak_before.int8_macs_per_s, after.int8_macs_per_s);
     peak.float_macs_per_s = std::max(peak_before.float_macs_per_s, after.float_macs_per_s);
     peak.bf16_macs_per_s = std::max(peak_before.bf16_macs_per_s, after.bf16_macs_per_s);
+    peak.amx_bf16_macs_per_s = std::max(peak_before.amx_bf16_macs_per_s, after.amx_bf16_macs_per_s);
+    peak.amx_int8_macs_per_s = std::max(peak_before.amx_int8_macs_per_s, after.amx_int8_macs_per_s);
   }
   const PromptMacs macs = prompt_macs_per_token(*model);
   const double pp_roof_tps = o.roofline ? prompt_roofline(macs, peak) : 0;
+  const std::string pp_arithmetic = prompt_arithmetic(macs);
   const auto roofline_of = [&](const Test& t) { return t.name[0] == 't' ? roof_tps : pp_roof_tps; };
   char size_class[16];
   std::snprintf(size_class, sizeof size_class, "%.1fB", double(model->checkpoint().parameter_count) / 1e9);
@@ -384,6 +400,9 @@ void run_bench(const BenchOptions& o) {
       j["int8_peak_macs_per_s"] = peak.int8_macs_per_s;
       j["float_peak_macs_per_s"] = peak.float_macs_per_s;
       if (peak.bf16_macs_per_s > 0) j["bf16_peak_macs_per_s"] = peak.bf16_macs_per_s;
+      if (peak.amx_bf16_macs_per_s > 0) j["amx_bf16_peak_macs_per_s"] = peak.amx_bf16_macs_per_s;
+      if (peak.amx_int8_macs_per_s > 0) j["amx_int8_peak_macs_per_s"] = peak.amx_int8_macs_per_s;
+      j["pp_roofline_arithmetic"] = pp_arithmetic;
       j["prompt_macs_per_token"] = macs.total();
       if (pp_roof_tps > 0) j["pp_roofline_tokens_per_s"] = pp_roof_tps;
     }
@@ -422,6 +441,9 @@ void run_bench(const BenchOptions& o) {
     if (peak.int8_macs_per_s > 0) {
       std::string bf16;
       if (peak.bf16_macs_per_s > 0) bf16 = ", " + std::to_string(int(peak.bf16_macs_per_s / 1e9)) + " G/s bf16";
+      if (peak.amx_bf16_macs_per_s > 0)
+        bf16 += ", AMX " + std::to_string(int(peak.amx_bf16_macs_per_s / 1e9)) + " G/s bf16 and " +
+                std::to_string(int(peak.amx_int8_macs_per_s / 1e9)) + " G/s int8";
       std::printf("multiply-add peak %.1f G/s int8, %.1f G/s float%s with %d threads; a prompt token takes %.2f G "
                   "multiply-adds in the layer matrices\n",
                   peak.int8_macs_per_s / 1e9, peak.float_macs_per_s / 1e9, bf16.c_str(), o.threads, macs.total() / 1e9);
@@ -432,8 +454,9 @@ void run_bench(const BenchOptions& o) {
       if (roofline_of(t) > 0) {
         char implied[64] = "";
         if (t.name[0] == 't') std::snprintf(implied, sizeof implied, " (reads %.1f GB/s)", t.tps.mean * double(per_token) / 1e9);
-        std::printf("%s %s roofline %.2f tok/s: achieved %.1f%%%s\n", t.name.c_str(),
-                    t.name[0] == 't' ? "bandwidth" : "compute", roofline_of(t), 100.0 * t.tps.mean / roofline_of(t), implied);
+        const std::string kind = t.name[0] == 't' ? "bandwidth" : "compute (" + pp_arithmetic + ")";
+        std::printf("%s %s roofline %.2f tok/s: achieved %.1f%%%s\n", t.name.c_str(), kind.c_str(), roofline_of(t),
+                    100.0 * t.tps.mean / roofline_of(t), implied);
       }
   }
 }

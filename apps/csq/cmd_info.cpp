@@ -7,6 +7,7 @@
 #include "command.h"
 #include "model_option.h"
 #include "io/gguf.h"
+#include "kernels/ops.h"
 #include "kernels/vulkan/device.h"
 #include "model/model.h"
 #include "tokenizer/chat_template.h"
@@ -40,6 +41,8 @@ void print_devices(bool json) {
   if (json) {
     nlohmann::ordered_json j;
     j["cpu"] = true;
+    j["cpu_kernels"] = kernels::matmul_kernel_set();
+    if (*kernels::matmul_amx_problem()) j["cpu_amx_problem"] = kernels::matmul_amx_problem();
     j["vulkan"] = nlohmann::ordered_json::array();
     for (const vulkan::DeviceInfo& d : list.devices)
       j["vulkan"].push_back({{"index", d.index},
@@ -60,7 +63,8 @@ void print_devices(bool json) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("cpu            always available (--device cpu, the default)\n");
+  std::printf("cpu            always available (--device cpu, the default); kernels %s\n", kernels::matmul_kernel_set());
+  if (*kernels::matmul_amx_problem()) std::printf("               no AMX: %s\n", kernels::matmul_amx_problem());
   if (list.devices.empty()) std::printf("vulkan         none: %s\n", list.problem.c_str());
   for (const vulkan::DeviceInfo& d : list.devices) {
     std::printf("vulkan:%-7d %s (%s, Vulkan %s, %s)\n", d.index, d.name.c_str(), d.type.c_str(),
@@ -119,6 +123,8 @@ void run_info(const InfoOptions& o) {
   j["qkv_bias"] = c.qkv_bias;
   j["eos_token_ids"] = c.eos_ids;
   j["tensor_types"] = ck.tensor_types;
+  j["cpu_kernels"] = kernels::matmul_kernel_set();
+  if (*kernels::matmul_amx_problem()) j["cpu_amx_problem"] = kernels::matmul_amx_problem();
   j["tokenizer"] = tokenizer_issue ? nlohmann::ordered_json{{"usable", false}, {"problem", *tokenizer_issue}}
                                    : nlohmann::ordered_json{{"usable", true}};
   j["chat_template"] = template_issue ? nlohmann::ordered_json{{"present", false}, {"problem", *template_issue}}
@@ -149,6 +155,8 @@ void run_info(const InfoOptions& o) {
   std::printf("rms norm eps   %g\n", c.rms_eps);
   std::printf("output head    %s\n", c.tied_embeddings ? "tied to the embedding" : "separate");
   std::printf("tensor types   %s\n", types.c_str());
+  std::printf("cpu kernels    %s%s%s\n", kernels::matmul_kernel_set(), *kernels::matmul_amx_problem() ? "; no AMX: " : "",
+              kernels::matmul_amx_problem());
   std::printf("tokenizer      %s\n", tokenizer_issue ? ("unusable: " + *tokenizer_issue).c_str() : "yes");
   std::printf("chat template  %s\n", template_issue ? ("none: " + *template_issue).c_str() : ("yes (" + template_origin + ")").c_str());
 }

@@ -30,7 +30,10 @@ void matmul_ref(const Matrix& w, const float* x, int64_t n_tokens, float* y, Thr
 // AVX2 integer kernels for Q8_0/Q4_0/Q4_K/Q5_K/Q6_K (on CPUs with AVX-512 VNNI, AVX-512 kernels
 // for F32/F16/BF16/Q8_0/Q4_K/Q6_K, bit-identical to the AVX2 ones; on 64-bit ARM NEON kernels for
 // the same types, bit-identical too), the reference otherwise;
-// CSQ_KERNELS=avx2 keeps an AVX-512 CPU on the AVX2 kernels. CSQ_KERNELS=bf16dp (CPUs with
+// CSQ_KERNELS=avx2 keeps an AVX-512 CPU on the AVX2 kernels. On CPUs with AMX (and an OS that
+// grants it) BF16 weights take the AMX tile product from cpu::kAmxMinTokens tokens on, each
+// activation split into two bf16 parts as with bf16dp below (same bound, not bit-identical to
+// the row kernels of shorter products); CSQ_KERNELS=avx512 turns AMX off. CSQ_KERNELS=bf16dp (CPUs with
 // AVX512-BF16) gives BF16 weights the bf16 dot product instead, each activation split into two
 // bf16 parts (a result within 2^-16 * sum |w_i x_i| of the float product, not bit-identical to it). The integer kernels
 // round the activations to 8 bits per block first, exactly as llama.cpp's CPU backend does
@@ -44,16 +47,24 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
 // every thread of the pool busy (multiply-adds per second, measured by register-only probes of
 // the kernels' inner instructions; 0 where matmul has no such kernel here). csq bench divides a
 // prompt's multiply-adds by these for its compute roofline.
-enum class MatmulArithmetic { Int8, Float, BF16, Reference };
-// The kernel set matmul runs here: "avx512-bf16dp" (CSQ_KERNELS=bf16dp: AVX-512 with the bf16 dot
+// AmxBF16Split: AMX bf16 tiles with split activations, two tile multiply-adds per model one.
+enum class MatmulArithmetic { Int8, Float, BF16, AmxBF16Split, Reference };
+// The kernel set matmul runs here: "avx512-amx" (AVX-512 with AMX for prompts of BF16 weights),
+// "avx512-bf16dp" (CSQ_KERNELS=bf16dp: AVX-512 with the bf16 dot
 // product for BF16 weights), "avx512" (with AVX2 for the types it lacks), "avx2", "neon"
 // (64-bit ARM: Q8_0, Q4_K, Q6_K and float weights) or "reference".
 const char* matmul_kernel_set();
 MatmulArithmetic matmul_arithmetic(DType weight_type);
+// Why matmul does not use AMX here ("" where it does): the CPU lacks it, the OS or the Linux
+// kernel refused the tile state, or CSQ_KERNELS chose another kernel set.
+const char* matmul_amx_problem();
 struct ComputePeak {
   double int8_macs_per_s = 0;
   double float_macs_per_s = 0;
   double bf16_macs_per_s = 0;  // the bf16 dot product, where the CPU has AVX512-BF16
+  // The AMX tile products (TDPBF16PS, TDPBSSD), where the CPU has AMX and the OS grants it.
+  double amx_bf16_macs_per_s = 0;
+  double amx_int8_macs_per_s = 0;
 };
 ComputePeak measure_compute_peak(ThreadPool& pool);
 

@@ -6,6 +6,7 @@
 
 #include "base/half.h"
 #include "kernels/dtype.h"
+#include "kernels/ops.h"
 #include "kernels/quants.h"
 
 // 1 where the x86 kernel files (*_avx2.cpp, matmul_avx512.cpp) are compiled: the dispatchers may
@@ -149,6 +150,20 @@ const RowKernel* avx512_bf16_kernel();
 // nearest even with subnormal inputs as zero (vcvtneps2bf16). Only call when cpu_has_avx512_bf16().
 void split_act_bf16(const float* x, uint16_t* dst, int64_t n);
 
+// Intel AMX (matmul_amx.cpp): whether the CPU has AMX-TILE, AMX-BF16 and AMX-INT8 besides
+// cpu_has_avx512_bf16(), the OS saves the tile state and (Linux) granted this process the tile
+// data; the first call asks for that permission. Where not, amx_unavailable_reason() says why.
+bool cpu_has_amx();
+const char* amx_unavailable_reason();
+// cpu_has_amx() and use_avx512(), unless CSQ_KERNELS (avx512, avx2, bf16dp, float, reference)
+// asks for another kernel set.
+bool use_amx();
+// BF16 weights from this many tokens on go to the AMX tile product (fewer: the row kernels).
+constexpr int64_t kAmxMinTokens = 17;
+// y = w x for BF16 weights on AMX, each activation split into two bf16 parts (see
+// matmul_amx.cpp for the bound). Only call when use_amx().
+void matmul_amx_bf16(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+
 // The row kernel matmul uses for a weight type on this CPU under this CSQ_KERNELS, or nullptr
 // (the reference).
 const RowKernel* matmul_row_kernel(DType weight_type);
@@ -172,6 +187,12 @@ float probe_float_fma512(int64_t rounds);
 // The BF16 kernel's (cpu_has_avx512_bf16() only): 12 x vdpbf16ps per round, 32 multiply-adds each.
 constexpr int64_t kProbeBf16MacsPerRound = 12 * 32;
 float probe_bf16_dp(int64_t rounds);
+// AMX (cpu_has_amx() only): 4 x TDPBF16PS (16 x 16 x 32 multiply-adds each) or 4 x TDPBSSD
+// (16 x 16 x 64) per round into four independent accumulator tiles, as in the tile kernel.
+constexpr int64_t kProbeAmxBf16MacsPerRound = 4 * 16 * 16 * 32;
+float probe_amx_bf16(int64_t rounds);
+constexpr int64_t kProbeAmxInt8MacsPerRound = 4 * 16 * 16 * 64;
+int32_t probe_amx_int8(int64_t rounds);
 
 }  // namespace csq::kernels::cpu
 

@@ -134,7 +134,7 @@ bool cpu_has_avx512_bf16() {
 }
 
 namespace {
-// Whether CSQ_KERNELS is set to `value` (reference, avx2, bf16dp, float: see ops.h).
+// Whether CSQ_KERNELS is set to `value` (reference, avx2, avx512, bf16dp, float: see ops.h).
 bool kernels_env_is(std::string_view value) {
   const char* v = std::getenv("CSQ_KERNELS");
   return v && value == v;
@@ -163,6 +163,16 @@ bool use_avx512() {
 bool use_avx512_bf16() {
   static const bool use = use_avx2() && cpu_has_avx512() && cpu_has_avx512_bf16() && kernels_env_is("bf16dp");
   return use;
+}
+
+bool use_amx() {
+#if CSQ_X86_KERNELS
+  static const bool use = use_avx512() && !use_avx512_bf16() && !kernels_env_is("avx512") && !kernels_env_is("float") &&
+                          cpu_has_amx();
+  return use;
+#else
+  return false;
+#endif
 }
 
 }  // namespace cpu
@@ -217,6 +227,10 @@ const RowKernel* matmul_row_kernel(DType type) {
 }  // namespace cpu
 
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+#if CSQ_X86_KERNELS
+  if (w.type == DType::BF16 && n_tokens >= cpu::kAmxMinTokens && cpu::use_amx())
+    return cpu::matmul_amx_bf16(w, x, n_tokens, y, pool);
+#endif
   const cpu::RowKernel* kernel = cpu::matmul_row_kernel(w.type);
   if (!kernel) return matmul_ref(w, x, n_tokens, y, pool);
 
@@ -269,10 +283,22 @@ const char* matmul_kernel_set() {
   if (cpu::use_neon()) return "neon";
   if (!cpu::use_avx2()) return "reference";
   if (!cpu::use_avx512()) return "avx2";
-  return cpu::use_avx512_bf16() ? "avx512-bf16dp" : "avx512";
+  if (cpu::use_avx512_bf16()) return "avx512-bf16dp";
+  return cpu::use_amx() ? "avx512-amx" : "avx512";
+}
+
+const char* matmul_amx_problem() {
+#if CSQ_X86_KERNELS
+  if (cpu::use_amx()) return "";
+  if (!cpu::cpu_has_amx()) return cpu::amx_unavailable_reason();
+  return "turned off by CSQ_KERNELS";
+#else
+  return "not an x86 CPU";
+#endif
 }
 
 MatmulArithmetic matmul_arithmetic(DType type) {
+  if (type == DType::BF16 && cpu::use_amx()) return MatmulArithmetic::AmxBF16Split;
   const cpu::RowKernel* kernel = cpu::matmul_row_kernel(type);
   if (!kernel) return MatmulArithmetic::Reference;
   switch (kernel->act) {
@@ -306,6 +332,10 @@ ComputePeak measure_compute_peak(ThreadPool& pool) {
     peak.float_macs_per_s = best_rate(int64_t(20'000'000), cpu::kProbeFloat512MacsPerRound, cpu::probe_float_fma512);
     if (cpu::cpu_has_avx512_bf16())
       peak.bf16_macs_per_s = best_rate(int64_t(10'000'000), cpu::kProbeBf16MacsPerRound, cpu::probe_bf16_dp);
+    if (cpu::cpu_has_amx()) {
+      peak.amx_bf16_macs_per_s = best_rate(int64_t(2'000'000), cpu::kProbeAmxBf16MacsPerRound, cpu::probe_amx_bf16);
+      peak.amx_int8_macs_per_s = best_rate(int64_t(1'000'000), cpu::kProbeAmxInt8MacsPerRound, cpu::probe_amx_int8);
+    }
   } else {
     peak.int8_macs_per_s = best_rate(int64_t(20'000'000), cpu::kProbeInt8MacsPerRound, cpu::probe_int8_madd);
     peak.float_macs_per_s = best_rate(int64_t(40'000'000), cpu::kProbeFloatMacsPerRound, cpu::probe_float_fma);
