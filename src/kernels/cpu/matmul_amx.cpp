@@ -108,6 +108,7 @@ void configure_tiles() {
 constexpr int64_t kGroup = 16;       // tokens per activation tile
 constexpr int64_t kStep = 32;        // columns per tile product
 constexpr int64_t kBlockRows = 32;   // weight rows per task (two weight tiles)
+constexpr int64_t kChunkSteps = 16;  // steps per column chunk (512 columns)
 
 // Bytes of one part (hi or lo) of one 16-token group: cols_pad / 2 pair rows of 64 bytes.
 inline int64_t part_bytes(int64_t cols_pad) { return cols_pad / 2 * 64; }
@@ -144,11 +145,16 @@ void pack_group(const float* x, int64_t cols, int64_t n, int64_t cols_pad, uint1
 
 // C tiles of one block (tmm0: rows 0-15 x group a, tmm1: rows 0-15 x group b, tmm2: rows 16-31 x
 // group a, tmm3: rows 16-31 x group b) += the steps [0, n_steps) of weights w (row stride w_stride
-// bytes) times the two parts of groups a and b.
+// bytes) times the two parts of groups a and b. With `prefetch`, each step also requests the
+// block's weights one chunk ahead: 32 strided rows are more streams than the hardware prefetcher
+// follows, and the weight loads waited on memory for half the cycles without it.
 void block_steps(const uint8_t* w, int64_t w_stride, const uint8_t* group_a, const uint8_t* group_b,
-                 int64_t lo_offset, int64_t n_steps) {
+                 int64_t lo_offset, int64_t n_steps, bool prefetch) {
   for (int64_t k = 0; k < n_steps; ++k) {
     const uint8_t* wk = w + k * kStep * 2;
+    if (prefetch)
+      for (int r = 0; r < kBlockRows; ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(wk + kChunkSteps * kStep * 2 + r * w_stride), _MM_HINT_T0);
     _tile_loadd(4, wk, w_stride);
     _tile_loadd(5, wk + 16 * w_stride, w_stride);
     const int64_t b = k * 1024;
@@ -194,6 +200,7 @@ void matmul_amx_bf16(const Matrix& w, const float* x, int64_t n_tokens, float* y
     // (weights past the matrix could be any bits, NaN included, and NaN x 0 is NaN).
     std::vector<uint16_t> padded;
     alignas(64) float out[16 * 16];
+    std::vector<float> acc(size_t(n_pairs * 4 * 256));  // [pair][tile] x 16 x 16
     for (int64_t blk = begin; blk < end; ++blk) {
       const int64_t r0 = blk * kBlockRows, n_rows = std::min(kBlockRows, rows - r0);
       const uint8_t* body = w.data + r0 * w_stride;
@@ -210,30 +217,55 @@ void matmul_amx_bf16(const Matrix& w, const float* x, int64_t n_tokens, float* y
           std::memcpy(padded.data() + r * kStep, body + r * w_stride + done * 2, size_t((cols - done) * 2));
         tail = reinterpret_cast<const uint8_t*>(padded.data());
       }
-      for (int64_t p = 0; p < n_pairs; ++p) {
-        const uint8_t* group_a = packed.data() + 2 * p * group_bytes;
-        const uint8_t* group_b = group_a + group_bytes;
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        block_steps(body, stride, group_a, group_b, part_bytes(cols_pad), steps);
-        if (tail) block_steps(tail, kStep * 2, group_a + steps * 1024, group_b + steps * 1024, part_bytes(cols_pad), 1);
-        // Out of the tiles (rows x tokens) into y (tokens x rows).
-        const auto store = [&](int64_t row_half, int64_t group) {
-          const int64_t t0 = (2 * p + group) * kGroup, rr = r0 + 16 * row_half;
-          const int64_t n_t = std::min(kGroup, n_tokens - t0), n_r = std::min<int64_t>(16, rows - rr);
-          for (int64_t i = 0; i < n_r; ++i)
-            for (int64_t t = 0; t < n_t; ++t) y[(t0 + t) * rows + rr + i] = out[i * 16 + t];
-        };
-        _tile_stored(0, out, 64);
-        store(0, 0);
-        _tile_stored(1, out, 64);
-        store(0, 1);
-        _tile_stored(2, out, 64);
-        store(1, 0);
-        _tile_stored(3, out, 64);
-        store(1, 1);
+      // Columns a chunk at a time for every pair of groups, so that the block's weights of a chunk
+      // (32 KB) stay in L1 while all the tokens pass; the accumulators wait in memory between chunks
+      // (exactly: each still sees its steps in column order).
+      const int64_t total_steps = steps + (tail ? 1 : 0);
+      for (int64_t k0 = 0; k0 < total_steps; k0 += kChunkSteps) {
+        const int64_t k1 = std::min(total_steps, k0 + kChunkSteps), body_end = std::min(k1, steps);
+        for (int64_t p = 0; p < n_pairs; ++p) {
+          const uint8_t* group_a = packed.data() + 2 * p * group_bytes;
+          const uint8_t* group_b = group_a + group_bytes;
+          float* saved = acc.data() + p * 4 * 256;
+          if (k0 == 0) {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+          } else {
+            _tile_loadd(0, saved, 64);
+            _tile_loadd(1, saved + 256, 64);
+            _tile_loadd(2, saved + 512, 64);
+            _tile_loadd(3, saved + 768, 64);
+          }
+          if (body_end > k0)
+            block_steps(body + k0 * kStep * 2, stride, group_a + k0 * 1024, group_b + k0 * 1024, part_bytes(cols_pad),
+                        body_end - k0, p == 0);
+          if (tail && k1 > steps)
+            block_steps(tail, kStep * 2, group_a + steps * 1024, group_b + steps * 1024, part_bytes(cols_pad), 1, false);
+          if (k1 < total_steps) {
+            _tile_stored(0, saved, 64);
+            _tile_stored(1, saved + 256, 64);
+            _tile_stored(2, saved + 512, 64);
+            _tile_stored(3, saved + 768, 64);
+            continue;
+          }
+          // Out of the tiles (rows x tokens) into y (tokens x rows).
+          const auto store = [&](int64_t row_half, int64_t group) {
+            const int64_t t0 = (2 * p + group) * kGroup, rr = r0 + 16 * row_half;
+            const int64_t n_t = std::min(kGroup, n_tokens - t0), n_r = std::min<int64_t>(16, rows - rr);
+            for (int64_t i = 0; i < n_r; ++i)
+              for (int64_t t = 0; t < n_t; ++t) y[(t0 + t) * rows + rr + i] = out[i * 16 + t];
+          };
+          _tile_stored(0, out, 64);
+          store(0, 0);
+          _tile_stored(1, out, 64);
+          store(0, 1);
+          _tile_stored(2, out, 64);
+          store(1, 0);
+          _tile_stored(3, out, 64);
+          store(1, 1);
+        }
       }
     }
     _tile_release();
