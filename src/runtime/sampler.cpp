@@ -1,8 +1,11 @@
 #include "runtime/sampler.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <unordered_map>
+#include <utility>
 
 #include "base/error.h"
 
@@ -84,6 +87,46 @@ void keep_min_p(std::vector<std::pair<int32_t, float>>& sorted_probs, float min_
   sorted_probs.resize(keep);
 }
 
+void sort_by_logit(std::vector<std::pair<int32_t, float>>& candidates, std::vector<uint64_t>& scratch) {
+  // Each candidate as one 64-bit word: a 32-bit key that orders floats descending in the high
+  // half, the id in the low half. A stable LSD radix sort on the key alone (3 passes of 11 bits)
+  // keeps candidates that arrive in id order in id order on ties, which is the comparison sort's
+  // order (descending logit, lowest id first) at O(n) instead of O(n log n).
+  const size_t n = candidates.size();
+  if (n < 2) return;
+  scratch.resize(2 * n);
+  uint64_t* words = scratch.data();
+  constexpr int kBits = 11;
+  constexpr uint32_t kMask = (1u << kBits) - 1;
+  std::array<std::array<uint32_t, 1u << kBits>, 3> counts{};
+  for (size_t i = 0; i < n; ++i) {
+    const float v = candidates[i].second == 0 ? 0.0f : candidates[i].second;  // -0 ties with +0
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    const uint32_t ascending = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+    const uint32_t key = ~ascending;
+    words[i] = (uint64_t(key) << 32) | uint32_t(candidates[i].first);
+    for (int pass = 0; pass < 3; ++pass) ++counts[size_t(pass)][(key >> (kBits * pass)) & kMask];
+  }
+  uint64_t* from = words;
+  uint64_t* to = words + n;
+  for (int pass = 0; pass < 3; ++pass) {
+    auto& c = counts[size_t(pass)];
+    if (c[(uint32_t(from[0] >> 32) >> (kBits * pass)) & kMask] == n) continue;  // one bucket: already in order
+    uint32_t offset = 0;
+    for (auto& bucket : c) offset += std::exchange(bucket, offset);
+    for (size_t i = 0; i < n; ++i) to[c[(uint32_t(from[i] >> 32) >> (kBits * pass)) & kMask]++] = from[i];
+    std::swap(from, to);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t ascending = ~uint32_t(from[i] >> 32);
+    const uint32_t bits = (ascending & 0x80000000u) ? (ascending & 0x7FFFFFFFu) : ~ascending;
+    float v;
+    std::memcpy(&v, &bits, sizeof v);
+    candidates[i] = {int32_t(uint32_t(from[i])), v};
+  }
+}
+
 size_t draw(const std::vector<std::pair<int32_t, float>>& probs, double u) {
   double total = 0;
   for (const auto& [id, p] : probs) total += p;
@@ -129,7 +172,7 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> contex
     std::partial_sort(candidates_.begin(), candidates_.begin() + params_.top_k, candidates_.end(), by_logit);
     candidates_.resize(size_t(params_.top_k));
   } else {
-    std::sort(candidates_.begin(), candidates_.end(), by_logit);
+    sampling::sort_by_logit(candidates_, sort_scratch_);
   }
   sampling::softmax(candidates_);
   sampling::keep_top_p(candidates_, params_.top_p);

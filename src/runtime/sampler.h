@@ -58,12 +58,18 @@ class Sampler {
   SamplingParams params_;
   std::mt19937_64 rng_;
   std::vector<std::pair<int32_t, float>> candidates_;
+  std::vector<uint64_t> sort_scratch_;
 };
 
 // Each transform on its own, for tests and for callers that build their own chain.
 namespace sampling {
 void apply_repetition_penalty(std::span<float> logits, std::span<const int32_t> recent, float penalty);
 void apply_presence_frequency(std::span<float> logits, std::span<const int32_t> answer, float presence, float frequency);
+// Sorts candidates given in ascending id order by descending logit, lowest id first on ties (the
+// order std::sort with that comparison gives), in linear time; `scratch` is reused memory.
+// Sampling with top_k 0 sorts the whole vocabulary each step: its normalising sums are taken in
+// this order, so exact results need all of it, not a prefix.
+void sort_by_logit(std::vector<std::pair<int32_t, float>>& candidates, std::vector<uint64_t>& scratch);
 // Candidates sorted by descending logit; each step keeps a prefix.
 void keep_top_k(std::vector<std::pair<int32_t, float>>& sorted, int32_t k);
 // Converts sorted logits to probabilities (softmax) in place.

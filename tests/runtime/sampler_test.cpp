@@ -1,7 +1,11 @@
 // Each sampler transform against a hand-computed distribution, and the chain's reproducibility.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
 
 #include "base/error.h"
 #include "runtime/sampler.h"
@@ -150,6 +154,111 @@ TEST(Sampler, EmpiricalFrequenciesMatchTheDistribution) {
   EXPECT_NEAR(counts[3] / double(n), p4, 0.015);
   EXPECT_NEAR(counts[2] / double(n), p3, 0.015);
   EXPECT_NEAR(counts[0] / double(n), p1, 0.01);
+}
+
+// The sampler as it was before the linear-time sort: a comparison sort of every candidate, then
+// the same chain. The new one must give the same tokens and the same distribution, bit for bit.
+struct ComparisonSortSampler {
+  SamplingParams params;
+  std::mt19937_64 rng{params.seed};
+  Dist candidates;
+
+  int32_t sample(const std::vector<float>& logits, const std::vector<uint8_t>& allowed) {
+    candidates.clear();
+    for (size_t id = 0; id < logits.size(); ++id)
+      if ((allowed.empty() || allowed[id]) && logits[id] != -INFINITY && !std::isnan(logits[id]))
+        candidates.emplace_back(int32_t(id), logits[id]);
+    auto by_logit = [](const auto& a, const auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); };
+    for (auto& [id, v] : candidates) v /= params.temperature;
+    if (params.top_k > 0 && size_t(params.top_k) < candidates.size()) {
+      std::partial_sort(candidates.begin(), candidates.begin() + params.top_k, candidates.end(), by_logit);
+      candidates.resize(size_t(params.top_k));
+    } else {
+      std::sort(candidates.begin(), candidates.end(), by_logit);
+    }
+    sampling::softmax(candidates);
+    sampling::keep_top_p(candidates, params.top_p);
+    sampling::keep_min_p(candidates, params.min_p);
+    double kept = 0;
+    for (const auto& [id, p] : candidates) kept += p;
+    for (auto& [id, p] : candidates) p = float(p / kept);
+    const double u = double(rng() >> 11) * 0x1.0p-53;
+    return candidates[sampling::draw(candidates, u)].first;
+  }
+};
+
+bool same_bits(const Dist& a, const Dist& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](const auto& x, const auto& y) {
+           return x.first == y.first && std::memcmp(&x.second, &y.second, sizeof(float)) == 0;
+         });
+}
+
+TEST(Sampler, LinearSortOrdersAsTheComparisonSortDoes) {
+  // Ties, signed zeros, infinities, subnormals, negatives and repeated values.
+  std::vector<float> special = {0.0f, -0.0f, 1.0f, -1.0f, INFINITY, 1e-45f, -1e-45f, 3.5f, 3.5f, -2.25f,
+                                std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(), 1e-38f};
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<size_t> pick(0, special.size() - 1);
+  std::normal_distribution<float> normal(0, 4);
+  for (int round = 0; round < 20; ++round) {
+    Dist c;
+    const size_t n = round == 0 ? 1 : 1 + size_t(rng() % 5000);
+    for (size_t id = 0; id < n; ++id)
+      c.emplace_back(int32_t(id * 3), rng() % 3 == 0 ? special[pick(rng)] : std::round(normal(rng) * 8) / 8);
+    Dist want = c;
+    std::sort(want.begin(), want.end(), [](const auto& a, const auto& b) {
+      return a.second > b.second || (a.second == b.second && a.first < b.first);
+    });
+    std::vector<uint64_t> scratch;
+    sampling::sort_by_logit(c, scratch);
+    ASSERT_EQ(c.size(), want.size());
+    for (size_t i = 0; i < c.size(); ++i) {
+      ASSERT_EQ(c[i].first, want[i].first) << "round " << round << " rank " << i;
+      ASSERT_EQ(c[i].second, want[i].second) << "round " << round << " rank " << i;  // -0 == +0
+    }
+  }
+}
+
+TEST(Sampler, SameTokensAndDistributionAsTheComparisonSortOnTheQwen3Vocabulary) {
+  constexpr size_t kVocab = 151936;  // the fixture tokenizer's (qwen3-tiny-vocab) vocabulary
+  std::mt19937 gen(11);
+  std::normal_distribution<float> normal(0, 3);
+  std::vector<float> base(kVocab);
+  for (float& v : base) v = normal(gen);
+  for (size_t i = 0; i < 64; ++i) base[i * 997] = 14.0f;  // ties at the top
+  std::vector<uint8_t> mask(kVocab, 1);
+  for (size_t i = 0; i < kVocab; i += 3) mask[i] = 0;
+  struct Setting {
+    float temperature, top_p, min_p;
+    int32_t top_k;
+    bool masked;
+  };
+  const Setting settings[] = {{1.0f, 1.0f, 0.0f, 0, false}, {0.7f, 0.95f, 0.0f, 0, false}, {1.3f, 0.8f, 0.05f, 0, true},
+                              {0.6f, 1.0f, 0.1f, 0, false}, {1.0f, 0.9f, 0.0f, 40, false}, {2.0f, 0.999f, 0.0f, 0, true}};
+  size_t steps = 0;
+  for (const Setting& st : settings) {
+    for (uint64_t seed = 0; seed < 4; ++seed) {
+      SamplingParams p;
+      p.temperature = st.temperature;
+      p.top_p = st.top_p;
+      p.min_p = st.min_p;
+      p.top_k = st.top_k;
+      p.seed = seed;
+      Sampler fast(p);
+      ComparisonSortSampler reference{p};
+      std::vector<float> logits = base;
+      for (int step = 0; step < 2; ++step) {
+        for (size_t i = 0; i < 256; ++i) logits[(size_t(step) * 7919 + i * 593) % kVocab] += 0.5f;  // drift per step
+        std::vector<float> work = logits;
+        const int32_t got = fast.sample(work, {}, 0, st.masked ? mask : std::vector<uint8_t>{});
+        const int32_t want = reference.sample(logits, st.masked ? mask : std::vector<uint8_t>{});
+        ASSERT_EQ(got, want) << "seed " << seed << " step " << step;
+        ASSERT_TRUE(same_bits(fast.candidates(), reference.candidates)) << "seed " << seed << " step " << step;
+        ++steps;
+      }
+    }
+  }
+  EXPECT_EQ(steps, 6u * 4 * 2);
 }
 
 TEST(Sampler, InvalidParametersAreUsageErrors) {
