@@ -11,7 +11,8 @@
 // 8 g + 4 e .. + 3 of the row), so one vpdpbusd multiplies and sums 64 levels by a token's 8
 // activation bytes broadcast to every row; 4 of them cover a Q4_K sub-block, whose sum still fits
 // 16 bits, so one vpdpwssd applies the sub-block scale and accumulates. Generation reads the rows
-// in place as the AVX2 kernels do, 64 levels per instruction instead of 32.
+// in place as the AVX2 kernels do, 64 levels per instruction instead of 32 and up to 8 tokens per
+// pass instead of 4 (a decode step of up to 8 streams decodes each weight block once).
 //
 // With CSQ_AVX512_EMULATED the file is compiled again for the tests, with SIMDe implementing the
 // AVX-512 intrinsics on AVX2 (entry points suffixed _emulated): the kernels' logic is then checked

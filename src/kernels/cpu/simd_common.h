@@ -253,7 +253,8 @@ inline void unpack_q6k_tile(Tile& tile, const BlockQ6_K* const* blocks, Place pl
   Interleave(rows, QK_K, &tile.q[0][0][0]);
 }
 
-// ---- Eight rows read in place against 1..kMaxTokens tokens (generation), k-quant weights ----
+// ---- Eight rows read in place against a few tokens (generation), k-quant weights ----
+// (1..kMaxTokens per call on AVX2, 1..kInPlaceTokens512 on AVX-512: see rows8 below)
 //
 // Each row's block sums are the row kernel's, but instead of reducing each to a scalar (two
 // horizontal sums and two dependent scalar multiply-adds per row and block), 8 rows' sums are
