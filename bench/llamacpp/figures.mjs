@@ -83,7 +83,8 @@ const capture = (file, argv, what) => {
   try {
     return execFileSync(file, argv, {stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 26, timeout: 20 * 60 * 1000}).toString();
   } catch (e) {
-    const detail = (e.stderr?.toString() ?? e.message).trim().split("\n").slice(-3).join(" / ");
+    const how = e.signal ? `killed by ${e.signal}` : e.status !== null && e.status !== undefined ? `exit ${e.status}` : e.message;
+    const detail = `${how}: ` + (e.stderr?.toString() ?? "").trim().split("\n").slice(-2).join(" / ");
     failures.push({what, detail});
     console.error(`  FAILED: ${what}: ${detail}`);
     return null;
@@ -120,7 +121,12 @@ for (let pass = 0; pass < passes; ++pass) {
   for (const m of models)
     for (const engine of order) {
       const r = engines[engine](m);
-      if (r) runs[m.label][engine].push(r);
+      if (!r) continue;
+      runs[m.label][engine].push(r);
+      // Each figure as it comes, so that an interrupted run still leaves its numbers on stderr.
+      const [pp, tg] = engine === "csq" ? ["pp", "tg"].map((x) => r.results.find((y) => y.test.startsWith(x))?.avg_ts)
+                                        : [r.pp, r.tg];
+      console.error(`    ${engine} ${m.label}: pp ${pp?.toFixed(2) ?? "–"} t/s, tg ${tg?.toFixed(2) ?? "–"} t/s`);
     }
 }
 const ctx = String(Math.max(...streamCounts) * (Number(p) + Number(n)));
@@ -141,6 +147,8 @@ for (let pass = 0; pass < streamPasses; ++pass) {
   const [mine, native] = pass % 2 ? [b, a] : [a, b];
   if (mine) streamRuns.csq.push(mine.streams);
   if (native) streamRuns.native.push(native);
+  if (mine) console.error(`    csq S_TG: ${mine.streams.map((x) => `${x.streams}: ${x.tg_tokens_per_s.toFixed(2)}`).join(", ")}`);
+  if (native) console.error(`    llama.cpp S_TG: ${native.map((x) => `${x.pl}: ${x.speed_tg.toFixed(2)}`).join(", ")}`);
 }
 const loadEnd = loadavg();
 
