@@ -36,31 +36,34 @@ struct Trace {
   std::vector<float> logits;    // every step's logits, concatenated
 };
 
-// Streams [0, n) decoded together: their prompts in one batch, then kSteps steps each decoding
-// one token of every stream in one forward pass.
+// Streams [0, n) decoded together: each prompt on its own (as the scheduler's prompt chunks; a
+// 40-token batch of prompts would take AMX's BF16 prompt tiles, which are not the row kernels'
+// bits), then kSteps steps each decoding one token of every stream in one forward pass.
 std::vector<Trace> decode_together(const Model& model, int n, ThreadPool& pool) {
   const int64_t vocab = model.config().vocab_size;
   KvCache cache(model.config(), n, kPrompt + kSteps + 1);
   std::vector<Trace> traces(static_cast<size_t>(n));
   std::vector<int32_t> next(static_cast<size_t>(n));
   std::vector<float> logits;
-  Batch batch;
+  const auto record = [&](int s, const float* row) {
+    traces[size_t(s)].logits.insert(traces[size_t(s)].logits.end(), row, row + vocab);
+    next[size_t(s)] = greedy(row, vocab);
+    traces[size_t(s)].tokens.push_back(next[size_t(s)]);
+  };
   for (int s = 0; s < n; ++s) {
+    Batch prompt;
     const auto ids = prompt_of(s, vocab);
-    for (int i = 0; i < kPrompt; ++i) batch.add(ids[size_t(i)], i, s, i + 1 == kPrompt);
+    for (int i = 0; i < kPrompt; ++i) prompt.add(ids[size_t(i)], i, s, i + 1 == kPrompt);
+    forward(model, prompt, cache, pool, logits);
+    record(s, logits.data());
   }
-  for (int step = 0;; ++step) {
-    forward(model, batch, cache, pool, logits);
-    for (int s = 0; s < n; ++s) {
-      const float* row = logits.data() + s * vocab;
-      traces[size_t(s)].logits.insert(traces[size_t(s)].logits.end(), row, row + vocab);
-      next[size_t(s)] = greedy(row, vocab);
-      traces[size_t(s)].tokens.push_back(next[size_t(s)]);
-    }
-    if (step == kSteps) return traces;
-    batch = Batch();
+  for (int step = 0; step < kSteps; ++step) {
+    Batch batch;
     for (int s = 0; s < n; ++s) batch.add(next[size_t(s)], kPrompt + step, s, true);
+    forward(model, batch, cache, pool, logits);
+    for (int s = 0; s < n; ++s) record(s, logits.data() + s * vocab);
   }
+  return traces;
 }
 
 // Stream s alone: the same prompt and steps through a cache of one sequence.
