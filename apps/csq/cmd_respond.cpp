@@ -77,16 +77,9 @@ void run_respond(RespondOptions o) {
   std::vector<tasks::ChatRequest> requests;
   for (size_t i = 0; i < inputs.size(); ++i) {
     techniques[i] = tasks::input_techniques(*kb, inputs[i], o.retrieve, &unknown[i]);
-    tasks::ChatRequest r;
-    r.label = inputs[i].where;
-    r.messages = tasks::respond_messages(*kb, inputs[i], techniques[i]);
-    r.sampling = o.gen.sampling;
-    r.sampling.seed = seed + i;  // each alert of a batch its own draw, reproducible from --seed
-    r.max_tokens = o.gen.max_tokens;
-    r.response_schema = tasks::plan_answer_schema();
-    // A constrained answer has no room for a <think> block.
-    r.template_kwargs = {{"enable_thinking", false}};
-    requests.push_back(std::move(r));
+    SamplingParams sampling = o.gen.sampling;
+    sampling.seed = seed + i;  // each alert of a batch its own draw, reproducible from --seed
+    requests.push_back(tasks::respond_request(*kb, inputs[i], techniques[i], sampling, o.gen.max_tokens));
   }
   auto backend = make_backend(o, engine, inputs.size());
   backend->prepare(requests);

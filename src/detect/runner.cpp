@@ -32,9 +32,17 @@ bool is_evtx(const std::string& path) {
 
 }  // namespace
 
-void run_detection(const Detector& detector, const std::vector<std::string>& inputs, const RunOptions& options,
-                   const std::function<void(Alert&&)>& on_alert,
-                   const std::function<void(const InputProblem&)>& on_problem, RunStats& stats) {
+namespace {
+
+// An input by name: a file (read from disk) or, with `memory`, bytes already held.
+struct NamedInput {
+  std::string name;
+  std::unique_ptr<ByteSource> memory;
+};
+
+void run_inputs(const Detector& detector, std::vector<NamedInput> inputs, const RunOptions& options,
+                const std::function<void(Alert&&)>& on_alert,
+                const std::function<void(const InputProblem&)>& on_problem, RunStats& stats) {
   const auto start = std::chrono::steady_clock::now();
   const int threads = std::max(1, options.threads);
   std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
@@ -86,8 +94,8 @@ void run_detection(const Detector& detector, const std::vector<std::string>& inp
     if (options.progress) options.progress(stats);
   };
 
-  auto run_json = [&](const std::string& input) {
-    RecordReader reader(ByteSource::open(input), options.max_record_bytes);
+  auto run_json = [&](const std::string& input, std::unique_ptr<ByteSource> source) {
+    RecordReader reader(std::move(source), options.max_record_bytes);
     // Standard input is a stream: one record per batch, so alerts follow the events at once.
     const size_t batch = input == "-" ? 1 : slots.size();
     bool more = true;
@@ -131,16 +139,35 @@ void run_detection(const Detector& detector, const std::vector<std::string>& inp
     process(input, n);
   };
 
-  for (const std::string& input : inputs) {
+  for (NamedInput& input : inputs) {
     try {
-      if (is_evtx(input)) run_evtx(input);
-      else run_json(input);
+      if (input.memory) run_json(input.name, std::move(input.memory));
+      else if (is_evtx(input.name)) run_evtx(input.name);
+      else run_json(input.name, ByteSource::open(input.name));
     } catch (const Error& e) {
       // An unreadable or corrupt input (a truncated .gz, a read error) ends that input, not the run.
-      problem(input, 0, e.what());
+      problem(input.name, 0, e.what());
     }
   }
   stats.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+void run_detection(const Detector& detector, const std::vector<std::string>& inputs, const RunOptions& options,
+                   const std::function<void(Alert&&)>& on_alert,
+                   const std::function<void(const InputProblem&)>& on_problem, RunStats& stats) {
+  std::vector<NamedInput> named;
+  for (const std::string& path : inputs) named.push_back({path, nullptr});
+  run_inputs(detector, std::move(named), options, on_alert, on_problem, stats);
+}
+
+void run_detection_on_text(const Detector& detector, std::string records, const std::string& name,
+                           const RunOptions& options, const std::function<void(Alert&&)>& on_alert,
+                           const std::function<void(const InputProblem&)>& on_problem, RunStats& stats) {
+  std::vector<NamedInput> named;
+  named.push_back({name, ByteSource::from_string(std::move(records), name)});
+  run_inputs(detector, std::move(named), options, on_alert, on_problem, stats);
 }
 
 std::string alert_json(const Alert& a) {

@@ -49,6 +49,12 @@ void run_detection(const Detector& detector, const std::vector<std::string>& inp
                    const std::function<void(Alert&&)>& on_alert,
                    const std::function<void(const InputProblem&)>& on_problem, RunStats& stats);
 
+// The same over records already in memory (JSON Lines or concatenated objects, gzip too), e.g.
+// the body of the server's POST /v1/detect; `name` is the alerts' and problems' source.
+void run_detection_on_text(const Detector& detector, std::string records, const std::string& name,
+                           const RunOptions& options, const std::function<void(Alert&&)>& on_alert,
+                           const std::function<void(const InputProblem&)>& on_problem, RunStats& stats);
+
 // Alert as one JSON object (the JSON Lines record of `csq detect --json`).
 std::string alert_json(const Alert& a);
 

@@ -41,6 +41,15 @@ class LocalBackend final : public ChatBackend {
     if (config_.parallel < 1 || config_.parallel > 256) fail_usage("--parallel must be between 1 and 256");
     if (config_.ctx != 0 && config_.ctx < 16) fail_usage("--ctx must be at least 16 (or 0 for automatic)");
   }
+  // On a scheduler that already runs (csq serve's): prepare() only checks the requests against
+  // its context, and each answer may take `timeout`.
+  LocalBackend(const Engine& engine, Scheduler& scheduler, bool parse_special_in_content, std::chrono::seconds timeout)
+      : engine_(std::shared_ptr<Engine>(), const_cast<Engine*>(&engine)), scheduler_(&scheduler), timeout_(timeout) {
+    config_.parallel = scheduler.config().n_parallel;
+    config_.ctx = scheduler.config().n_ctx;
+    config_.parse_special_in_content = parse_special_in_content;
+    ctx_ = config_.ctx;
+  }
 
   void prepare(const std::vector<ChatRequest>& requests) override {
     // Loaded here, not in the constructor, so that a run refused for its manifest costs nothing.
@@ -66,6 +75,7 @@ class LocalBackend final : public ChatBackend {
                    std::to_string(r.max_tokens) + ") exceeds the model's context of " + std::to_string(model_max));
       need = std::max(need, total);
     }
+    if (scheduler_) return;
     ctx_ = config_.ctx;
     if (ctx_ == 0) {
       ctx_ = (need + 255) / 256 * 256;
@@ -78,7 +88,8 @@ class LocalBackend final : public ChatBackend {
     sc.n_batch = config_.batch;
     sc.max_queue = size_t(config_.parallel) * 4;
     sc.kv_type = config_.kv_type;
-    scheduler_ = std::make_unique<Scheduler>(*engine_->model, engine_->tokenizer, *pool_, sc);
+    owned_scheduler_ = std::make_unique<Scheduler>(*engine_->model, engine_->tokenizer, *pool_, sc);
+    scheduler_ = owned_scheduler_.get();
   }
 
   ChatResult complete(const ChatRequest& r) override {
@@ -95,9 +106,9 @@ class LocalBackend final : public ChatBackend {
     g.reasoning_open = e.reasoning_open;
     const TokenConstraint* base = r.constraint ? r.constraint : schema_constraint(r);
     std::unique_ptr<TokenConstraint> constraint = base ? base->fresh() : nullptr;
-    auto job = scheduler_->submit(std::move(g), std::move(constraint), std::chrono::hours(24));
+    auto job = scheduler_->submit(std::move(g), std::move(constraint), timeout_);
     if (!job) fail_runtime(r.label + ": the scheduler's queue is full");
-    const GenerationResult& res = job->wait(std::chrono::hours(24));
+    const GenerationResult& res = job->wait(timeout_);
     if (res.finish == FinishReason::Cancelled) fail_runtime(r.label + ": generation was cancelled");
     ChatResult out;
     out.content = res.content;
@@ -153,7 +164,9 @@ class LocalBackend final : public ChatBackend {
   LocalBackendConfig config_;
   std::shared_ptr<Engine> engine_;
   std::unique_ptr<ThreadPool> pool_;
-  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<Scheduler> owned_scheduler_;
+  Scheduler* scheduler_ = nullptr;
+  std::chrono::seconds timeout_ = std::chrono::hours(24);
   std::mutex encode_mutex_;
   std::mutex schema_mutex_;
   ConstraintVocabularyPtr vocabulary_;
@@ -321,6 +334,11 @@ class EndpointBackend final : public ChatBackend {
 
 std::unique_ptr<ChatBackend> make_local_backend(const LocalBackendConfig& config, std::shared_ptr<Engine> engine) {
   return std::make_unique<LocalBackend>(config, std::move(engine));
+}
+
+std::unique_ptr<ChatBackend> make_scheduler_backend(const Engine& engine, Scheduler& scheduler,
+                                                    bool parse_special_in_content, std::chrono::seconds timeout) {
+  return std::make_unique<LocalBackend>(engine, scheduler, parse_special_in_content, timeout);
 }
 
 std::unique_ptr<ChatBackend> make_endpoint_backend(const EndpointConfig& config) {

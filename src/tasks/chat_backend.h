@@ -17,6 +17,7 @@
 #include "runtime/sampler.h"
 
 namespace csq {
+class Scheduler;
 class TokenConstraint;
 struct Engine;
 }
@@ -85,6 +86,12 @@ struct LocalBackendConfig {
 // loads config.model in prepare().
 std::unique_ptr<ChatBackend> make_local_backend(const LocalBackendConfig& config,
                                                 std::shared_ptr<Engine> engine = nullptr);
+
+// In process on a scheduler that is already running (csq serve's, shared with its other
+// endpoints): each complete() is one job of at most `timeout`; prepare() checks the requests
+// against the scheduler's context. `engine` and `scheduler` must outlive the backend.
+std::unique_ptr<ChatBackend> make_scheduler_backend(const Engine& engine, Scheduler& scheduler,
+                                                    bool parse_special_in_content, std::chrono::seconds timeout);
 
 struct EndpointConfig {
   std::string url;        // base URL, e.g. http://127.0.0.1:8080/v1 (or the full .../chat/completions)

@@ -154,6 +154,7 @@ std::vector<PlanTechnique> input_techniques(const kb::KnowledgeBase& kb, const R
     }
     const ojson& alert = alert_of(r);
     if (!is_triage(alert)) collect_ids(member(alert, "techniques"), ids);
+    collect_ids(member(alert, "tags"), ids);  // csq detect --json
     collect_ids(path(alert, {"rule", "tags"}), ids);
     collect_ids(path(alert, {"rule", "mitre", "id"}), ids);  // Wazuh
     add(ids, "alert");
@@ -223,6 +224,19 @@ ojson respond_messages(const kb::KnowledgeBase& kb, const RespondInput& input, c
   }
   const std::string user = "Write the response plan for this alert.\n<<<ALERT>>>\n" + quoted_input(input) + "\n<<<END ALERT>>>";
   return ojson::array({{{"role", "system"}, {"content", system.str()}}, {{"role", "user"}, {"content", user}}});
+}
+
+ChatRequest respond_request(const kb::KnowledgeBase& kb, const RespondInput& input,
+                            const std::vector<PlanTechnique>& techniques, const SamplingParams& sampling,
+                            int64_t max_tokens) {
+  ChatRequest r;
+  r.label = input.where;
+  r.messages = respond_messages(kb, input, techniques);
+  r.sampling = sampling;
+  r.max_tokens = max_tokens;
+  r.response_schema = plan_answer_schema();
+  r.template_kwargs = {{"enable_thinking", false}};
+  return r;
 }
 
 ojson build_plan(const kb::KnowledgeBase& kb, const RespondInput& input, const std::vector<PlanTechnique>& techniques,

@@ -36,7 +36,7 @@ struct RespondInput {
 };
 
 // A technique the plan is about, and where it came from: "triage" (the triage result's
-// techniques), "alert" (the alert's ATT&CK tags: Sigma's rule.tags, Wazuh's rule.mitre.id, a
+// techniques), "alert" (the alert's ATT&CK tags: csq detect's tags, Sigma's rule.tags, Wazuh's rule.mitre.id, a
 // "techniques" list), "retrieved" (the knowledge-base search over the input's text) or "model"
 // (named by the model's answer and found in the knowledge base).
 struct PlanTechnique {
@@ -62,6 +62,13 @@ nlohmann::ordered_json plan_answer_schema();
 // follow anything written inside it.
 nlohmann::ordered_json respond_messages(const kb::KnowledgeBase& kb, const RespondInput& input,
                                         const std::vector<PlanTechnique>& techniques);
+
+// The chat request for one input: respond_messages, the answer constrained by
+// plan_answer_schema(), the template's non-thinking mode (a constrained answer has no room for a
+// <think> block); `label` is input.where.
+ChatRequest respond_request(const kb::KnowledgeBase& kb, const RespondInput& input,
+                            const std::vector<PlanTechnique>& techniques, const SamplingParams& sampling,
+                            int64_t max_tokens);
 
 // The validated plan for one answer (the output documented in docs/respond.md). Throws
 // csq::Error (Runtime) naming `input.where` when the answer is not a complete JSON document of
