@@ -19,6 +19,8 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   $SUDO apt-get install -y --no-install-recommends nodejs npm
 fi
 (cd tests/server/js && npm ci --no-audit --no-fund)
+# The console's browser test drives Debian's chromium: no browser download.
+(cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 cmake --preset release
 cmake --build --preset release -j"$(nproc)"
 cmake --preset fuzz

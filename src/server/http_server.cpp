@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "runtime/constraint.h"
+#include "server/routes.h"
 
 namespace csq::server {
 namespace {
@@ -28,21 +29,6 @@ std::string random_id(const char* prefix) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%s%016llx", prefix, (unsigned long long)rng());
   return buf;
-}
-
-void send_error(httplib::Response& res, const ApiError& e) {
-  res.status = e.status;
-  res.set_content(dump(e.body()), "application/json");
-}
-
-ApiError error(int status, const std::string& message, const std::string& type = "invalid_request_error",
-               const std::string& code = "") {
-  ApiError e;
-  e.status = status;
-  e.message = message;
-  e.type = type;
-  e.code = code;
-  return e;
 }
 
 // The jobs of one request (n choices, or several completion prompts) and their bookkeeping.
@@ -233,7 +219,8 @@ void HttpServer::install_routes() {
   });
   svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     res.set_header("Cache-Control", "no-store");
-    if (req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    if (req.path == "/health" || (req.method == "GET" && is_console_path(req.path)))
+      return httplib::Server::HandlerResponse::Unhandled;
     if (!options_.api_key.empty()) {
       const std::string auth = req.get_header_value("Authorization");
       const std::string prefix = "Bearer ";
@@ -492,6 +479,8 @@ void HttpServer::install_routes() {
   };
   svr.Post("/v1/chat/completions", generation(true));
   svr.Post("/v1/completions", generation(false));
+  install_task_routes(svr);
+  install_console_routes(svr);
 }
 
 }  // namespace csq::server

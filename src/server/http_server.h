@@ -1,6 +1,8 @@
 // The OpenAI-compatible HTTP server: /v1/models, /v1/chat/completions, /v1/completions,
 // /health and /metrics, in front of the batch scheduler, and the ATT&CK knowledge base under
-// /v1/kb/ (techniques/{id}, mitigations/{id}, search?q=) when one is loaded. Safe by default: loopback only,
+// /v1/kb/ (techniques/{id}, mitigations/{id}, search?q=) when one is loaded; the analyst's
+// endpoints POST /v1/detect, /v1/triage and /v1/respond (docs/server.md), and the console at /
+// and /ui (web/, built into the binary). Safe by default: loopback only,
 // optional API key compared in constant time, bounded bodies, prompts, outputs and queue,
 // per-request timeout, cancellation when a client goes away, no content in logs.
 #pragma once
@@ -12,12 +14,17 @@
 #include <string>
 #include <string_view>
 
+#include "detect/engine.h"
 #include "kb/kb.h"
 #include "runtime/constraint.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
 #include "server/metrics.h"
 #include "server/openai.h"
+
+namespace httplib {
+class Server;
+}
 
 namespace csq::server {
 
@@ -34,6 +41,7 @@ struct ServerOptions {
   bool log_requests = true;   // a line per request (method, path, status) on stderr
   int http_threads = 72;
   std::shared_ptr<const kb::KnowledgeBase> kb;  // null: /v1/kb/... answers 404 saying so
+  std::shared_ptr<const detect::Detector> detector;  // null: POST /v1/detect answers 404 saying so
 };
 
 class HttpServer {
@@ -58,6 +66,8 @@ class HttpServer {
   class Listener;
   void install_routes();
   void install_kb_routes();
+  void install_task_routes(httplib::Server& svr);     // task_routes.cpp
+  void install_console_routes(httplib::Server& svr);  // console_routes.cpp
 
   const Engine& engine_;
   Scheduler& scheduler_;

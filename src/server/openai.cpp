@@ -168,6 +168,8 @@ ojson parse_body(std::string_view text) {
   return body;
 }
 
+void parse_sampling_fields(const json& body, const ApiLimits& limits, ApiRequest& into) { parse_common(body, limits, into); }
+
 ApiRequest parse_chat_request(const json& body, const ApiLimits& limits) {
   ApiRequest r;
   r.chat = true;

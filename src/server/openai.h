@@ -76,6 +76,11 @@ nlohmann::ordered_json parse_body(std::string_view text);
 ApiRequest parse_chat_request(const nlohmann::ordered_json& body, const ApiLimits& limits);
 ApiRequest parse_completion_request(const nlohmann::ordered_json& body, const ApiLimits& limits);
 
+// The sampling fields of a request (temperature, top_p, top_k, min_p, penalties, seed,
+// max_tokens...) read into `into`, whose values stand where a field is absent: for the
+// server's task endpoints, which check the body's keys first. Throws ApiError (400).
+void parse_sampling_fields(const nlohmann::ordered_json& body, const ApiLimits& limits, ApiRequest& into);
+
 // One finished choice.
 struct Choice {
   GenerationResult result;

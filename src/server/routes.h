@@ -1,0 +1,31 @@
+// Helpers shared by the server's route files (http_server.cpp, task_routes.cpp,
+// console_routes.cpp): errors in the OpenAI shape.
+#pragma once
+
+#include <httplib.h>
+
+#include <string>
+
+#include "server/openai.h"
+
+namespace csq::server {
+
+inline ApiError error(int status, const std::string& message, const std::string& type = "invalid_request_error",
+                      const std::string& code = "") {
+  ApiError e;
+  e.status = status;
+  e.message = message;
+  e.type = type;
+  e.code = code;
+  return e;
+}
+
+inline void send_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(dump(e.body()), "application/json");
+}
+
+// The console's pages and files (console_routes.cpp): served without the API key.
+bool is_console_path(const std::string& path);
+
+}  // namespace csq::server
