@@ -7,13 +7,11 @@
 #include <thread>
 
 #include "base/error.h"
-#include "detect/engine.h"
-#include "detect/pipeline.h"
-#include "detect/rule.h"
 #include "command.h"
 #include "model_option.h"
 #include "generation_options.h"
 #include "kb_options.h"
+#include "rule_options.h"
 #include "io/mapped_file.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
@@ -46,24 +44,19 @@ struct ServeOptions {
   std::string alias;
   bool log_content = false;
   std::string kb;
-  std::vector<std::string> rules;
-  std::string pipeline;
+  RuleOptions rules;  // for POST /v1/detect; none: off
   bool parse_special_in_content = false;
 };
 
-// The detector behind POST /v1/detect: every rule of --rules against --pipeline (or the built-in
-// Windows mapping), as `csq detect` loads them; null without --rules.
-std::shared_ptr<const detect::Detector> load_detector(const ServeOptions& o) {
+// The detector behind POST /v1/detect, loaded as `csq detect` loads it; null without --rules.
+std::shared_ptr<const detect::Detector> load_detector(const RuleOptions& o) {
   if (o.rules.empty()) {
-    if (!o.pipeline.empty()) fail_usage("--pipeline needs --rules DIR");
+    if (!o.pipeline.empty()) fail_usage("--pipeline needs --rules PATH");
     return nullptr;
   }
-  detect::RuleSet set;
-  for (const std::string& path : o.rules) detect::load_rules_path(path, {}, set);
-  const detect::Pipeline pipeline = o.pipeline.empty() ? detect::Pipeline::windows_default() : detect::Pipeline::load(o.pipeline);
-  auto detector = std::make_shared<const detect::Detector>(set, pipeline, detect::DetectorOptions{});
-  std::fprintf(stderr, "csq serve: %zu rules from %zu files for POST /v1/detect (%zu could not be loaded; `csq detect rules` names them)\n",
-               detector->active_rules(), set.files, set.problems.size());
+  const auto loaded = load_rules(o);
+  auto detector = std::make_shared<const detect::Detector>(loaded->set, loaded->pipeline, detector_options(o));
+  print_rule_summary(*loaded, *detector);
   return detector;
 }
 
@@ -150,7 +143,7 @@ void run_serve(const ServeOptions& o) {
                  o.host.c_str());
 
   options.kb = load_kb_if_present(o.kb);
-  options.detector = load_detector(o);
+  options.detector = load_detector(o.rules);
   if (!options.kb) std::fprintf(stderr, "csq serve: no ATT&CK knowledge base at %s; /v1/kb is off (--kb DIR)\n", default_kb_dir());
 
   ShutdownSignals signals(std::chrono::seconds(o.shutdown_s));
@@ -200,8 +193,7 @@ const RegisterCommand reg([](CLI::App& root) {
   cmd->add_option("--model-alias", opts->alias, "Model id reported to and required from clients");
   cmd->add_flag("--log-content", opts->log_content, "Log prompts and answers (off: evidence stays private)");
   add_kb_option(cmd, opts->kb);
-  cmd->add_option("--rules", opts->rules, "Sigma rule files or directories for POST /v1/detect and the console (none: off)");
-  cmd->add_option("--pipeline", opts->pipeline, "Log-source pipeline YAML for --rules (default: the built-in Windows mapping)");
+  add_rule_options(cmd, opts->rules);  // POST /v1/detect and the console's "Run Sigma rules"
   add_content_option(cmd, opts->parse_special_in_content);
   cmd->callback([opts] { run_serve(*opts); });
 });
