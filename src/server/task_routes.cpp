@@ -108,7 +108,8 @@ void HttpServer::install_task_routes(httplib::Server& svr) {
              tasks::TriageOptions options;
              const ApiRequest api = sampling(body, tasks::TriageOptions::greedy());
              options.sampling = api.sampling;
-             if (api.max_tokens) options.max_tokens = *api.max_tokens;
+             // The server's --max-tokens-cap bounds the default answer as it bounds a request's own.
+             options.max_tokens = api.max_tokens.value_or(std::min(options.max_tokens, options_.limits.max_tokens_cap));
              const auto records = body.find("records");
              if (records == body.end() || !records->is_array() || records->empty() || records->size() > kMaxTriageRecords)
                throw error(400, "'records' must be an array of 1 to " + std::to_string(kMaxTriageRecords) +

@@ -196,7 +196,9 @@ TEST_F(TaskRoutes, BadRequestsAreRefusedNamingWhatIsWrong) {
   EXPECT_EQ(message(a), "'retrieve' must be an integer from 0 to 10");
   // A prompt that cannot fit with its max_tokens is the client's to fix, and says so.
   a = post("/v1/respond", {{"text", "lsass memory dumped"}, {"max_tokens", 4096}, {"retrieve", 10}});
-  if (a.status != 200) EXPECT_EQ(a.status, 400) << a.body;
+  if (a.status != 200) {
+    EXPECT_EQ(a.status, 400) << a.body;
+  }
 
   // Without rules or a knowledge base the endpoints say what the server lacks.
   options_.detector = nullptr;
