@@ -37,7 +37,7 @@ struct BenchOptions {
   bool roofline = false;
   bool mmap = false;
   std::string cache_type = "f16";
-  std::string device = "cpu";
+  DeviceOption device;
   std::vector<int> streams;  // --streams: batched generation instead of pp/tg
 };
 

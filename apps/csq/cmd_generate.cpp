@@ -21,7 +21,7 @@ struct GenerateOptions {
   bool ignore_eos = false;
   bool print_ids = false;
   int threads = 0;
-  std::string device = "cpu";
+  DeviceOption device;
 };
 
 void run_generate(const GenerateOptions& o) {

@@ -18,7 +18,7 @@ struct LogitsOptions {
   std::string out;
   bool all_positions = false;
   int threads = 0;
-  std::string device = "cpu";
+  DeviceOption device;
 };
 
 void run_logits(const LogitsOptions& o) {

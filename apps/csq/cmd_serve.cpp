@@ -33,7 +33,7 @@ struct ServeOptions {
   int parallel = 4;
   int64_t ctx = 4096;
   std::string cache_type = "f16";
-  std::string device = "cpu";
+  DeviceOption device;
   int64_t batch = 256;
   size_t queue = 64;
   int64_t max_tokens = 4096;

@@ -53,14 +53,25 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
   cmd->add_option("--logit-bias", o.logit_bias, "ID=BIAS added to a token's logit (repeatable)");
 }
 
-void add_device_option(CLI::App* cmd, std::string& device) {
-  cmd->add_option("--device", device,
+void add_device_option(CLI::App* cmd, DeviceOption& device) {
+  cmd->add_option("--device", device.name,
                   "Where the model runs: cpu, vulkan (the first Vulkan device) or vulkan:N (see csq info --devices); "
                   "without a Vulkan device, the CPU")
       ->capture_default_str();
+  cmd->add_option("--gpu-layers", device.gpu_layers,
+                  "With --device vulkan: run the first N transformer layers on the device and the rest and the output "
+                  "head on the CPU (0: all on the CPU; at least the model's layer count: all on the device). Default: "
+                  "all when the weights fit the device's memory, else as many as fit")
+      ->check(CLI::Range(0, 100000));
 }
 
-void use_device(Model& model, const std::string& device) { place_model(model, parse_device(device)); }
+DeviceChoice device_choice(const DeviceOption& device) {
+  DeviceChoice c = parse_device(device.name);
+  c.gpu_layers = device.gpu_layers;
+  return c;
+}
+
+void use_device(Model& model, const DeviceOption& device) { place_model(model, device_choice(device)); }
 
 void add_cache_type_option(CLI::App* cmd, std::string& cache_type) {
   cmd->add_option("--cache-type", cache_type,
@@ -185,7 +196,7 @@ std::unique_ptr<tasks::ChatBackend> make_backend(const BackendOptions& o) {
     c.parallel = o.parallel;
     c.ctx = o.ctx;
     c.kv_type = cache_dtype(o.cache_type);
-    c.device = parse_device(o.device);
+    c.device = device_choice(o.device);
     c.parse_special_in_content = o.parse_special_in_content;
     return tasks::make_local_backend(c);
   }

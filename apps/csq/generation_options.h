@@ -11,6 +11,7 @@
 
 #include "io/mapped_file.h"
 #include "kernels/dtype.h"
+#include "model/device_choice.h"
 #include "runtime/generator.h"
 
 namespace csq {
@@ -24,6 +25,12 @@ class ChatBackend;
 
 namespace csq::app {
 
+// --device and --gpu-layers as typed (see add_device_option).
+struct DeviceOption {
+  std::string name = "cpu";
+  int gpu_layers = -1;
+};
+
 struct GenerationOptions {
   std::string model;
   std::string template_file;
@@ -33,7 +40,7 @@ struct GenerationOptions {
   int threads = 0;
   int64_t ctx = 4096;
   std::string cache_type = "f16";
-  std::string device = "cpu";
+  DeviceOption device;
   int64_t max_tokens = 512;
   std::vector<std::string> stop;
   bool ignore_eos = false;
@@ -53,11 +60,12 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& o);
 void add_cache_type_option(CLI::App* cmd, std::string& cache_type);
 // The storage type a --cache-type value names.
 DType cache_dtype(const std::string& cache_type);
-// Adds --device cpu|vulkan|vulkan:N (default cpu).
-void add_device_option(CLI::App* cmd, std::string& device);
+// Adds --device cpu|vulkan|vulkan:N (default cpu) and --gpu-layers N.
+void add_device_option(CLI::App* cmd, DeviceOption& device);
+DeviceChoice device_choice(const DeviceOption& device);
 // Places the model on the --device choice: a Vulkan choice without any Vulkan device says so in
 // one line on stderr and keeps the CPU (model/device_model.h).
-void use_device(Model& model, const std::string& device);
+void use_device(Model& model, const DeviceOption& device);
 // Adds --mmap: map the checkpoint from the page cache instead of loading it into memory.
 void add_mmap_option(CLI::App* cmd, bool& mmap);
 inline io::FileMemory weight_memory(bool mmap) { return mmap ? io::FileMemory::Mapped : io::FileMemory::Loaded; }
@@ -90,7 +98,7 @@ struct BackendOptions {
   int threads = 0;
   int64_t ctx = 0;  // 0: the longest prompt plus its max tokens
   std::string cache_type = "f16";
-  std::string device = "cpu";
+  DeviceOption device;
   int retries = 5;
   int timeout_s = 600;
 };

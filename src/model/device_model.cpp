@@ -15,6 +15,12 @@ vulkan::DeviceMatrix float_matrix(vulkan::Device& d, const std::vector<float>& v
   return vulkan::upload_matrix(d, kernels::Matrix{DType::F32, rows, cols, reinterpret_cast<const uint8_t*>(values.data())});
 }
 
+std::string gib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / (1024.0 * 1024 * 1024));
+  return buf;
+}
+
 void ensure_scratch(DeviceModel& m, const ModelConfig& c, int64_t n, int64_t n_out) {
   DeviceScratch& s = m.scratch;
   vulkan::Device& d = m.device();
@@ -51,7 +57,16 @@ DeviceKvCache& device_cache(DeviceModel& m, KvCache& cache) {
     auto d = std::make_unique<DeviceKvCache>();
     d->model = &m;
     const uint64_t bytes = uint64_t(row_bytes(cache.type(), cache.n_seqs() * cache.n_ctx() * cache.row_width()));
-    for (int64_t layer = 0; layer < cache.n_layers(); ++layer) {
+    // Keys and values of the device's layers only; a partial offload keeps the rest on the host.
+    const uint64_t kv_bytes = 2 * bytes * m.layers.size();
+    const vulkan::DeviceInfo& info = m.info();
+    if (m.weight_bytes + kv_bytes > info.device_local_bytes)
+      fail_runtime("the KV cache of " + std::to_string(m.layers.size()) + " layers (" + std::to_string(cache.n_seqs()) +
+                   " sequences x " + std::to_string(cache.n_ctx()) + " positions, " + dtype_info(cache.type()).name +
+                   ") takes " + gib(kv_bytes) + " on vulkan:" + std::to_string(info.index) + " (" + info.name +
+                   ") beside " + gib(m.weight_bytes) + " of weights, but it has " + gib(info.device_local_bytes) +
+                   "; use a smaller --ctx, --cache-type q8_0, or fewer --gpu-layers");
+    for (size_t layer = 0; layer < m.layers.size(); ++layer) {
       d->k.push_back(m.device().create_buffer(bytes));
       d->v.push_back(m.device().create_buffer(bytes));
     }
@@ -72,22 +87,43 @@ void project(DeviceModel& m, const DeviceLayer& layer, LoraTarget target, const 
   }
 }
 
-// Bytes the weight matrices take on the device (a tied head counted once).
-uint64_t device_weight_bytes(const ModelWeights& w) {
-  auto bytes = [](const kernels::Matrix& m) { return uint64_t(m.rows) * uint64_t(m.row_bytes()); };
-  uint64_t total = bytes(w.token_embedding) + (w.lm_head.data == w.token_embedding.data ? 0 : bytes(w.lm_head));
-  for (const LayerWeights& l : w.layers)
-    for (const kernels::Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) total += bytes(*m);
+uint64_t matrix_bytes(const kernels::Matrix& m) { return uint64_t(m.rows) * uint64_t(m.row_bytes()); }
+
+}  // namespace
+
+uint64_t OffloadSizes::weights(int64_t n_layers) const {
+  uint64_t total = embedding + (n_layers == int64_t(layers.size()) ? head : 0);
+  for (int64_t i = 0; i < n_layers && i < int64_t(layers.size()); ++i) total += layers[size_t(i)];
   return total;
 }
 
-std::string gib(uint64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / (1024.0 * 1024 * 1024));
-  return buf;
+OffloadSizes offload_sizes(const Model& model) {
+  const ModelWeights& w = model.weights();
+  OffloadSizes s;
+  s.embedding = matrix_bytes(w.token_embedding);
+  s.head = (w.lm_head.data == w.token_embedding.data ? 0 : matrix_bytes(w.lm_head)) + 4 * w.output_norm.size();
+  for (const LayerWeights& l : w.layers) {
+    uint64_t bytes = 4 * (l.attn_norm.size() + l.ffn_norm.size() + l.q_norm.size() + l.k_norm.size() + l.bq.size() +
+                          l.bk.size() + l.bv.size());
+    for (const kernels::Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) bytes += matrix_bytes(*m);
+    s.layers.push_back(bytes);
+  }
+  return s;
 }
 
-}  // namespace
+int64_t choose_gpu_layers(const OffloadSizes& sizes, int requested, uint64_t device_bytes, const std::string& what) {
+  const int64_t all = int64_t(sizes.layers.size());
+  if (requested >= 0) return std::min<int64_t>(requested, all);
+  const auto budget = uint64_t(double(device_bytes) * kWeightShareOfDeviceMemory);
+  int64_t n = all;
+  while (n > 0 && sizes.weights(n) > budget) --n;
+  if (n == 0)
+    fail_runtime("the model's weights take " + gib(sizes.weights(all)) + " (embedding " + gib(sizes.embedding) +
+                 ", first layer " + gib(sizes.layers.empty() ? 0 : sizes.layers[0]) + ") but " + what + " has " +
+                 gib(device_bytes) + " of device memory, " + gib(budget) +
+                 " of it for weights: not even one layer fits; use --device cpu");
+  return n;
+}
 
 DeviceChoice parse_device(const std::string& text) {
   if (text == "cpu") return {};
@@ -99,20 +135,24 @@ DeviceChoice parse_device(const std::string& text) {
   fail_usage("--device must be cpu, vulkan or vulkan:N (N a device number from csq info --devices), not '" + text + "'");
 }
 
-DeviceModel::DeviceModel(std::unique_ptr<vulkan::Device> device, const Model& model) : device_(std::move(device)) {
+DeviceModel::DeviceModel(std::unique_ptr<vulkan::Device> device, const Model& model, int64_t n_layers)
+    : device_(std::move(device)) {
   vulkan::Device& d = *device_;
   const ModelWeights& w = model.weights();
-  weight_bytes = device_weight_bytes(w);
+  const bool whole = n_layers == int64_t(w.layers.size());
+  weight_bytes = offload_sizes(model).weights(n_layers);
   const vulkan::DeviceInfo& info = d.info();
   if (weight_bytes > info.device_local_bytes)
-    fail_runtime("the weights of " + model.checkpoint().path + " take " + gib(weight_bytes) + " but vulkan:" +
+    fail_runtime("the weights of " + model.checkpoint().path + " on the device (" + std::to_string(n_layers) + " of " +
+                 std::to_string(w.layers.size()) + " layers) take " + gib(weight_bytes) + " but vulkan:" +
                  std::to_string(info.index) + " (" + info.name + ") has " + gib(info.device_local_bytes) +
-                 " of device memory; use --device cpu");
+                 " of device memory; use fewer --gpu-layers or --device cpu");
   auto matrix = [&](const kernels::Matrix& m) { return vulkan::upload_matrix(d, m); };
   token_embedding = std::make_shared<vulkan::DeviceMatrix>(matrix(w.token_embedding));
-  lm_head = w.lm_head.data == w.token_embedding.data ? token_embedding
-                                                      : std::make_shared<vulkan::DeviceMatrix>(matrix(w.lm_head));
-  for (size_t i = 0; i < w.layers.size(); ++i) {
+  if (whole)
+    lm_head = w.lm_head.data == w.token_embedding.data ? token_embedding
+                                                        : std::make_shared<vulkan::DeviceMatrix>(matrix(w.lm_head));
+  for (size_t i = 0; i < size_t(n_layers); ++i) {
     const LayerWeights& lw = w.layers[i];
     DeviceLayer l;
     l.attn_norm = floats(d, lw.attn_norm);
@@ -138,7 +178,7 @@ DeviceModel::DeviceModel(std::unique_ptr<vulkan::Device> device, const Model& mo
       }
     layers.push_back(std::move(l));
   }
-  output_norm = floats(d, w.output_norm);
+  if (whole) output_norm = floats(d, w.output_norm);
   d.finish();
 }
 
@@ -152,11 +192,24 @@ bool place_model(Model& model, const DeviceChoice& choice) {
     std::fprintf(stderr, "csq: no Vulkan device (%s); running on the CPU\n", list.problem.c_str());
     return false;
   }
-  model.set_device(std::make_unique<DeviceModel>(vulkan::Device::open(choice.index), model));
+  if (choice.gpu_layers == 0) {
+    model.set_device(nullptr);
+    return false;
+  }
+  std::unique_ptr<vulkan::Device> device = vulkan::Device::open(choice.index);
+  const vulkan::DeviceInfo& info = device->info();
+  const std::string what = "vulkan:" + std::to_string(info.index) + " (" + info.name + ")";
+  const OffloadSizes sizes = offload_sizes(model);
+  const int64_t n = choose_gpu_layers(sizes, choice.gpu_layers, info.device_local_bytes, what);
+  if (choice.gpu_layers < 0 && n < int64_t(sizes.layers.size()))
+    std::fprintf(stderr, "csq: the weights (%s) do not fit %s (%s); %lld of %zu layers run there, the rest on the CPU\n",
+                 gib(sizes.weights(int64_t(sizes.layers.size()))).c_str(), what.c_str(),
+                 gib(info.device_local_bytes).c_str(), (long long)n, sizes.layers.size());
+  model.set_device(std::make_unique<DeviceModel>(std::move(device), model, n));
   return true;
 }
 
-void device_forward(const Model& model, const Batch& batch, KvCache& cache, std::vector<float>& logits) {
+void device_forward(const Model& model, const Batch& batch, KvCache& cache, ThreadPool& pool, std::vector<float>& logits) {
   DeviceModel& m = *model.device();
   const std::lock_guard<std::mutex> lock(m.mutex);
   vulkan::Device& d = m.device();
@@ -181,7 +234,8 @@ void device_forward(const Model& model, const Batch& batch, KvCache& cache, std:
   d.upload(*s.meta, 0, meta.data(), uint64_t(2 * n) * 4);
 
   vulkan::embedding_lookup(d, *m.token_embedding, *s.ids, n, *s.x);
-  for (int64_t layer = 0; layer < c.n_layers; ++layer) {
+  const int64_t device_layers = int64_t(m.layers.size());
+  for (int64_t layer = 0; layer < device_layers; ++layer) {
     const DeviceLayer& l = m.layers[size_t(layer)];
     // Self-attention block: x += Wo . attention(rope(norm(Wq xn)), rope(norm(Wk xn)), Wv xn)
     vulkan::rmsnorm(d, *s.x, 0, *l.attn_norm, *s.xn, 0, n, hidden, eps);
@@ -212,6 +266,12 @@ void device_forward(const Model& model, const Batch& batch, KvCache& cache, std:
     project(m, l, LoraTarget::Up, l.w_up, *s.xn, n, *s.up, false);
     vulkan::silu_mul(d, *s.gate, *s.up, n * c.ffn_size);
     project(m, l, LoraTarget::Down, l.w_down, *s.gate, n, *s.x, true);
+  }
+
+  if (device_layers < c.n_layers) {  // partial offload: the hidden states go to the CPU for the rest
+    std::vector<float> x(size_t(n * hidden));
+    d.download(*s.x, 0, x.data(), uint64_t(n * hidden) * 4);
+    return forward_from_layer(model, batch, cache, pool, x, device_layers, logits);
   }
 
   // Final norm and the output head, only for the rows that want logits.

@@ -36,8 +36,13 @@ void KvCache::store(int64_t layer, int32_t seq, int64_t position, const float* k
 
 void KvCache::copy_prefix(int32_t from, int32_t to, int64_t n) {
   if (from == to) return;
-  if (device_) return device_copy_prefix(*this, from, to, n);
-  for (int64_t layer = 0; layer < n_layers_; ++layer) {
+  // A device holds the first layers (all of them, or those of a partial offload); the host the rest.
+  int64_t first_host_layer = 0;
+  if (device_) {
+    device_copy_prefix(*this, from, to, n);
+    first_host_layer = int64_t(device_->k.size());
+  }
+  for (int64_t layer = first_host_layer; layer < n_layers_; ++layer) {
     std::memcpy(k_.get() + offset(layer, to), k_.get() + offset(layer, from), size_t(n * row_bytes_));
     std::memcpy(v_.get() + offset(layer, to), v_.get() + offset(layer, from), size_t(n * row_bytes_));
   }
@@ -85,20 +90,25 @@ void add_bias(float* x, const std::vector<float>& bias, int64_t n_rows) {
 
 void forward(const Model& model, const Batch& batch, KvCache& cache, ThreadPool& pool, std::vector<float>& logits) {
   check_batch(model, batch, cache);
-  if (model.device()) return device_forward(model, batch, cache, logits);
+  if (model.device()) return device_forward(model, batch, cache, pool, logits);
+  std::vector<float> x(size_t(batch.size() * model.config().hidden_size));
+  kernels::embedding_lookup(model.weights().token_embedding, batch.tokens.data(), batch.size(), x.data());
+  forward_from_layer(model, batch, cache, pool, x, 0, logits);
+}
+
+void forward_from_layer(const Model& model, const Batch& batch, KvCache& cache, ThreadPool& pool, std::vector<float>& x,
+                        int64_t first_layer, std::vector<float>& logits) {
   const ModelConfig& c = model.config();
   const ModelWeights& w = model.weights();
   const int64_t n = batch.size();
   const int64_t hidden = c.hidden_size, q_width = c.q_width(), kv_width = c.kv_width(), hd = c.head_dim;
   const float eps = float(c.rms_eps);
 
-  std::vector<float> x(size_t(n * hidden)), xn(size_t(n * hidden)), attn(size_t(n * q_width));
+  std::vector<float> xn(size_t(n * hidden)), attn(size_t(n * q_width));
   std::vector<float> q(size_t(n * q_width)), k(size_t(n * kv_width)), v(size_t(n * kv_width));
   std::vector<float> gate(size_t(n * c.ffn_size)), up(size_t(n * c.ffn_size)), proj(size_t(n * hidden));
 
-  kernels::embedding_lookup(w.token_embedding, batch.tokens.data(), n, x.data());
-
-  for (int64_t layer = 0; layer < c.n_layers; ++layer) {
+  for (int64_t layer = first_layer; layer < c.n_layers; ++layer) {
     const LayerWeights& lw = w.layers[size_t(layer)];
 
     // Self-attention block: x += Wo . attention(rope(norm(Wq xn)), rope(norm(Wk xn)), Wv xn)
