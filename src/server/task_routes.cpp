@@ -33,7 +33,8 @@ constexpr std::initializer_list<const char*> kSamplingFields = {"model", "temper
 // would otherwise answer a different question).
 void expect_fields(const ojson& body, std::initializer_list<const char*> own) {
   if (!body.is_object()) throw error(400, "the request body must be a JSON object");
-  for (const auto& [key, value] : body.items()) {
+  for (const auto& item : body.items()) {
+    const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture one
     const auto known = [&](const char* name) { return key == name; };
     if (std::any_of(own.begin(), own.end(), known) || std::any_of(kSamplingFields.begin(), kSamplingFields.end(), known))
       continue;
