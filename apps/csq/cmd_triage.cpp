@@ -1,8 +1,5 @@
 // csq triage — the model adjudicates alerts or events (JSON Lines from files, .gz, or a pipe),
 // one JSON line out per input. docs/triage.md describes the prompt, the schema and the line.
-#include <unistd.h>
-
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/jsonl.h"
+#include "base/progress_line.h"
 #include "command.h"
 #include "generation_options.h"
 #include "detect/event.h"
@@ -26,7 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
-using Clock = std::chrono::steady_clock;
 
 struct TriageCliOptions {
   BackendOptions backend;
@@ -133,21 +130,19 @@ void check_or_write_manifest(const std::string& out, const ojson& manifest) {
 
 class Progress {
  public:
-  explicit Progress(bool enabled) : enabled_(enabled), tty_(isatty(2)) {}
+  explicit Progress(bool enabled) : enabled_(enabled) {}
   void update(size_t done, size_t resumed, size_t errors, int64_t tokens, bool final = false) {
-    if (!enabled_ || (done == 0 && !final)) return;
-    const auto now = Clock::now();
-    if (!final && now - last_ < (tty_ ? std::chrono::milliseconds(250) : std::chrono::seconds(10))) return;
-    last_ = now;
-    const double s = std::chrono::duration<double>(now - start_).count();
-    std::fprintf(stderr, "%scsq triage: %zu done (%zu resumed), %zu errors, %.2f inputs/s, %.1f tok/s%s",
-                 tty_ ? "\r" : "", done + resumed, resumed, errors, s > 0 ? double(done) / s : 0.0,
-                 s > 0 ? double(tokens) / s : 0.0, tty_ ? (final ? "\033[K\n" : "\033[K") : "\n");
+    if (!enabled_ || (done == 0 && !final) || !line_.due(final)) return;
+    const double s = line_.seconds();
+    char text[192];
+    std::snprintf(text, sizeof text, "csq triage: %zu done (%zu resumed), %zu errors, %.2f inputs/s, %.1f tok/s",
+                  done + resumed, resumed, errors, s > 0 ? double(done) / s : 0.0, s > 0 ? double(tokens) / s : 0.0);
+    line_.draw(text, final);
   }
 
  private:
-  bool enabled_, tty_;
-  Clock::time_point start_ = Clock::now(), last_{};
+  bool enabled_;
+  ProgressLine line_;
 };
 
 // What a run needs besides the backend and the options: the site context and, in hybrid mode,

@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "base/jsonl.h"
+#include "base/progress_line.h"
 #include "detect/event.h"
 #include "io/mapped_file.h"
 #include "workers/stream_worker.h"
@@ -228,12 +229,10 @@ void run_triage_worker(const TriageRedisOptions& o, const BackendOptions& backen
                                              std::to_string(config.max_attempts) + " deliveries")
                                                 .c_str());
 
-  const bool tty = isatty(2);
-  const auto start = Clock::now();
-  auto idle_since = start, last_progress = start;
+  ProgressLine progress;
+  auto idle_since = Clock::now();
   uint64_t handled = 0;
   std::string stopped_by;
-  auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
   try {
     worker.ensure_group();
     for (;;) {
@@ -245,11 +244,8 @@ void run_triage_worker(const TriageRedisOptions& o, const BackendOptions& backen
       handled += n;
       const auto now = Clock::now();
       if (n > 0) idle_since = now;
-      if (!quiet && now - last_progress >= (tty ? std::chrono::milliseconds(250) : std::chrono::seconds(10))) {
-        last_progress = now;
-        std::fprintf(stderr, "%scsq triage: %s%s", tty ? "\r" : "",
-                     counts_text(worker.counts(), redis.reconnects(), seconds()).c_str(), tty ? "\033[K" : "\n");
-      }
+      if (!quiet && progress.due())
+        progress.draw("csq triage: " + counts_text(worker.counts(), redis.reconnects(), progress.seconds()));
       if (o.max_entries > 0 && handled >= o.max_entries) {
         stopped_by = "--max-entries";
         break;
@@ -262,8 +258,8 @@ void run_triage_worker(const TriageRedisOptions& o, const BackendOptions& backen
   } catch (const StopWhileDisconnected&) {
     stopped_by = std::string(signals.received()) + " while Redis was unreachable";
   }
-  const double elapsed = seconds();
-  std::fprintf(stderr, "%scsq triage: stopped (%s): %s\n", tty && !quiet ? "\r\033[K" : "", stopped_by.c_str(),
+  const double elapsed = progress.seconds();
+  std::fprintf(stderr, "%scsq triage: stopped (%s): %s\n", progress.tty() && !quiet ? "\r\033[K" : "", stopped_by.c_str(),
                counts_text(worker.counts(), redis.reconnects(), elapsed).c_str());
   if (json) {
     const workers::WorkerCounts& c = worker.counts();

@@ -128,21 +128,18 @@ std::string clock_text(double seconds) {
 }
 
 Progress::Progress(bool enabled, std::string name, size_t total, size_t resumed)
-    : enabled_(enabled), tty_(isatty(2)), name_(std::move(name)), total_(total), resumed_(resumed) {}
+    : enabled_(enabled), name_(std::move(name)), total_(total), resumed_(resumed) {}
 
 void Progress::update(size_t computed, int64_t tokens, bool final) {
-  if (!enabled_) return;
-  const auto now = Clock::now();
-  const double elapsed = std::chrono::duration<double>(now - start_).count();
-  if (!final && now - last_ < (tty_ ? std::chrono::milliseconds(250) : std::chrono::milliseconds(10000))) return;
-  last_ = now;
+  if (!enabled_ || !line_.due(final)) return;
+  const double elapsed = line_.seconds();
   const size_t done = resumed_ + computed, left = total_ - done;
   const double rate = elapsed > 0 ? double(computed) / elapsed : 0;
-  std::fprintf(stderr, "%s%s: %zu/%zu done (%zu resumed), %.2f items/s, %.1f tok/s, %s %s%s", tty_ ? "\r" : "",
-               name_.c_str(), done, total_, resumed_, rate, elapsed > 0 ? double(tokens) / elapsed : 0.0,
-               final ? "elapsed" : "ETA",
-               final ? clock_text(elapsed).c_str() : (rate > 0 ? clock_text(double(left) / rate).c_str() : "?"),
-               tty_ ? (final ? "\033[K\n" : "\033[K") : "\n");
+  char text[256];
+  std::snprintf(text, sizeof text, "%s: %zu/%zu done (%zu resumed), %.2f items/s, %.1f tok/s, %s %s", name_.c_str(),
+                done, total_, resumed_, rate, elapsed > 0 ? double(tokens) / elapsed : 0.0, final ? "elapsed" : "ETA",
+                final ? clock_text(elapsed).c_str() : (rate > 0 ? clock_text(double(left) / rate).c_str() : "?"));
+  line_.draw(text, final);
 }
 
 GenerationTotals run_generations(const std::string& log_path, const std::vector<GenerationKey>& pending,

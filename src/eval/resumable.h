@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/progress_line.h"
 #include "tasks/chat_backend.h"
 
 namespace csq::eval {
@@ -52,18 +53,17 @@ class RunDirectory {
 std::map<GenerationKey, Generation> read_generation_log(const std::string& path, size_t item_count,
                                                         const std::string& tool);
 
-// The progress line on stderr: redrawn in place on a terminal, a line every 10 s otherwise.
+// The run's progress line on stderr (items done of all, rates, ETA).
 class Progress {
  public:
   Progress(bool enabled, std::string name, size_t total, size_t resumed);
   void update(size_t computed, int64_t tokens, bool final = false);
 
  private:
-  using Clock = std::chrono::steady_clock;
-  bool enabled_, tty_;
+  bool enabled_;
+  ProgressLine line_;
   std::string name_;
   size_t total_, resumed_;
-  Clock::time_point start_ = Clock::now(), last_{};
 };
 
 struct GenerationTotals {
