@@ -41,33 +41,33 @@ struct Source {
 Source find_source(const Model& model, const PlannedTensor& t) {
   const ModelWeights& w = model.weights();
   const ModelConfig& c = model.config();
-  if (t.name == "token_embd.weight") return {&w.token_embedding};
-  if (t.name == "output.weight") return {&w.lm_head};
-  if (t.name == "output_norm.weight") return {nullptr, w.output_norm};
+  if (t.name == "token_embd.weight") return {.matrix = &w.token_embedding};
+  if (t.name == "output.weight") return {.matrix = &w.lm_head};
+  if (t.name == "output_norm.weight") return {.vector = w.output_norm};
   if (t.name == "rope_freqs.weight") {
     const io::GgufTensorInfo* info = model.gguf() ? model.gguf()->find_tensor(t.name) : nullptr;
-    if (!info) return {nullptr, llama3_rope_factors(c)};
+    if (!info) return {.vector = llama3_rope_factors(c)};
     std::vector<float> factors(size_t(info->n_elements));
     dequantize_row(info->type, info->data, factors.data(), info->n_elements);
-    return {nullptr, factors};
+    return {.vector = factors};
   }
   const LayerWeights& l = w.layers[size_t(t.layer)];
   const std::string suffix = t.name.substr(t.name.find('.', 4) + 1);
   const bool permute = c.arch == Arch::Llama && model.checkpoint().format == CheckpointFormat::HuggingFace;
-  if (suffix == "attn_q.weight") return {&l.wq, {}, permute ? c.n_heads : 0, LoraTarget::Q};
-  if (suffix == "attn_k.weight") return {&l.wk, {}, permute ? c.n_kv_heads : 0, LoraTarget::K};
-  if (suffix == "attn_v.weight") return {&l.wv, {}, 0, LoraTarget::V};
-  if (suffix == "attn_output.weight") return {&l.wo, {}, 0, LoraTarget::O};
-  if (suffix == "ffn_gate.weight") return {&l.w_gate, {}, 0, LoraTarget::Gate};
-  if (suffix == "ffn_up.weight") return {&l.w_up, {}, 0, LoraTarget::Up};
-  if (suffix == "ffn_down.weight") return {&l.w_down, {}, 0, LoraTarget::Down};
-  if (suffix == "attn_norm.weight") return {nullptr, l.attn_norm};
-  if (suffix == "ffn_norm.weight") return {nullptr, l.ffn_norm};
-  if (suffix == "attn_q_norm.weight") return {nullptr, l.q_norm};
-  if (suffix == "attn_k_norm.weight") return {nullptr, l.k_norm};
-  if (suffix == "attn_q.bias") return {nullptr, l.bq};
-  if (suffix == "attn_k.bias") return {nullptr, l.bk};
-  if (suffix == "attn_v.bias") return {nullptr, l.bv};
+  if (suffix == "attn_q.weight") return {.matrix = &l.wq, .permute_heads = permute ? c.n_heads : 0, .target = LoraTarget::Q};
+  if (suffix == "attn_k.weight") return {.matrix = &l.wk, .permute_heads = permute ? c.n_kv_heads : 0, .target = LoraTarget::K};
+  if (suffix == "attn_v.weight") return {.matrix = &l.wv, .target = LoraTarget::V};
+  if (suffix == "attn_output.weight") return {.matrix = &l.wo, .target = LoraTarget::O};
+  if (suffix == "ffn_gate.weight") return {.matrix = &l.w_gate, .target = LoraTarget::Gate};
+  if (suffix == "ffn_up.weight") return {.matrix = &l.w_up, .target = LoraTarget::Up};
+  if (suffix == "ffn_down.weight") return {.matrix = &l.w_down, .target = LoraTarget::Down};
+  if (suffix == "attn_norm.weight") return {.vector = l.attn_norm};
+  if (suffix == "ffn_norm.weight") return {.vector = l.ffn_norm};
+  if (suffix == "attn_q_norm.weight") return {.vector = l.q_norm};
+  if (suffix == "attn_k_norm.weight") return {.vector = l.k_norm};
+  if (suffix == "attn_q.bias") return {.vector = l.bq};
+  if (suffix == "attn_k.bias") return {.vector = l.bk};
+  if (suffix == "attn_v.bias") return {.vector = l.bv};
   fail_runtime("internal: no source for tensor " + t.name);
 }
 

@@ -300,8 +300,6 @@ TEST(DetectModifiers, UnknownModifierSkipsOnlyThatRule) {
   EXPECT_EQ(set.rules.size(), 1u);
 }
 
-}  // namespace
-
 TEST(DetectModifiers, ChainedTransformationsAreBoundedNotExponential) {
   // Each windash takes 625 variants of four flags; chained, they would multiply past any memory.
   RuleSet set;
@@ -313,4 +311,5 @@ TEST(DetectModifiers, ChainedTransformationsAreBoundedNotExponential) {
   EXPECT_TRUE(set.rules.empty());
 }
 
+}  // namespace
 }  // namespace csq::detect::test

@@ -135,7 +135,7 @@ TEST(EndpointBackend, ErrorsNameTheServerTheRequestAndTheReason) {
 
   StubServer down([](int, const nlohmann::json&) { return std::pair{500, std::string("oops")}; });
   c = config(down.url());
-  c.api_model = "m";
+  c.api_model = std::string("m");  // not = "m": GCC 12 gives a false -Wrestrict (its bug 105329)
   c.retries = 2;
   try {
     make_endpoint_backend(c)->complete(request());
