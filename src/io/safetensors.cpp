@@ -180,18 +180,21 @@ std::vector<const SafetensorsTensor*> SafetensorsCheckpoint::tensors() const {
   return out;
 }
 
-void write_safetensors(const std::string& path, const std::vector<SafetensorsOutput>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+int64_t SafetensorsDeclared::n_bytes() const {
+  int64_t elements = 1;
+  for (int64_t d : shape) elements *= d;
+  return elements * dtype_size(dtype);
+}
+
+void write_safetensors(const std::string& path, const std::vector<SafetensorsDeclared>& tensors,
+                       const SafetensorsProducer& produce, const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const auto& t : tensors) {
-    int64_t elements = 1;
-    for (int64_t d : t.shape) elements *= d;
-    if (int64_t(t.data.size()) != elements * dtype_size(t.dtype))
-      fail_runtime("write_safetensors: tensor '" + t.name + "' data size does not match its shape");
-    header[t.name] = {{"dtype", dtype_str(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.data.size()}}};
-    offset += t.data.size();
+    const uint64_t size = uint64_t(t.n_bytes());
+    header[t.name] = {{"dtype", dtype_str(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + size}}};
+    offset += size;
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keep the payload 8-byte aligned
@@ -199,8 +202,23 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsOut
   if (!f) fail_runtime(path + ": cannot open for writing");
   const uint64_t len = text.size();
   bool ok = std::fwrite(&len, 8, 1, f.get()) == 1 && std::fwrite(text.data(), 1, text.size(), f.get()) == text.size();
-  for (const auto& t : tensors) ok = ok && std::fwrite(t.data.data(), 1, t.data.size(), f.get()) == t.data.size();
+  std::vector<uint8_t> bytes;
+  for (size_t i = 0; i < tensors.size() && ok; ++i) {
+    bytes.clear();
+    produce(i, bytes);
+    if (int64_t(bytes.size()) != tensors[i].n_bytes())
+      fail_runtime("write_safetensors: tensor '" + tensors[i].name + "' data size does not match its shape");
+    ok = std::fwrite(bytes.data(), 1, bytes.size(), f.get()) == bytes.size();
+  }
   if (!ok || std::fflush(f.get()) != 0) fail_runtime(path + ": write failed (disk full?)");
+}
+
+void write_safetensors(const std::string& path, const std::vector<SafetensorsOutput>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<SafetensorsDeclared> declared;
+  for (const auto& t : tensors) declared.push_back({t.name, t.dtype, t.shape});
+  write_safetensors(
+      path, declared, [&](size_t i, std::vector<uint8_t>& bytes) { bytes = tensors[i].data; }, metadata);
 }
 
 }  // namespace csq::io

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -70,5 +71,18 @@ struct SafetensorsOutput {
 };
 void write_safetensors(const std::string& path, const std::vector<SafetensorsOutput>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+// A tensor declared by name, dtype and shape whose bytes are produced only while the file is
+// written, so that a checkpoint larger than memory can be written one tensor at a time.
+struct SafetensorsDeclared {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  int64_t n_bytes() const;
+};
+// Fills `bytes` with exactly the data of declared tensor `index`; called once per tensor, in order.
+using SafetensorsProducer = std::function<void(size_t index, std::vector<uint8_t>& bytes)>;
+void write_safetensors(const std::string& path, const std::vector<SafetensorsDeclared>& tensors,
+                       const SafetensorsProducer& produce, const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace csq::io

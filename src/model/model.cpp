@@ -121,6 +121,12 @@ LayerNames gguf_names(int64_t layer) {
           p + "ffn_up.weight", p + "ffn_down.weight"};
 }
 
+constexpr std::string LayerNames::*kLayerNameFields[] = {
+    &LayerNames::attn_norm, &LayerNames::wq,     &LayerNames::wk,       &LayerNames::wv,
+    &LayerNames::wo,        &LayerNames::bq,     &LayerNames::bk,       &LayerNames::bv,
+    &LayerNames::q_norm,    &LayerNames::k_norm, &LayerNames::ffn_norm, &LayerNames::w_gate,
+    &LayerNames::w_up,      &LayerNames::w_down};
+
 void load_weights(const ModelConfig& c, const TensorSource& src, const std::string& embed_name,
                   const std::string& norm_name, const std::string& head_name,
                   LayerNames (*names)(int64_t), ModelWeights& w) {
@@ -172,6 +178,24 @@ void merge_generation_config(const std::string& dir, ModelConfig& c) {
 }
 
 }  // namespace
+
+std::string hf_tensor_name(const std::string& gguf_name) {
+  if (gguf_name == "token_embd.weight") return "model.embed_tokens.weight";
+  if (gguf_name == "output_norm.weight") return "model.norm.weight";
+  if (gguf_name == "output.weight") return "lm_head.weight";
+  if (gguf_name.rfind("blk.", 0) != 0) return "";
+  const size_t dot = gguf_name.find('.', 4);
+  if (dot == std::string::npos || dot == 4) return "";
+  int64_t layer = 0;
+  for (size_t i = 4; i < dot; ++i) {
+    if (gguf_name[i] < '0' || gguf_name[i] > '9' || layer > 1'000'000) return "";
+    layer = layer * 10 + (gguf_name[i] - '0');
+  }
+  const LayerNames gguf = gguf_names(layer), hf = hf_names(layer);
+  for (const auto field : kLayerNameFields)
+    if (gguf.*field == gguf_name) return hf.*field;
+  return "";
+}
 
 Model::~Model() = default;
 

@@ -46,6 +46,10 @@ struct CheckpointInfo {
   std::map<std::string, int> tensor_types;  // type name -> tensor count
 };
 
+// The Hugging Face name of a tensor that llama.cpp names `gguf_name` ("blk.3.ffn_up.weight" ->
+// "model.layers.3.mlp.up_proj.weight"), or "" where a Hugging Face checkpoint has no such tensor.
+std::string hf_tensor_name(const std::string& gguf_name);
+
 class Model {
  public:
   // `path`: a Hugging Face model directory or a .gguf file. Throws csq::Error naming the file

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -101,6 +103,81 @@ TEST(BenchCli, StreamsReportsEveryStreamCount) {
   const auto bad = test::run_csq({"bench", "--model", out, "-p", "4", "-n", "2", "--streams", "0"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("--streams"), std::string::npos) << bad.err;
+}
+
+// --format hf: a Hugging Face directory (sharded as save_pretrained shards, Qwen3's tensor names,
+// bf16 throughout) holding the same model as the GGUF of the same seed: the logits agree bit for bit,
+// on the row kernels (4 tokens) and on a prompt long enough for the BF16 prompt tiles (24); the
+// weights stay bf16 in memory, so csq bench's peak memory is the GGUF's.
+TEST(SynthHf, SameModelAsTheGguf) {
+  const std::string dir = test::temp_dir() + "/synth-hf";
+  std::filesystem::remove_all(dir);
+  const std::string gguf = dir + "-BF16.gguf", hf = dir + "/tiny";
+  ASSERT_EQ(test::run_csq({"synth", "--preset", "tiny", "--type", "BF16", "--out", gguf, "--seed", "7"}).exit_code, 0);
+  std::vector<std::string> args = {"synth", "--preset", "tiny", "--type", "BF16", "--format", "hf", "--out", hf,
+                                   "--seed", "7", "--max-shard-mb", "30"};
+  const bool tokenizer = test::have_fixtures();
+  if (tokenizer) args.insert(args.end(), {"--tokenizer", test::fixture("hf/qwen3-tiny-vocab")});
+  const auto r = test::run_csq(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  // The embedding (78 MB) fills the first shard; the layers and the norm the second.
+  const auto index = nlohmann::json::parse(std::ifstream(hf + "/model.safetensors.index.json"));
+  EXPECT_EQ(index["weight_map"]["model.embed_tokens.weight"], "model-00001-of-00002.safetensors");
+  EXPECT_EQ(index["weight_map"]["model.layers.1.mlp.down_proj.weight"], "model-00002-of-00002.safetensors");
+  EXPECT_EQ(index["weight_map"]["model.norm.weight"], "model-00002-of-00002.safetensors");
+  EXPECT_EQ(index["weight_map"].size(), 24u);
+  int64_t shard_bytes = 0;
+  for (const char* shard : {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"})
+    shard_bytes += int64_t(std::filesystem::file_size(hf + "/" + shard));
+  EXPECT_LT(index["metadata"]["total_size"].get<int64_t>(), shard_bytes);
+  EXPECT_FALSE(std::filesystem::exists(hf + "/model.safetensors"));
+  const auto config = nlohmann::json::parse(std::ifstream(hf + "/config.json"));
+  EXPECT_EQ(config["architectures"][0], "Qwen3ForCausalLM");
+  EXPECT_EQ(config["torch_dtype"], "bfloat16");
+  EXPECT_TRUE(std::filesystem::exists(hf + "/generation_config.json"));
+  EXPECT_EQ(std::filesystem::exists(hf + "/tokenizer.json"), tokenizer);
+  EXPECT_EQ(std::filesystem::exists(hf + "/tokenizer_config.json"), tokenizer);
+
+  auto from_gguf = Model::load(gguf), from_hf = Model::load(hf);
+  EXPECT_EQ(from_hf->checkpoint().format, CheckpointFormat::HuggingFace);
+  EXPECT_EQ(from_hf->checkpoint().tensor_types.at("BF16"), 24);
+  EXPECT_EQ(from_hf->weights().layers[1].w_down.type, DType::BF16);
+  EXPECT_EQ(from_hf->weights().token_embedding.type, DType::BF16);
+  EXPECT_EQ(from_hf->weights().layers[0].q_norm, from_gguf->weights().layers[0].q_norm);
+  ThreadPool pool(2);
+  for (int n : {4, 24}) {
+    std::vector<int32_t> ids;
+    for (int i = 0; i < n; ++i) ids.push_back(int32_t((1 + 7919 * i) % 151936));
+    Session a(*from_gguf, n, pool), b(*from_hf, n, pool);
+    EXPECT_EQ(a.feed(ids, true), b.feed(ids, true)) << n << " tokens";
+  }
+
+  const auto peak = [](const std::string& model) {
+    const auto b = test::run_csq({"bench", "--model", model, "-p", "8", "-n", "2", "-r", "1", "--json"});
+    EXPECT_EQ(b.exit_code, 0) << b.err;
+    return nlohmann::json::parse(b.out)["peak_rss_bytes"].get<double>();
+  };
+  // An f32 copy of the weights would add twice the file (160 MB).
+  EXPECT_LT(peak(hf), peak(gguf) + 16e6);
+}
+
+TEST(SynthHf, OneFileUnlessSharded) {
+  const std::string hf = test::temp_dir() + "/synth-hf-one";
+  std::filesystem::remove_all(hf);
+  ASSERT_EQ(test::run_csq({"synth", "--preset", "tiny", "--type", "F16", "--format", "hf", "--out", hf}).exit_code, 0);
+  EXPECT_TRUE(std::filesystem::exists(hf + "/model.safetensors"));
+  EXPECT_FALSE(std::filesystem::exists(hf + "/model.safetensors.index.json"));
+  EXPECT_EQ(Model::load(hf)->weights().layers[0].wq.type, DType::F16);
+  // Quantized types, a non-empty directory and a GGUF tokenizer are usage errors.
+  const auto quantized = test::run_csq({"synth", "--preset", "tiny", "--type", "Q8_0", "--format", "hf", "--out", hf + "-q"});
+  EXPECT_EQ(quantized.exit_code, 1);
+  EXPECT_NE(quantized.err.find("Q8_0"), std::string::npos) << quantized.err;
+  const auto again = test::run_csq({"synth", "--preset", "tiny", "--type", "BF16", "--format", "hf", "--out", hf});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("not an empty directory"), std::string::npos) << again.err;
+  const auto format = test::run_csq({"synth", "--preset", "tiny", "--type", "BF16", "--format", "onnx", "--out", hf + "-x"});
+  EXPECT_EQ(format.exit_code, 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, SynthCli, ::testing::Values("Q4_K_M", "Q5_K_M", "Q8_0"));
