@@ -12,7 +12,9 @@
 // activation bytes broadcast to every row; 4 of them cover a Q4_K sub-block, whose sum still fits
 // 16 bits, so one vpdpwssd applies the sub-block scale and accumulates. Generation reads the rows
 // in place as the AVX2 kernels do, 64 levels per instruction instead of 32 and up to 8 tokens per
-// pass instead of 4 (a decode step of up to 8 streams decodes each weight block once).
+// pass instead of 4 (a decode step of up to 8 streams decodes each weight block once); for the
+// k-quants two vpdpbusd results share one vpdpwssd (packed to 16 bits), and from kByTokenFrom
+// tokens on each row's sums are reduced for all tokens at once (KQuantRowsByToken).
 //
 // With CSQ_AVX512_EMULATED the file is compiled again for the tests, with SIMDe implementing the
 // AVX-512 intrinsics on AVX2 (entry points suffixed _emulated): the kernels' logic is then checked
@@ -35,6 +37,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/fast_kernels.h"
@@ -74,6 +77,116 @@ inline __m256i fold_halves(__m512i v) {
 // scale in each lane's low 16 bits (0 above), vpdpwssd adds s * scale exactly.
 inline __m512i add_scaled(__m512i acc, __m512i s, __m512i scales) { return _mm512_dpwssd_epi32(acc, s, scales); }
 
+// Two vectors of such sums packed into one (vpackssdw: per 128-bit lane a's 4 sums, then b's,
+// exactly) and scaled with one vpdpwssd: in each 128-bit lane, scales holds the int16 scale of
+// a's sums in words 0-3 and of b's in words 4-7. One instruction leaves the dot-product port (the
+// pack runs on the shuffle port): that port bounds the in-place kernels at several tokens.
+inline __m512i add_scaled_pair(__m512i acc, __m512i a, __m512i b, __m512i scales) {
+  return _mm512_dpwssd_epi32(acc, _mm512_packs_epi32(a, b), scales);
+}
+// A vpshufb control selecting int16 word s in both halves of a 32-bit lane.
+constexpr int pick_word2(int s) { return (2 * s | (2 * s + 1) << 8) * 0x10001; }
+
+// ---- K-quant rows in place, tokens in lanes (decode batches) ----
+//
+// KQuantRows8 reduces each (row, token) block sum to 8 lanes, stores it, and transposes 8 rows'
+// sums per token: at 8 tokens those reductions and the partial-sum traffic cost about as much
+// as the dot products. Here the block sums of one row for all N tokens are reduced together, in
+// registers, to one vector with a lane per token, and each row keeps its accumulator with a lane
+// per token: about a third of the instructions per (row, token). The integer sums are the same
+// exact integers and every (row, token) takes the same float multiply-adds in the same block
+// order (d * dx is commutative), so the results are KQuantRows8's bit for bit.
+
+// What every row's block needs from one activation block of each token: dx with a lane per
+// token, and the 16-bit sums Format::side_terms weighs, a token per 128-bit lane (0 past N).
+struct alignas(64) TokenSide {
+  int16_t sums[4][32];
+  float dx[8];
+};
+
+// v[t] (t < N): 16 lanes whose sum is token t's levels sum; side_lo and side_hi: 4 lanes per token
+// in the token's 128-bit lane (tokens 0-3 and 4-7) whose sum is its side term. Lane t of levels
+// and side gets token t's sums (exact).
+// 128-bit lanes of a (0-3) and b (4-7): vshufi64x2's selection, which SIMDe 0.7.4 lacks.
+template <int L0, int L1, int L2, int L3>
+inline __m512i pick_lanes(__m512i a, __m512i b) {
+  return _mm512_permutex2var_epi64(a, _mm512_set_epi64(2 * L3 + 1, 2 * L3, 2 * L2 + 1, 2 * L2, 2 * L1 + 1, 2 * L1, 2 * L0 + 1, 2 * L0), b);
+}
+
+template <int N>
+inline void sum_by_token(const __m512i* v, __m512i side_lo, __m512i side_hi, __m256i& levels, __m256i& side) {
+  const __m512i zero = _mm512_setzero_si512();
+  // Pairs of tokens: 8 lanes of token 2p, then 8 of token 2p + 1.
+  __m512i pairs[4];
+  for (int p = 0; p < 4; ++p) {
+    if (2 * p >= N) {
+      pairs[p] = zero;
+      continue;
+    }
+    const __m512i a = v[2 * p], b = 2 * p + 1 < N ? v[2 * p + 1] : zero;
+    const __m512i halves_lo = pick_lanes<0, 1, 4, 5>(a, b), halves_hi = pick_lanes<2, 3, 6, 7>(a, b);
+    pairs[p] = _mm512_add_epi32(halves_lo, halves_hi);
+  }
+  // Quads: token 4q + k's 4 lanes in 128-bit lane k, as the side terms.
+  __m512i quads[2];
+  for (int q = 0; q < 2; ++q) {
+    const __m512i even = pick_lanes<0, 2, 4, 6>(pairs[2 * q], pairs[2 * q + 1]);
+    const __m512i odd = pick_lanes<1, 3, 5, 7>(pairs[2 * q], pairs[2 * q + 1]);
+    quads[q] = 4 * q < N ? _mm512_add_epi32(even, odd) : zero;
+  }
+  // 128-bit lane k: [levels k, levels k + 4, side k, side k + 4] after two more halvings.
+  const __m512i l2 = _mm512_add_epi32(_mm512_unpacklo_epi64(quads[0], quads[1]), _mm512_unpackhi_epi64(quads[0], quads[1]));
+  const __m512i s2 = _mm512_add_epi32(_mm512_unpacklo_epi64(side_lo, side_hi), _mm512_unpackhi_epi64(side_lo, side_hi));
+  const __m512 l2f = _mm512_castsi512_ps(l2), s2f = _mm512_castsi512_ps(s2);
+  const __m512i l1 = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(l2f, s2f, 0x88)),
+                                      _mm512_castps_si512(_mm512_shuffle_ps(l2f, s2f, 0xDD)));
+  const __m512i by_token = _mm512_permutexvar_epi32(_mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0), l1);
+  levels = _mm512_castsi512_si256(by_token);
+  side = _mm512_extracti64x4_epi64(by_token, 1);
+}
+
+// Eight rows against N (2..8) tokens, one row after the other (one linear stream), each row's
+// blocks reduced and weighed as they are read. Format: Q4KFormat512 or Q6KFormat512.
+template <int N, typename Format>
+struct KQuantRowsByToken {
+  using Block = typename Format::Block;
+  static void run(const uint8_t* w_rows, int64_t w_row_bytes, const BlockQ8_K* const* xs, int64_t n_blocks, float* out,
+                  int64_t out_stride) {
+    thread_local std::vector<TokenSide> sides;
+    sides.assign(size_t(n_blocks), TokenSide{});
+    for (int64_t b = 0; b < n_blocks; ++b)
+      for (int t = 0; t < N; ++t) {
+        Format::token_side(xs[t][b], t, sides[size_t(b)]);
+        sides[size_t(b)].dx[t] = xs[t][b].d;
+      }
+    for (int r = 0; r < 8; ++r) {
+      const Block* w = reinterpret_cast<const Block*>(w_rows + r * w_row_bytes);
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        prefetch_ahead(w + b, int64_t(sizeof(Block)));
+        const TokenSide& side = sides[size_t(b)];
+        __m512i lv[N], side_lo, side_hi;
+        Format::template levels<N>(w[b], xs, b, lv);
+        Format::template side_terms<N>(w[b], side, side_lo, side_hi);
+        __m256i levels, side_sums;
+        sum_by_token<N>(lv, side_lo, side_hi, levels, side_sums);
+        acc = Format::weigh(w[b], _mm256_load_ps(side.dx), levels, side_sums, acc);
+      }
+      alignas(32) float by_token[8];
+      _mm256_store_ps(by_token, acc);
+      for (int t = 0; t < N; ++t) out[t * out_stride + r] = by_token[t];
+    }
+  }
+};
+
+// Decode batches from this many tokens on take KQuantRowsByToken; fewer keep KQuantRows8, whose
+// reductions cost less than a row accumulator with lanes left empty (1 thread, CPU time, a
+// 9728 x 2560 matrix read from memory: Q4_K at 8 tokens 2.5-2.8 ms against 3.0-3.1, at 7 2.6
+// against 2.8; at 5-6 about even, Q6_K slower by token below 7).
+constexpr int kByTokenFrom = 7;
+template <int N, typename Format>
+using KQuantRows512 = std::conditional_t<(N >= kByTokenFrom), KQuantRowsByToken<N, Format>, KQuantRows8<N, Format>>;
+
 // ---- Q4_K ----
 
 // Block sums of one row in place: q45k_block_sums of the AVX2 file with 64 levels per vector.
@@ -84,29 +197,59 @@ inline __m512i add_scaled(__m512i acc, __m512i s, __m512i scales) { return _mm51
 struct Q4KFormat512 {
   using Block = BlockQ4_K;
   static constexpr bool kMins = true;
+  // Per token, 16 lanes whose sum is sum_j scale_j * (levels of sub-block j . activations).
+  template <int N>
+  static void levels(const Block& wb, const BlockQ8_K* const* xs, int64_t b, __m512i* out) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    // The 8 scales as int16 in every 128-bit lane.
+    const __m512i scales = _mm512_broadcast_i32x4(_mm256_castsi256_si128(scales_mins_k4_i16(wb.scales)));
+    for (int t = 0; t < N; ++t) out[t] = _mm512_setzero_si512();
+    // Pairs i, i + 1 of 64-element groups (sub-blocks 2i, 2i + 1 in 128-bit lanes 0-1, 2-3).
+    for (int i = 0; i < 4; i += 2) {
+      __m512i q[2];
+      for (int k = 0; k < 2; ++k) {
+        const __m256i raw = load256(wb.qs + 32 * (i + k));
+        q[k] = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1), low4);
+      }
+      const int a0 = pick_word2(2 * i), a1 = pick_word2(2 * i + 1), b0 = pick_word2(2 * i + 2), b1 = pick_word2(2 * i + 3);
+      const __m512i s = _mm512_shuffle_epi8(scales, _mm512_set_epi32(b1, b1, a1, a1, b1, b1, a1, a1, b0, b0, a0, a0, b0, b0, a0, a0));
+      for (int t = 0; t < N; ++t) {
+        const int8_t* xq = xs[t][b].qs + 64 * i;
+        const __m512i sa = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[0], load512(xq));
+        const __m512i sb = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[1], load512(xq + 64));
+        out[t] = add_scaled_pair(out[t], sa, sb, s);
+      }
+    }
+  }
   template <int N>
   static void sums(const Block& wb, const BlockQ8_K* const* xs, int64_t b, const __m256i* x_sub, __m256i* out) {
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512i lv[N];
+    levels<N>(wb, xs, b, lv);
     const __m256i scales_mins = scales_mins_k4_i16(wb.scales);
-    // The 8 scales as int16 in every 128-bit lane; 32-bit lanes 0-7 take scale 2i, 8-15 scale
-    // 2i+1, each in its low 16 bits with 0 above (for add_scaled).
-    const __m512i scales = _mm512_broadcast_i32x4(_mm256_castsi256_si128(scales_mins));
-    __m512i levels[N];
-    for (int t = 0; t < N; ++t) levels[t] = _mm512_setzero_si512();
-    for (int i = 0; i < 4; ++i) {
-      const __m256i raw = load256(wb.qs + 32 * i);
-      const __m512i q =
-          _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1), low4);
-      const int lo = int(0x80800000u | unsigned(0x0100 + 0x0404 * i)), hi = int(0x80800000u | unsigned(0x0302 + 0x0404 * i));
-      const __m512i s = _mm512_shuffle_epi8(scales, _mm512_set_epi32(hi, hi, hi, hi, hi, hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo));
-      for (int t = 0; t < N; ++t)
-        levels[t] = add_scaled(levels[t], _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, load512(xs[t][b].qs + 64 * i)), s);
-    }
     for (int t = 0; t < N; ++t)
-      out[t] = _mm256_hadd_epi32(fold_halves(levels[t]), _mm256_madd_epi16(scales_mins, x_sub[t]));
+      out[t] = _mm256_hadd_epi32(fold_halves(lv[t]), _mm256_madd_epi16(scales_mins, x_sub[t]));
+  }
+
+  // Tokens in lanes (KQuantRowsByToken): side.sums[0] and [1] hold the 8 sub-block sums of
+  // tokens 0-3 and 4-7, a token per 128-bit lane; the mins term sum_j min_j * (sub-block sum j)
+  // in 4 lanes of each token's 128-bit lane.
+  static void token_side(const BlockQ8_K& x, int t, TokenSide& side) {
+    _mm_store_si128(reinterpret_cast<__m128i*>(side.sums[t / 4] + 8 * (t % 4)), _mm256_extracti128_si256(sub_block_sums(x), 1));
+  }
+  template <int N>
+  static void side_terms(const Block& wb, const TokenSide& side, __m512i& lo, __m512i& hi) {
+    const __m512i mins = _mm512_broadcast_i32x4(_mm256_extracti128_si256(scales_mins_k4_i16(wb.scales), 1));
+    lo = _mm512_madd_epi16(load512(side.sums[0]), mins);
+    hi = N > 4 ? _mm512_madd_epi16(load512(side.sums[1]), mins) : _mm512_setzero_si512();
+  }
+  // acc + d dx levels - dmin dx mins: the two multiply-adds of KQuantRows8, a row's lane per token.
+  static __m256 weigh(const Block& wb, __m256 dx, __m256i levels, __m256i mins, __m256 acc) {
+    const __m256 d = _mm256_set1_ps(half_to_float(wb.d)), neg_dmin = _mm256_set1_ps(-half_to_float(wb.dmin));
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(levels), acc);
+    return _mm256_fmadd_ps(_mm256_mul_ps(neg_dmin, dx), _mm256_cvtepi32_ps(mins), acc);
   }
 };
-template <int N> using Q4KRows8 = KQuantRows8<N, Q4KFormat512>;
+template <int N> using Q4KRows8 = KQuantRows512<N, Q4KFormat512>;
 
 struct alignas(64) Q4KTile {
   uint8_t q[8][4][64];   // [sub-block j][column octet g][8 * row + c] = level(row, 32 j + 8 g + c)
@@ -170,14 +313,14 @@ struct Q4KTileTokens {
 struct Q6KFormat512 {
   using Block = BlockQ6_K;
   static constexpr bool kMins = false;
+  // Per token, 16 lanes whose sum is sum_g scale_g * (levels of group g, +32 bias kept . activations).
   template <int N>
-  static void sums(const Block& wb, const BlockQ8_K* const* xs, int64_t b, const __m256i*, __m256i* out) {
+  static void levels(const Block& wb, const BlockQ8_K* const* xs, int64_t b, __m512i* out) {
     const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(3);
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
     // Shifts of the high bits for elements 0-31 and 32-63 of each half (2 bits per 32 elements).
     const __m512i shift_a = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0), shift_b = _mm512_set_epi64(6, 6, 6, 6, 4, 4, 4, 4);
-    __m512i levels[N];
-    for (int t = 0; t < N; ++t) levels[t] = _mm512_setzero_si512();
+    for (int t = 0; t < N; ++t) out[t] = _mm512_setzero_si512();
     for (int h = 0; h < 2; ++h) {
       const __m512i ql = load512(wb.ql + 64 * h);
       const __m512i qh = _mm512_broadcast_i64x4(load256(wb.qh + 32 * h));
@@ -186,29 +329,55 @@ struct Q6KFormat512 {
                                          _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, shift_a), low2), 4));
       const __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
                                          _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, shift_b), low2), 4));
-      // Scales 8h..8h+7 in every 128-bit lane; 128-bit lane L of a 64-element vector covers group
-      // 4m + L: its 32-bit lanes take that scale in their low 16 bits, 0 above (for add_scaled).
+      // Scales 8h..8h+7 in every 128-bit lane; 128-bit lane L of qa covers group L of the half,
+      // of qb group 4 + L.
       const __m512i scales = _mm512_broadcast_i32x4(h == 0 ? _mm256_castsi256_si128(sc16) : _mm256_extracti128_si256(sc16, 1));
-      const int z = int(0x80800000u);
-      const __m512i pick_a = _mm512_set_epi32(z | 0x0706, z | 0x0706, z | 0x0706, z | 0x0706, z | 0x0504, z | 0x0504,
-                                              z | 0x0504, z | 0x0504, z | 0x0302, z | 0x0302, z | 0x0302, z | 0x0302,
-                                              z | 0x0100, z | 0x0100, z | 0x0100, z | 0x0100);
-      const __m512i pick_b = _mm512_add_epi32(pick_a, _mm512_set1_epi32(0x0808));
-      const __m512i sa = _mm512_shuffle_epi8(scales, pick_a), sb = _mm512_shuffle_epi8(scales, pick_b);
-      // One 4-term sum reaches 4 * 63 * 127 = 32004: 16 bits, scaled exactly by vpdpwssd.
+      int pick[16];
+      for (int lane = 0; lane < 4; ++lane)
+        for (int k = 0; k < 4; ++k) pick[4 * lane + k] = pick_word2(k < 2 ? lane : lane + 4);
+      const __m512i s = _mm512_shuffle_epi8(scales, _mm512_loadu_si512(pick));
+      // One 4-term sum reaches 4 * 63 * 127 = 32004: 16 bits, packed and scaled exactly.
       for (int t = 0; t < N; ++t) {
         const int8_t* xq = xs[t][b].qs + 128 * h;
-        levels[t] = add_scaled(levels[t], _mm512_dpbusd_epi32(_mm512_setzero_si512(), qa, load512(xq)), sa);
-        levels[t] = add_scaled(levels[t], _mm512_dpbusd_epi32(_mm512_setzero_si512(), qb, load512(xq + 64)), sb);
+        out[t] = add_scaled_pair(out[t], _mm512_dpbusd_epi32(_mm512_setzero_si512(), qa, load512(xq)),
+                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), qb, load512(xq + 64)), s);
       }
     }
+  }
+  template <int N>
+  static void sums(const Block& wb, const BlockQ8_K* const* xs, int64_t b, const __m256i*, __m256i* out) {
+    __m512i lv[N];
+    levels<N>(wb, xs, b, lv);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
     // The +32 bias: subtract 32 * sum_g scale_g * (sum of activation group g).
     for (int t = 0; t < N; ++t)
-      out[t] = _mm256_sub_epi32(fold_halves(levels[t]),
-                                _mm256_slli_epi32(_mm256_madd_epi16(load256(xs[t][b].bsums), sc16), 5));
+      out[t] = _mm256_sub_epi32(fold_halves(lv[t]), _mm256_slli_epi32(_mm256_madd_epi16(load256(xs[t][b].bsums), sc16), 5));
+  }
+
+  // Tokens in lanes (KQuantRowsByToken): side.sums[0] and [1] hold the group sums 0-7 of tokens
+  // 0-3 and 4-7, a token per 128-bit lane, [2] and [3] groups 8-15; the bias term
+  // sum_g scale_g * (group sum g) in 4 lanes of each token's 128-bit lane.
+  static void token_side(const BlockQ8_K& x, int t, TokenSide& side) {
+    const __m256i sums = load256(x.bsums);
+    _mm_store_si128(reinterpret_cast<__m128i*>(side.sums[t / 4] + 8 * (t % 4)), _mm256_castsi256_si128(sums));
+    _mm_store_si128(reinterpret_cast<__m128i*>(side.sums[2 + t / 4] + 8 * (t % 4)), _mm256_extracti128_si256(sums, 1));
+  }
+  template <int N>
+  static void side_terms(const Block& wb, const TokenSide& side, __m512i& lo, __m512i& hi) {
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
+    const __m512i sc_lo = _mm512_broadcast_i32x4(_mm256_castsi256_si128(sc16));
+    const __m512i sc_hi = _mm512_broadcast_i32x4(_mm256_extracti128_si256(sc16, 1));
+    lo = _mm512_add_epi32(_mm512_madd_epi16(load512(side.sums[0]), sc_lo), _mm512_madd_epi16(load512(side.sums[2]), sc_hi));
+    hi = N > 4 ? _mm512_add_epi32(_mm512_madd_epi16(load512(side.sums[1]), sc_lo), _mm512_madd_epi16(load512(side.sums[3]), sc_hi))
+               : _mm512_setzero_si512();
+  }
+  // acc + d dx (levels - 32 bias): KQuantRows8's multiply-add, a row's lane per token.
+  static __m256 weigh(const Block& wb, __m256 dx, __m256i levels, __m256i bias, __m256 acc) {
+    const __m256 d = _mm256_set1_ps(half_to_float(wb.d));
+    return _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(_mm256_sub_epi32(levels, _mm256_slli_epi32(bias, 5))), acc);
   }
 };
-template <int N> using Q6KRows8 = KQuantRows8<N, Q6KFormat512>;
+template <int N> using Q6KRows8 = KQuantRows512<N, Q6KFormat512>;
 
 struct alignas(64) Q6KTile {
   uint8_t q[16][2][64];   // [group k of 16 columns][column octet g][8 * row + c] = level (0..63)
