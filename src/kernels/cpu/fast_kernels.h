@@ -164,6 +164,17 @@ constexpr int64_t kAmxMinTokens = 17;
 // matmul_amx.cpp for the bound). Only call when use_amx().
 void matmul_amx_bf16(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
+// Q8_0, Q4_K and Q6_K weights on AMX int8 tiles (matmul_amx_int8.cpp), bit-identical to the row
+// kernels: products of amx_int8_min_tokens(type) tokens or more go there (the maximum int64 for
+// other types), fewer stay on the AVX-512 kernels, which read the rows in place.
+constexpr int64_t kAmxQ8_0MinTokens = 8;
+constexpr int64_t kAmxQ4KMinTokens = 8;
+constexpr int64_t kAmxQ6KMinTokens = 8;
+int64_t amx_int8_min_tokens(DType type);
+// y = w x from the activations quantized for the weight type's row kernel (xq: n_tokens rows
+// x_stride bytes apart). Only call when use_amx() and n_tokens >= amx_int8_min_tokens(w.type).
+void matmul_amx_int8(const Matrix& w, const uint8_t* xq, int64_t x_stride, int64_t n_tokens, float* y, ThreadPool& pool);
+
 // The row kernel matmul uses for a weight type on this CPU under this CSQ_KERNELS, or nullptr
 // (the reference).
 const RowKernel* matmul_row_kernel(DType weight_type);

@@ -245,6 +245,10 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
     });
     xq = dst;
   }
+#if CSQ_X86_KERNELS
+  if (n_tokens >= cpu::amx_int8_min_tokens(w.type) && cpu::use_amx())
+    return cpu::matmul_amx_int8(w, xq, x_stride, n_tokens, y, pool);
+#endif
 
   // Rows [r0, r1) for every token through the row kernel, a tile of tokens at a time so each
   // row is decoded once per tile while the tile's activations stay in cache.
