@@ -106,62 +106,68 @@ void pack_q8x32_group(const uint8_t* xq, int64_t x_stride, int64_t n_tok, int64_
 // ---- K-quant blocks unpacked for the tile product ----
 
 struct alignas(64) KBlock {
-  int8_t planes[2][kBand][QK_K];  // [low 7 bits | high part][row][column] of scale x level
+  uint8_t planes[2][kBand][QK_K];  // [low | high][row][column]: block sum = C_low + (C_high << kHighShift)
   float d[kBand];
   float neg_dmin[kBand];            // Q4_K
   int32_t min_pairs[kBand][4];      // Q4_K: [row][p] = min 2p | min 2p+1 << 16
 };
 
-// 64 signed levels v times their scales sw (int16, one per pair of levels) into the two planes.
-inline void split_products(__m512i v, __m512i sw, int8_t* low, int8_t* high) {
-  const __m512i even = _mm512_srai_epi16(_mm512_slli_epi16(v, 8), 8), odd = _mm512_srai_epi16(v, 8);
-  const __m512i pe = _mm512_mullo_epi16(even, sw), po = _mm512_mullo_epi16(odd, sw);
-  const __mmask64 odd_bytes = 0xAAAAAAAAAAAAAAAAull;
-  // Each product's low byte (its low 7 bits kept), and bits 7..14: the product >> 7, which fits a byte.
-  const __m512i lo = _mm512_and_si512(_mm512_mask_blend_epi8(odd_bytes, pe, _mm512_slli_epi16(po, 8)), _mm512_set1_epi8(0x7F));
-  const __m512i hi = _mm512_mask_blend_epi8(odd_bytes, _mm512_srai_epi16(pe, 7), _mm512_slli_epi16(po, 1));
-  _mm512_storeu_si512(low, lo);
-  _mm512_storeu_si512(high, hi);
+// Word j of the result is scales[first + kSpan[j]] (scales: int16 words of a 512-bit vector).
+alignas(64) constexpr int16_t kHalves[32] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                             1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+alignas(64) constexpr int16_t kQuarters[32] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                               2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
+inline __m512i spread_scales(__m512i scales, int first, const int16_t* span) {
+  return _mm512_permutexvar_epi16(_mm512_add_epi16(_mm512_load_si512(span), _mm512_set1_epi16(int16_t(first))), scales);
 }
 
-// Word j of the result is scales[first + j / span] (scales: int16 words of a 512-bit vector).
-inline __m512i spread_scales(__m512i scales, int first, int span) {
-  alignas(64) int16_t idx[32];
-  for (int j = 0; j < 32; ++j) idx[j] = int16_t(first + j / span);
-  return _mm512_permutexvar_epi16(_mm512_load_si512(idx), scales);
-}
-
+// Q4_K: the 6-bit scale s = 8 s_high + s_low, and a level q (0..15) times either part fits a byte
+// (at most 105), so one vpmullw per plane forms both bytes of a word (the low byte's product never
+// carries into the high one): low plane q s_low, high plane q s_high, block sum C_low + 8 C_high.
 struct Q4KBand {
   using Block = BlockQ4_K;
   static constexpr bool kMins = true;
+  static constexpr int kHighShift = 3;
   static void unpack_row(const Block& wb, KBlock& k, int r) {
     k.d[r] = half_to_float(wb.d);
     k.neg_dmin[r] = -half_to_float(wb.dmin);
-    alignas(16) uint8_t scales[16] = {}, mins[8];
-    unpack_scales_k4(wb.scales, scales, mins);
-    for (int p = 0; p < 4; ++p) k.min_pairs[r][p] = int32_t(uint32_t(mins[2 * p]) | uint32_t(mins[2 * p + 1]) << 16);
-    const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(scales))));
+    // Scales and mins in registers (through memory, small stores and a wide load stall on forwarding).
+    const __m256i scales_mins = scales_mins_k4_i16(wb.scales);  // words 0-7 scales, 8-15 mins
+    _mm_store_si128(reinterpret_cast<__m128i*>(k.min_pairs[r]), _mm256_extracti128_si256(scales_mins, 1));
+    const __m512i sc = _mm512_castsi256_si512(scales_mins);
+    const __m512i sc_low = _mm512_and_si512(sc, _mm512_set1_epi16(7)), sc_high = _mm512_srli_epi16(sc, 3);
     const __m512i low4 = _mm512_set1_epi8(0x0F);
     for (int i = 0; i < 4; ++i) {
       // Elements 64i .. 64i+63: sub-block 2i in the low nibbles, 2i+1 in the high ones.
       const __m256i raw = load256(wb.qs + 32 * i);
       const __m512i v = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1), low4);
-      split_products(v, spread_scales(sc, 2 * i, 16), k.planes[0][r] + 64 * i, k.planes[1][r] + 64 * i);
+      _mm512_storeu_si512(k.planes[0][r] + 64 * i, _mm512_mullo_epi16(v, spread_scales(sc_low, 2 * i, kHalves)));
+      _mm512_storeu_si512(k.planes[1][r] + 64 * i, _mm512_mullo_epi16(v, spread_scales(sc_high, 2 * i, kHalves)));
     }
   }
 };
 
+// Q6_K: p = scale x (level - 32), |p| <= 4096, formed in 16 bits: low plane its low byte
+// (unsigned), high plane p >> 8 (-16..16), block sum C_low + 256 C_high.
 struct Q6KBand {
   using Block = BlockQ6_K;
   static constexpr bool kMins = false;
+  static constexpr int kHighShift = 8;
   static void unpack_row(const Block& wb, KBlock& k, int r) {
     k.d[r] = half_to_float(wb.d);
-    alignas(64) uint8_t levels[QK_K];
-    q6k_levels(wb, levels);
     const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales))));
+    const __mmask64 odd_bytes = 0xAAAAAAAAAAAAAAAAull;
+    __m256i q[8];
+    q6k_half_levels(wb, 0, q);
+    q6k_half_levels(wb, 1, q + 4);
     for (int i = 0; i < 4; ++i) {
-      const __m512i v = _mm512_sub_epi8(_mm512_load_si512(levels + 64 * i), _mm512_set1_epi8(32));
-      split_products(v, spread_scales(sc, 4 * i, 8), k.planes[0][r] + 64 * i, k.planes[1][r] + 64 * i);
+      const __m512i levels = _mm512_inserti64x4(_mm512_castsi256_si512(q[2 * i]), q[2 * i + 1], 1);
+      const __m512i v = _mm512_sub_epi8(levels, _mm512_set1_epi8(32));
+      const __m512i sw = spread_scales(sc, 4 * i, kQuarters);
+      const __m512i pe = _mm512_mullo_epi16(_mm512_srai_epi16(_mm512_slli_epi16(v, 8), 8), sw);
+      const __m512i po = _mm512_mullo_epi16(_mm512_srai_epi16(v, 8), sw);
+      _mm512_storeu_si512(k.planes[0][r] + 64 * i, _mm512_mask_blend_epi8(odd_bytes, pe, _mm512_slli_epi16(po, 8)));
+      _mm512_storeu_si512(k.planes[1][r] + 64 * i, _mm512_mask_blend_epi8(odd_bytes, _mm512_srli_epi16(pe, 8), po));
     }
   }
 };
@@ -187,7 +193,7 @@ struct Lookahead {
 template <typename Format>
 void unpack_block(const Lookahead& ahead, int n_rows, int64_t b, KBlock& k) {
   using Block = typename Format::Block;
-  constexpr int64_t kAhead = 4;  // blocks
+  constexpr int64_t kAhead = 8;  // blocks
   for (int r = 0; r < n_rows; ++r) {
     ahead.request(r, (b + kAhead) * int64_t(sizeof(Block)), sizeof(Block));
     Format::unpack_row(reinterpret_cast<const Block*>(ahead.band + r * ahead.w_row_bytes)[b], k, r);
@@ -195,7 +201,7 @@ void unpack_block(const Lookahead& ahead, int n_rows, int64_t b, KBlock& k) {
 }
 
 // acc[r][t] += the block's contribution, in the row kernels' order: d dx levels, then -dmin dx mins.
-template <bool kMins>
+template <bool kMins, int kHighShift>
 void weigh_kquant(const int32_t* c_low, const int32_t* c_high, const KBlock& k, const float* dx, const int32_t* sub_pairs,
                   float* acc) {
   const __m512 dxv = _mm512_loadu_ps(dx);
@@ -203,7 +209,7 @@ void weigh_kquant(const int32_t* c_low, const int32_t* c_high, const KBlock& k, 
   if constexpr (kMins)
     for (int p = 0; p < 4; ++p) sub[p] = _mm512_loadu_si512(sub_pairs + p * kGroup);
   for (int r = 0; r < kBand; ++r) {
-    const __m512i levels = _mm512_add_epi32(_mm512_load_si512(c_low + 16 * r), _mm512_slli_epi32(_mm512_load_si512(c_high + 16 * r), 7));
+    const __m512i levels = _mm512_add_epi32(_mm512_load_si512(c_low + 16 * r), _mm512_slli_epi32(_mm512_load_si512(c_high + 16 * r), kHighShift));
     __m512 a = _mm512_loadu_ps(acc + 16 * r);
     a = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(k.d[r]), dxv), _mm512_cvtepi32_ps(levels), a);
     if constexpr (kMins) {
@@ -229,38 +235,38 @@ void kquant_block_groups(const KBlock& k, int64_t b, const GroupView& ga, const 
     _tile_loadd(4, k.planes[0][0] + 64 * s, QK_K);
     _tile_loadd(5, k.planes[1][0] + 64 * s, QK_K);
     _tile_loadd(6, ga.q + (b * QK_K + 64 * s) * kGroup, 64);
-    _tile_dpbssd(0, 4, 6);
+    _tile_dpbusd(0, 4, 6);
     _tile_dpbssd(1, 5, 6);
     if (gb) {
       _tile_loadd(7, gb->q + (b * QK_K + 64 * s) * kGroup, 64);
-      _tile_dpbssd(2, 4, 7);
+      _tile_dpbusd(2, 4, 7);
       _tile_dpbssd(3, 5, 7);
     }
   }
   _tile_stored(0, c[0], 64);
   _tile_stored(1, c[1], 64);
-  weigh_kquant<Format::kMins>(c[0], c[1], k, ga.dx + b * kGroup, Format::kMins ? ga.sub_pairs + b * 4 * kGroup : nullptr, acc_a);
+  weigh_kquant<Format::kMins, Format::kHighShift>(c[0], c[1], k, ga.dx + b * kGroup, Format::kMins ? ga.sub_pairs + b * 4 * kGroup : nullptr, acc_a);
   if (gb) {
     _tile_stored(2, c[2], 64);
     _tile_stored(3, c[3], 64);
-    weigh_kquant<Format::kMins>(c[2], c[3], k, gb->dx + b * kGroup, Format::kMins ? gb->sub_pairs + b * 4 * kGroup : nullptr, acc_b);
+    weigh_kquant<Format::kMins, Format::kHighShift>(c[2], c[3], k, gb->dx + b * kGroup, Format::kMins ? gb->sub_pairs + b * 4 * kGroup : nullptr, acc_b);
   }
 }
 
 template <typename Format>
 void kquant_band(const Lookahead& ahead, int n_rows, int64_t n_blocks, const std::vector<GroupView>& groups, float* acc) {
-  thread_local KBlock blocks[2];
+  thread_local KBlock blocks[4];
   for (KBlock& k : blocks)
     if (n_rows < kBand) std::memset(&k, 0, sizeof k);
   unpack_block<Format>(ahead, n_rows, 0, blocks[0]);
   const int64_t n_groups = int64_t(groups.size());
   for (int64_t b = 0; b < n_blocks; ++b) {
-    const KBlock& k = blocks[b & 1];
+    const KBlock& k = blocks[b & 3];
     for (int64_t g = 0; g < n_groups; g += 2) {
       const GroupView* second = g + 1 < n_groups ? &groups[size_t(g + 1)] : nullptr;
       kquant_block_groups<Format>(k, b, groups[size_t(g)], second, acc + g * 256, acc + (g + 1) * 256);
       // The next block unpacked while the tile unit works on this one.
-      if (g == 0 && b + 1 < n_blocks) unpack_block<Format>(ahead, n_rows, b + 1, blocks[(b + 1) & 1]);
+      if (g == 0 && b + 1 < n_blocks) unpack_block<Format>(ahead, n_rows, b + 1, blocks[(b + 1) & 3]);
     }
   }
 }
