@@ -31,9 +31,9 @@ void matmul_ref(const Matrix& w, const float* x, int64_t n_tokens, float* y, Thr
 // for F32/F16/BF16/Q8_0/Q4_K/Q6_K, bit-identical to the AVX2 ones; on 64-bit ARM NEON kernels for
 // the same types, bit-identical too), the reference otherwise;
 // CSQ_KERNELS=avx2 keeps an AVX-512 CPU on the AVX2 kernels. On CPUs with AMX (and an OS that
-// grants it) BF16 weights take the AMX tile product from cpu::kAmxMinTokens tokens on, each
-// activation split into two bf16 parts as with bf16dp below (same bound, not bit-identical to
-// the row kernels of shorter products); CSQ_KERNELS=avx512 turns AMX off. CSQ_KERNELS=bf16dp (CPUs with
+// grants it) every BF16 product takes the AMX tile product, each activation split into two bf16
+// parts as with bf16dp below (same bound; not bit-identical to the float row kernels, which AMX
+// replaces for every token count); CSQ_KERNELS=avx512 turns AMX off. CSQ_KERNELS=bf16dp (CPUs with
 // AVX512-BF16) gives BF16 weights the bf16 dot product instead, each activation split into two
 // bf16 parts (a result within 2^-16 * sum |w_i x_i| of the float product, not bit-identical to it). The integer kernels
 // round the activations to 8 bits per block first, exactly as llama.cpp's CPU backend does

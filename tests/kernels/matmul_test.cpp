@@ -55,18 +55,18 @@ Problem make_problem(const Case& c, uint32_t seed) {
 }
 
 // The activations as the kernel sees them: rounded to 8 bits for the quantized weight types, to
-// the sum of two bf16 parts for BF16 weights on the bf16 dot product.
-std::vector<float> kernel_activations(const cpu::RowKernel& k, const float* x, int64_t cols) {
-  std::vector<uint8_t> q(size_t(cpu::act_row_bytes(k.act, cols)));
-  cpu::quantize_act(k.act, x, q.data(), cols);
+// the sum of two bf16 parts for BF16 weights on the bf16 dot product or AMX.
+std::vector<float> kernel_activations(cpu::ActFormat act, const float* x, int64_t cols) {
+  std::vector<uint8_t> q(size_t(cpu::act_row_bytes(act, cols)));
+  cpu::quantize_act(act, x, q.data(), cols);
   std::vector<float> out(static_cast<size_t>(cols));
-  if (k.act == cpu::ActFormat::Q8x32) {
+  if (act == cpu::ActFormat::Q8x32) {
     const auto* b = reinterpret_cast<const cpu::BlockQ8x32*>(q.data());
     for (int64_t i = 0; i < cols; ++i) out[size_t(i)] = b[i / 32].d * float(b[i / 32].qs[i % 32]);
-  } else if (k.act == cpu::ActFormat::Q8K) {
+  } else if (act == cpu::ActFormat::Q8K) {
     const auto* b = reinterpret_cast<const quants::BlockQ8_K*>(q.data());
     for (int64_t i = 0; i < cols; ++i) out[size_t(i)] = b[i / 256].d * float(b[i / 256].qs[i % 256]);
-  } else if (k.act == cpu::ActFormat::BF16) {
+  } else if (act == cpu::ActFormat::BF16) {
     const auto* b = reinterpret_cast<const uint16_t*>(q.data());
     for (int64_t i = 0; i < cols; ++i) out[size_t(i)] = bf16_to_f32(b[i]) + bf16_to_f32(b[cols + i]);  // exact
   } else {
@@ -93,7 +93,9 @@ TEST_P(FastMatmul, MatchesReference) {
   std::vector<float> wrow(size_t(c.cols));
   for (int64_t t = 0; t < c.tokens; ++t) {
     const float* xt = p.x.data() + t * c.cols;
-    const std::vector<float> xq = kernel_activations(*kernel, xt, c.cols);
+    // AMX splits BF16 weights' activations as the bf16 dot product does.
+    const bool amx = matmul_arithmetic(c.type) == MatmulArithmetic::AmxBF16Split;
+    const std::vector<float> xq = kernel_activations(amx ? cpu::ActFormat::BF16 : kernel->act, xt, c.cols);
     for (int64_t r = 0; r < c.rows; ++r) {
       dequantize_row(c.type, p.w.row(r), wrow.data(), c.cols);
       // Exact product with the kernel's own activation levels: only float rounding may differ.

@@ -1,7 +1,8 @@
 // Batched generation: a decode step of N streams (one forward pass, one token of every stream)
 // gives each stream exactly what decoding it alone gives, for every weight type with a batched
 // kernel (Q4_K, Q6_K, Q8_0; BF16 through the HF fixture), at 8 streams (AVX-512: rows read in place,
-// one pass) and 16 (unpacked tiles). The kernel tests cover every count from 1 to 16.
+// one pass), 16 (unpacked tiles) and 20 (BF16 on AMX: past one 16-token tile). The kernel tests
+// cover every count from 1 to 16.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -36,9 +37,8 @@ struct Trace {
   std::vector<float> logits;    // every step's logits, concatenated
 };
 
-// Streams [0, n) decoded together: each prompt on its own (as the scheduler's prompt chunks; a
-// 40-token batch of prompts would take AMX's BF16 prompt tiles, which are not the row kernels'
-// bits), then kSteps steps each decoding one token of every stream in one forward pass.
+// Streams [0, n) decoded together: each prompt on its own (as the scheduler prefills prompt
+// chunks), then kSteps steps each decoding one token of every stream in one forward pass.
 std::vector<Trace> decode_together(const Model& model, int n, ThreadPool& pool) {
   const int64_t vocab = model.config().vocab_size;
   KvCache cache(model.config(), n, kPrompt + kSteps + 1);
@@ -92,8 +92,8 @@ TEST_P(BatchedDecode, EveryStreamGetsWhatItGetsAlone) {
   const auto model = Model::load(test::fixture(GetParam()));
   ThreadPool pool(2);
   std::vector<Trace> alone;
-  for (int s = 0; s < 16; ++s) alone.push_back(decode_alone(*model, s, pool));
-  for (int n : {8, 16}) {
+  for (int s = 0; s < 20; ++s) alone.push_back(decode_alone(*model, s, pool));
+  for (int n : {8, 16, 20}) {
     const std::vector<Trace> together = decode_together(*model, n, pool);
     for (int s = 0; s < n; ++s) {
       SCOPED_TRACE(GetParam() + ": stream " + std::to_string(s) + " of " + std::to_string(n));

@@ -158,10 +158,10 @@ const char* amx_unavailable_reason();
 // cpu_has_amx() and use_avx512(), unless CSQ_KERNELS (avx512, avx2, bf16dp, float, reference)
 // asks for another kernel set.
 bool use_amx();
-// BF16 weights from this many tokens on go to the AMX tile product (fewer: the row kernels).
-constexpr int64_t kAmxMinTokens = 17;
 // y = w x for BF16 weights on AMX, each activation split into two bf16 parts (see
-// matmul_amx.cpp for the bound). Only call when use_amx().
+// matmul_amx.cpp for the bound): every BF16 product where use_amx(), whatever its token count, so
+// that a token's result never depends on how many others share its product (decode steps, prompt
+// chunks). Only call when use_amx().
 void matmul_amx_bf16(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
 // Q8_0, Q4_K and Q6_K weights on AMX int8 tiles (matmul_amx_int8.cpp), bit-identical to the row

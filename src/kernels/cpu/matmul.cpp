@@ -228,7 +228,7 @@ const RowKernel* matmul_row_kernel(DType type) {
 
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
 #if CSQ_X86_KERNELS
-  if (w.type == DType::BF16 && n_tokens >= cpu::kAmxMinTokens && cpu::use_amx())
+  if (w.type == DType::BF16 && cpu::use_amx())
     return cpu::matmul_amx_bf16(w, x, n_tokens, y, pool);
 #endif
   const cpu::RowKernel* kernel = cpu::matmul_row_kernel(w.type);

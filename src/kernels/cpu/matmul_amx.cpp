@@ -1,21 +1,28 @@
 // BF16 weights on Intel AMX (TDPBF16PS: a 16 x 16 float tile += 16 x 32 bf16 times 32 x 16 bf16,
-// 8192 multiply-adds per instruction) for prompts of kAmxMinTokens tokens or more, and the AMX
+// 8192 multiply-adds per instruction) for every product of BF16 weights, and the AMX
 // enablement: CPUID, the OS's saved state (XCR0) and Linux's per-process permission for the 8 KB
 // of tile data (arch_prctl ARCH_REQ_XCOMP_PERM). Compiled for AMX with a pragma and called only
 // after use_amx().
 //
 // The weights stay as stored: a tile of 16 rows x 32 columns is 16 rows of 64 bytes, loaded in
 // place with the row length as stride, so nothing is repacked and the memory stays that of the
-// file. The activations are packed once per product into the tile layout of the second operand
-// (per 16 tokens: pair rows of [token][2 columns]), each split into two bf16 parts as on the
-// AVX512-BF16 kernel, x = hi + lo + r with hi = bf16(x), lo = bf16(x - hi), |r| <= 2^-16 |x|:
-// activations rounded once to bf16 miss the engine's fixture tolerances by a factor of four. The
-// bf16 x bf16 products are exact in float, so a result lies within 2^-16 * sum |w_i x_i| of the
-// float product plus float accumulation (the instruction treats bf16 subnormals, below 1.2e-38, as
-// zero). Each (row, token) result is one accumulator that takes, 32 columns at a time in column
-// order, the hi step and then the lo step: it does not depend on the thread count or on which
-// other tokens share its tile, but it is not bit-identical to the row kernels that generation
-// uses (a product of fewer than kAmxMinTokens tokens).
+// file. The activations are packed once per product into the tile layout of the second operand,
+// each split into two bf16 parts as on the AVX512-BF16 kernel, x = hi + lo + r with hi = bf16(x),
+// lo = bf16(x - hi), |r| <= 2^-16 |x| (activations rounded once to bf16 miss the engine's fixture
+// tolerances by a factor of four): per 8 tokens one tile column set, pair rows of [slot][2 columns]
+// with token t's hi part in slot t and its lo part in slot 8 + t, so one tile product takes both
+// parts of 8 tokens. The bf16 x bf16 products are exact in float, so a result lies within
+// 2^-16 * sum |w_i x_i| of the float product plus float accumulation (the instruction treats bf16
+// subnormals, below 1.2e-38, as zero). Each (row, token) result is two accumulators (hi, lo) that
+// take 32 columns at a time in column order, added at the end: it does not depend on the thread
+// count or on which other tokens share its tile or its product.
+//
+// It is not bit-identical to the float row kernels, so on AMX every BF16 product takes it, whatever
+// its token count: a stream decoded alone gets the bits it gets in a decode batch of 16 or a
+// prompt. Hi and lo sharing a tile halves a decode step's tile products (a token alone uses 2 of a
+// product's 16 slots instead of 2 products' 1 of 16), which makes one token as cheap as the float
+// row kernel. csq_matmul_bench, Qwen3-4B FFN matrix from memory, 2 threads, one run: 1 token
+// 30.0 GB/s (float row kernel 22.9); 4, 8, 16 tokens 1.70, 1.75, 2.07 ms (2.50, 3.11, 4.87).
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <cpuid.h>
@@ -96,20 +103,20 @@ void configure_tiles() {
   _tile_loadconfig(&config);
 }
 
-constexpr int64_t kGroup = 16;       // tokens per activation tile
+constexpr int64_t kGroup = 8;        // tokens per activation tile: hi parts in slots 0-7, lo in 8-15
 constexpr int64_t kStep = 32;        // columns per tile product
 constexpr int64_t kBlockRows = 32;   // weight rows per task (two weight tiles)
 constexpr int64_t kChunkSteps = 16;  // steps per column chunk (512 columns)
 
-// Bytes of one part (hi or lo) of one 16-token group: cols_pad / 2 pair rows of 64 bytes.
-inline int64_t part_bytes(int64_t cols_pad) { return cols_pad / 2 * 64; }
+// Bytes of one group's activation tiles: cols_pad / 2 pair rows of 64 bytes.
+inline int64_t group_bytes(int64_t cols_pad) { return cols_pad / 2 * 64; }
 
-// Packs tokens [t0, t0 + n) (n <= 16) of x into group g's two parts at dst: element (token t,
-// column c) at pair row c / 2, token slot t, half c % 2. Columns past cols and missing tokens stay 0.
-void pack_group(const float* x, int64_t cols, int64_t n, int64_t cols_pad, uint16_t* dst) {
-  std::memset(dst, 0, size_t(2 * part_bytes(cols_pad)));
-  uint16_t* hi_part = dst;
-  uint16_t* lo_part = dst + part_bytes(cols_pad) / 2;
+// Packs tokens [t0, t0 + n) (n <= 8) of x into one group's tiles at dst: the hi part of token t,
+// column c at pair row c / 2, slot t, half c % 2, its lo part in slot 8 + t; columns past cols are
+// 0. The slots of missing tokens keep what they held: column s of a result tile depends on slot s
+// alone, and the results of missing tokens are never read (a decode step of a few tokens clears
+// no tile).
+void pack_group(const float* x, int64_t cols, int64_t n, uint8_t* dst) {
   // Pair p of a 32-column step goes to pair row p: 16 dwords 64 bytes apart.
   const __m512i pair_rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                                _mm512_set1_epi32(64));
@@ -127,40 +134,37 @@ void pack_group(const float* x, int64_t cols, int64_t n, int64_t cols_pad, uint1
       const __m512 h1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(hi_bits, 1)), 16));
       const __m512i lo_bits = (__m512i)_mm512_cvtne2ps_pbh(_mm512_sub_ps(v1, h1), _mm512_sub_ps(v0, h0));
       // Dword p of each is the column pair (c + 2p, c + 2p + 1).
-      const int64_t offset = c / 2 * 64 + t * 4;  // bytes
-      _mm512_i32scatter_epi32(reinterpret_cast<uint8_t*>(hi_part) + offset, pair_rows, hi_bits, 1);
-      _mm512_i32scatter_epi32(reinterpret_cast<uint8_t*>(lo_part) + offset, pair_rows, lo_bits, 1);
+      uint8_t* row = dst + c / 2 * 64;
+      _mm512_i32scatter_epi32(row + t * 4, pair_rows, hi_bits, 1);
+      _mm512_i32scatter_epi32(row + (kGroup + t) * 4, pair_rows, lo_bits, 1);
     }
   }
 }
 
 // C tiles of one block (tmm0: rows 0-15 x group a, tmm1: rows 0-15 x group b, tmm2: rows 16-31 x
 // group a, tmm3: rows 16-31 x group b) += the steps [0, n_steps) of weights w (row stride w_stride
-// bytes) times the two parts of groups a and b. With `prefetch`, each step also requests the
-// block's weights one chunk ahead: 32 strided rows are more streams than the hardware prefetcher
-// follows, and the weight loads waited on memory for half the cycles without it.
-void block_steps(const uint8_t* w, int64_t w_stride, const uint8_t* group_a, const uint8_t* group_b,
-                 int64_t lo_offset, int64_t n_steps, bool prefetch) {
+// bytes) times groups a and b; without kPair, group a alone (tmm0 and tmm2 take the same
+// instructions, so a token's result does not depend on whether its group has a partner).
+// With `ahead`, step k also requests the 32 rows (ahead_stride bytes apart) of step k's columns
+// at `ahead`: the block's next chunk, or after its last chunk the next block's first. 32 strided
+// rows are more streams than the hardware prefetcher follows, and the weight loads waited on
+// memory for half the cycles without it.
+template <bool kPair>
+void block_steps(const uint8_t* w, int64_t w_stride, const uint8_t* group_a, const uint8_t* group_b, int64_t n_steps,
+                 const uint8_t* ahead, int64_t ahead_stride) {
   for (int64_t k = 0; k < n_steps; ++k) {
     const uint8_t* wk = w + k * kStep * 2;
-    if (prefetch)
+    if (ahead)
       for (int r = 0; r < kBlockRows; ++r)
-        _mm_prefetch(reinterpret_cast<const char*>(wk + kChunkSteps * kStep * 2 + r * w_stride), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + k * kStep * 2 + r * ahead_stride), _MM_HINT_T0);
     _tile_loadd(4, wk, w_stride);
     _tile_loadd(5, wk + 16 * w_stride, w_stride);
-    const int64_t b = k * 1024;
-    _tile_loadd(6, group_a + b, 64);
-    _tile_loadd(7, group_b + b, 64);
+    _tile_loadd(6, group_a + k * 1024, 64);
+    if constexpr (kPair) _tile_loadd(7, group_b + k * 1024, 64);
     _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
+    if constexpr (kPair) _tile_dpbf16ps(1, 4, 7);
     _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
-    _tile_loadd(6, group_a + lo_offset + b, 64);
-    _tile_loadd(7, group_b + lo_offset + b, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
+    if constexpr (kPair) _tile_dpbf16ps(3, 5, 7);
   }
 }
 
@@ -170,22 +174,25 @@ void matmul_amx_bf16(const Matrix& w, const float* x, int64_t n_tokens, float* y
   const int64_t cols = w.cols, rows = w.rows, w_stride = w.row_bytes();
   const int64_t cols_pad = (cols + kStep - 1) / kStep * kStep;
   const int64_t body_steps = cols / kStep;
-  // Groups in pairs: an odd last group is paired with one of zeros.
+  // Groups in pairs; an odd last group goes alone.
   const int64_t n_groups = (n_tokens + kGroup - 1) / kGroup, n_pairs = (n_groups + 1) / 2;
-  const int64_t group_bytes = 2 * part_bytes(cols_pad);
+  const int64_t g_bytes = group_bytes(cols_pad);
   thread_local std::vector<uint8_t> scratch;
   // The pool's threads see the caller's buffer through this reference (a thread_local named
   // inside the lambdas would be each thread's own).
   std::vector<uint8_t>& packed = scratch;
-  packed.resize(size_t(2 * n_pairs * group_bytes));
-  pool.parallel_for(2 * n_pairs, [&](int64_t begin, int64_t end, int) {
+  packed.resize(size_t(n_groups * g_bytes));
+  pool.parallel_for(n_groups, [&](int64_t begin, int64_t end, int) {
     for (int64_t g = begin; g < end; ++g)
-      pack_group(x + g * kGroup * cols, cols, std::clamp<int64_t>(n_tokens - g * kGroup, 0, kGroup), cols_pad,
-                 reinterpret_cast<uint16_t*>(packed.data() + g * group_bytes));
+      pack_group(x + g * kGroup * cols, cols, std::min(kGroup, n_tokens - g * kGroup), packed.data() + g * g_bytes);
   });
 
   const int64_t n_blocks = (rows + kBlockRows - 1) / kBlockRows;
-  pool.parallel_for_dynamic(n_blocks, 1, [&](int64_t begin, int64_t end, int) {
+  // Runs of consecutive blocks (about 16 a thread), so that a block's last chunk can prefetch the
+  // next block: a decode step's few tokens leave too little work per chunk to hide a fresh
+  // block's first loads.
+  const int64_t grain = std::max<int64_t>(1, n_blocks / (16 * pool.size()));
+  pool.parallel_for_dynamic(n_blocks, grain, [&](int64_t begin, int64_t end, int) {
     configure_tiles();
     // The column tail of a full block, and a last partial block whole, from zero-padded copies
     // (weights past the matrix could be any bits, NaN included, and NaN x 0 is NaN).
@@ -215,8 +222,9 @@ void matmul_amx_bf16(const Matrix& w, const float* x, int64_t n_tokens, float* y
       for (int64_t k0 = 0; k0 < total_steps; k0 += kChunkSteps) {
         const int64_t k1 = std::min(total_steps, k0 + kChunkSteps), body_end = std::min(k1, steps);
         for (int64_t p = 0; p < n_pairs; ++p) {
-          const uint8_t* group_a = packed.data() + 2 * p * group_bytes;
-          const uint8_t* group_b = group_a + group_bytes;
+          const uint8_t* group_a = packed.data() + 2 * p * g_bytes;
+          const uint8_t* group_b = group_a + g_bytes;
+          const bool pair = 2 * p + 1 < n_groups;
           float* saved = acc.data() + p * 4 * 256;
           if (k0 == 0) {
             _tile_zero(0);
@@ -225,20 +233,31 @@ void matmul_amx_bf16(const Matrix& w, const float* x, int64_t n_tokens, float* y
             _tile_zero(3);
           } else {
             _tile_loadd(0, saved, 64);
-            _tile_loadd(1, saved + 256, 64);
             _tile_loadd(2, saved + 512, 64);
-            _tile_loadd(3, saved + 768, 64);
+            if (pair) {
+              _tile_loadd(1, saved + 256, 64);
+              _tile_loadd(3, saved + 768, 64);
+            }
           }
+          const auto steps_of = pair ? block_steps<true> : block_steps<false>;
+          // The first pair prefetches (the others find the chunk in L1).
+          const uint8_t* ahead = nullptr;
+          int64_t ahead_stride = stride;
+          if (p == 0 && k1 < steps) ahead = body + k1 * kStep * 2;
+          else if (p == 0 && blk + 1 < end && r0 + 2 * kBlockRows <= rows)
+            ahead = w.data + (r0 + kBlockRows) * w_stride, ahead_stride = w_stride;
           if (body_end > k0)
-            block_steps(body + k0 * kStep * 2, stride, group_a + k0 * 1024, group_b + k0 * 1024, part_bytes(cols_pad),
-                        body_end - k0, p == 0);
+            steps_of(body + k0 * kStep * 2, stride, group_a + k0 * 1024, group_b + k0 * 1024, body_end - k0, ahead,
+                     ahead_stride);
           if (tail && k1 > steps)
-            block_steps(tail, kStep * 2, group_a + steps * 1024, group_b + steps * 1024, part_bytes(cols_pad), 1, false);
+            steps_of(tail, kStep * 2, group_a + steps * 1024, group_b + steps * 1024, 1, nullptr, 0);
           if (k1 < total_steps) {
             _tile_stored(0, saved, 64);
-            _tile_stored(1, saved + 256, 64);
             _tile_stored(2, saved + 512, 64);
-            _tile_stored(3, saved + 768, 64);
+            if (pair) {
+              _tile_stored(1, saved + 256, 64);
+              _tile_stored(3, saved + 768, 64);
+            }
             continue;
           }
           // Out of the tiles (rows x tokens) into y (tokens x rows).
@@ -246,14 +265,15 @@ void matmul_amx_bf16(const Matrix& w, const float* x, int64_t n_tokens, float* y
             const int64_t t0 = (2 * p + group) * kGroup, rr = r0 + 16 * row_half;
             const int64_t n_t = std::min(kGroup, n_tokens - t0), n_r = std::min<int64_t>(16, rows - rr);
             for (int64_t i = 0; i < n_r; ++i)
-              for (int64_t t = 0; t < n_t; ++t) y[(t0 + t) * rows + rr + i] = out[i * 16 + t];
+              for (int64_t t = 0; t < n_t; ++t) y[(t0 + t) * rows + rr + i] = out[i * 16 + t] + out[i * 16 + kGroup + t];
           };
           _tile_stored(0, out, 64);
           store(0, 0);
-          _tile_stored(1, out, 64);
-          store(0, 1);
           _tile_stored(2, out, 64);
           store(1, 0);
+          if (!pair) continue;
+          _tile_stored(1, out, 64);
+          store(0, 1);
           _tile_stored(3, out, 64);
           store(1, 1);
         }
