@@ -243,8 +243,8 @@ uint64_t weight_bytes_per_token(const Model& model) {
 // Multiply-adds of one prompt token in the layer matrices (the output head runs for the last
 // token only; attention adds under 1% at these lengths), split by the arithmetic matmul uses.
 struct PromptMacs {
-  double int8 = 0, floats = 0, bf16 = 0, amx_bf16 = 0, reference = 0;
-  double total() const { return int8 + floats + bf16 + amx_bf16 + reference; }
+  double int8 = 0, floats = 0, bf16 = 0, amx_bf16 = 0, amx_int8 = 0, reference = 0;
+  double total() const { return int8 + floats + bf16 + amx_bf16 + amx_int8 + reference; }
 };
 
 PromptMacs prompt_macs_per_token(const Model& model) {
@@ -256,6 +256,7 @@ PromptMacs prompt_macs_per_token(const Model& model) {
       case kernels::MatmulArithmetic::Float: macs.floats += n; break;
       case kernels::MatmulArithmetic::BF16: macs.bf16 += n; break;
       case kernels::MatmulArithmetic::AmxBF16Split: macs.amx_bf16 += n; break;
+      case kernels::MatmulArithmetic::AmxInt8: macs.amx_int8 += n; break;
       case kernels::MatmulArithmetic::Reference: macs.reference += n; break;
     }
   };
@@ -266,12 +267,14 @@ PromptMacs prompt_macs_per_token(const Model& model) {
 
 // Prompt tokens per second if every layer matrix ran at the machine's peak for its arithmetic;
 // 0 where some matrix has no fast kernel here (the probes do not describe the reference path).
-// The AMX bf16 product splits each activation in two parts: two tile multiply-adds per model one.
+// The AMX bf16 product splits each activation in two parts, the AMX int8 one splits k-quant weights
+// in two byte planes (Q8_0: half-depth tiles): two tile multiply-adds per model one either way.
 double prompt_roofline(const PromptMacs& macs, const kernels::ComputePeak& peak) {
   double seconds = 0;
   for (const auto& [work, rate] : {std::pair{macs.int8, peak.int8_macs_per_s}, std::pair{macs.floats, peak.float_macs_per_s},
                                   std::pair{macs.bf16, peak.bf16_macs_per_s},
-                                  std::pair{2 * macs.amx_bf16, peak.amx_bf16_macs_per_s}}) {
+                                  std::pair{2 * macs.amx_bf16, peak.amx_bf16_macs_per_s},
+                                  std::pair{2 * macs.amx_int8, peak.amx_int8_macs_per_s}}) {
     if (work <= 0) continue;
     if (rate <= 0) return 0;
     seconds += work / rate;
@@ -284,7 +287,8 @@ std::string prompt_arithmetic(const PromptMacs& macs) {
   std::string out;
   for (const auto& [work, name] : {std::pair{macs.int8, "int8 vector"}, std::pair{macs.floats, "float FMA"},
                                    std::pair{macs.bf16, "bf16 dot product, split activations"},
-                                   std::pair{macs.amx_bf16, "AMX bf16, split activations"}})
+                                   std::pair{macs.amx_bf16, "AMX bf16, split activations"},
+                                   std::pair{macs.amx_int8, "AMX int8, two tile products per multiply-add"}})
     if (work > 0) out += (out.empty() ? "" : " + ") + std::string(name);
   return out;
 }

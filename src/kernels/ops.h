@@ -33,7 +33,9 @@ void matmul_ref(const Matrix& w, const float* x, int64_t n_tokens, float* y, Thr
 // CSQ_KERNELS=avx2 keeps an AVX-512 CPU on the AVX2 kernels. On CPUs with AMX (and an OS that
 // grants it) every BF16 product takes the AMX tile product, each activation split into two bf16
 // parts as with bf16dp below (same bound; not bit-identical to the float row kernels, which AMX
-// replaces for every token count); CSQ_KERNELS=avx512 turns AMX off. CSQ_KERNELS=bf16dp (CPUs with
+// replaces for every token count), and Q8_0, Q4_K and Q6_K weights the AMX int8 tile product from
+// cpu::amx_int8_min_tokens tokens on (bit-identical to the row kernels); CSQ_KERNELS=avx512 turns
+// AMX off. CSQ_KERNELS=bf16dp (CPUs with
 // AVX512-BF16) gives BF16 weights the bf16 dot product instead, each activation split into two
 // bf16 parts (a result within 2^-16 * sum |w_i x_i| of the float product, not bit-identical to it). The integer kernels
 // round the activations to 8 bits per block first, exactly as llama.cpp's CPU backend does
@@ -48,8 +50,11 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
 // the kernels' inner instructions; 0 where matmul has no such kernel here). csq bench divides a
 // prompt's multiply-adds by these for its compute roofline.
 // AmxBF16Split: AMX bf16 tiles with split activations, two tile multiply-adds per model one.
-enum class MatmulArithmetic { Int8, Float, BF16, AmxBF16Split, Reference };
-// The kernel set matmul runs here: "avx512-amx" (AVX-512 with AMX for prompts of BF16 weights),
+// AmxInt8: AMX int8 tiles (Q8_0, Q4_K, Q6_K), also two tile multiply-adds per model one (k-quants:
+// two byte planes per weight; Q8_0: half-depth tiles, one 32-level block per product).
+enum class MatmulArithmetic { Int8, Float, BF16, AmxBF16Split, AmxInt8, Reference };
+// The kernel set matmul runs here: "avx512-amx" (AVX-512 with AMX for prompts of BF16 weights and
+// for prompts and decode batches of Q8_0, Q4_K and Q6_K weights),
 // "avx512-bf16dp" (CSQ_KERNELS=bf16dp: AVX-512 with the bf16 dot
 // product for BF16 weights), "avx512" (with AVX2 for the types it lacks), "avx2", "neon"
 // (64-bit ARM: Q8_0, Q4_K, Q6_K and float weights) or "reference".

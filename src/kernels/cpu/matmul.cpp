@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string_view>
 #include <vector>
 
@@ -303,6 +304,10 @@ const char* matmul_amx_problem() {
 
 MatmulArithmetic matmul_arithmetic(DType type) {
   if (type == DType::BF16 && cpu::use_amx()) return MatmulArithmetic::AmxBF16Split;
+#if CSQ_X86_KERNELS
+  if (cpu::amx_int8_min_tokens(type) < std::numeric_limits<int64_t>::max() && cpu::use_amx() && integer_kernels_allowed())
+    return MatmulArithmetic::AmxInt8;
+#endif
   const cpu::RowKernel* kernel = cpu::matmul_row_kernel(type);
   if (!kernel) return MatmulArithmetic::Reference;
   switch (kernel->act) {
