@@ -168,8 +168,8 @@ void matmul_amx_bf16(const Matrix& w, const float* x, int64_t n_tokens, float* y
 // kernels: products of amx_int8_min_tokens(type) tokens or more go there (the maximum int64 for
 // other types), fewer stay on the AVX-512 kernels, which read the rows in place.
 constexpr int64_t kAmxQ8_0MinTokens = 4;
-constexpr int64_t kAmxQ4KMinTokens = 8;
-constexpr int64_t kAmxQ6KMinTokens = 9;
+constexpr int64_t kAmxQ4KMinTokens = 7;
+constexpr int64_t kAmxQ6KMinTokens = 8;
 int64_t amx_int8_min_tokens(DType type);
 // y = w x from the activations quantized for the weight type's row kernel (xq: n_tokens rows
 // x_stride bytes apart). Only call when use_amx() and n_tokens >= amx_int8_min_tokens(w.type).
