@@ -332,10 +332,9 @@ struct Q6KFormat512 {
       // Scales 8h..8h+7 in every 128-bit lane; 128-bit lane L of qa covers group L of the half,
       // of qb group 4 + L.
       const __m512i scales = _mm512_broadcast_i32x4(h == 0 ? _mm256_castsi256_si128(sc16) : _mm256_extracti128_si256(sc16, 1));
-      int pick[16];
-      for (int lane = 0; lane < 4; ++lane)
-        for (int k = 0; k < 4; ++k) pick[4 * lane + k] = pick_word2(k < 2 ? lane : lane + 4);
-      const __m512i s = _mm512_shuffle_epi8(scales, _mm512_loadu_si512(pick));
+      constexpr int p0 = pick_word2(0), p1 = pick_word2(1), p2 = pick_word2(2), p3 = pick_word2(3);
+      constexpr int p4 = pick_word2(4), p5 = pick_word2(5), p6 = pick_word2(6), p7 = pick_word2(7);
+      const __m512i s = _mm512_shuffle_epi8(scales, _mm512_set_epi32(p7, p7, p3, p3, p6, p6, p2, p2, p5, p5, p1, p1, p4, p4, p0, p0));
       // One 4-term sum reaches 4 * 63 * 127 = 32004: 16 bits, packed and scaled exactly.
       for (int t = 0; t < N; ++t) {
         const int8_t* xq = xs[t][b].qs + 128 * h;
