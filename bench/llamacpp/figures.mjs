@@ -8,13 +8,16 @@
 // markdown tables, then one JSON object (--json FILE: the same with every pass's raw output).
 //
 //   node figures.mjs --csq PATH (--models DIR | --model LABEL=FILE ...) [--hf DIR] [--native DIR]
-//                    [--passes 3] [--stream-passes 1] [--streams 1,4,8,16] [--streams-model LABEL]
+//                    [--passes 3] [--stream-passes 1] [--streams 1,4,8,16] [--streams-model LABEL,...]
 //                    [-p 128] [-n 32] [-t 2] [--no-prebuilt] [--json FILE]
 //
-// --models DIR takes DIR's *BF16.gguf, *Q4_K_M.gguf and *Q8_0.gguf; --hf DIR adds a Hugging Face
-// bf16 directory (csq only: llama.cpp reads GGUF). A run that fails is reported and the rest goes on.
+// --models DIR takes DIR's *BF16.gguf, *Q4_K_M.gguf and *Q8_0.gguf, and a Hugging Face directory
+// in DIR (a folder with config.json and safetensors: csq synth --format hf) unless --hf DIR names
+// one (csq only: llama.cpp reads GGUF). --streams-model: the GGUF models of the batched runs
+// (default Q4_K_M; Q4_K_M,BF16,Q8_0 adds about 10 min on 2 cores, most of it llama-batched-bench's
+// BF16 and Q8_0 prompts). A run that fails is reported and the rest goes on.
 import {execFileSync} from "node:child_process";
-import {existsSync, readdirSync, readFileSync, writeFileSync} from "node:fs";
+import {existsSync, readdirSync, readFileSync, statSync, writeFileSync} from "node:fs";
 import {loadavg} from "node:os";
 import {join} from "node:path";
 import {fileURLToPath} from "node:url";
@@ -60,14 +63,21 @@ if (modelsDir)
     if (name) models.push({label, file: join(modelsDir, name), gguf: true});
     else console.error(`note: no *${label}.gguf in ${modelsDir}`);
   }
-if (hfDir) models.push({label: "BF16 (HF directory)", file: hfDir, gguf: false});
+// A Hugging Face directory: config.json and model.safetensors or a shard index.
+const isHfDir = (dir) => statSync(dir).isDirectory() && existsSync(join(dir, "config.json")) &&
+                         (existsSync(join(dir, "model.safetensors")) || existsSync(join(dir, "model.safetensors.index.json")));
+const hfFound = hfDir ?? (modelsDir ? readdirSync(modelsDir).sort().map((f) => join(modelsDir, f)).find(isHfDir) : undefined);
+if (hfFound) models.push({label: "BF16 (HF directory)", file: hfFound, gguf: false});
 const leftover = args.filter((a) => a !== "--no-prebuilt");
 if (leftover.length) throw new Error(`unknown arguments: ${leftover.join(" ")}`);
 if (!models.length) throw new Error("no model: give --models DIR or --model LABEL=FILE");
 for (const m of models) if (!existsSync(m.file)) throw new Error(`${m.file} not found`);
-const streamsLabel = streamsLabelGiven ?? (models.some((m) => m.label === "Q4_K_M") ? "Q4_K_M" : models[0].label);
-const streamsModel = models.find((m) => m.label === streamsLabel && m.gguf);
-if (!streamsModel) throw new Error(`--streams-model ${streamsLabel}: no GGUF model with that label`);
+const streamsLabels = (streamsLabelGiven ?? (models.some((m) => m.label === "Q4_K_M") ? "Q4_K_M" : models[0].label)).split(",");
+const streamsModels = streamsLabels.map((label) => {
+  const m = models.find((x) => x.label === label && x.gguf);
+  if (!m) throw new Error(`--streams-model ${label}: no GGUF model with that label`);
+  return m;
+});
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const nativeBin = (name) => (nativeDir ? join(nativeDir, "build", "bin", name) : null);
@@ -93,7 +103,7 @@ const capture = (file, argv, what) => {
 const json = (text) => (text === null ? null : JSON.parse(text));
 
 const runs = Object.fromEntries(models.map((m) => [m.label, {csq: [], native: [], prebuilt: []}]));
-const streamRuns = {csq: [], native: []};
+const streamRuns = Object.fromEntries(streamsModels.map((m) => [m.label, {csq: [], native: []}]));
 const engines = {
   csq: (m) => json(capture(csq, ["bench", "-m", m.file, "-p", p, "-n", n, "-t", t, "-r", "1", "--json", "--roofline"],
                            `csq bench ${m.label}`)),
@@ -130,26 +140,28 @@ for (let pass = 0; pass < passes; ++pass) {
     }
 }
 const ctx = String(Math.max(...streamCounts) * (Number(p) + Number(n)));
-for (let pass = 0; pass < streamPasses; ++pass) {
-  console.error(`streams pass ${pass + 1}/${streamPasses} (${streamsModel.label})`);
-  const ours = () => json(capture(csq, ["bench", "-m", streamsModel.file, "-p", p, "-n", n, "-t", t, "-r", "1", "--streams",
-                                        streamList, "--json"], `csq bench --streams ${streamList}`));
-  const theirs = () => {
-    if (!nativeDir) return null;
-    const text = capture(nativeBin("llama-batched-bench"),
-                         ["-m", streamsModel.file, "-npp", p, "-ntg", n, "-npl", streamList, "-t", t, "-tb", t, "-c", ctx,
-                          "-b", "2048", "-ub", "512", "-lm", "none", "--output-format", "jsonl"],
-                         `llama-batched-bench -npl ${streamList}`);
-    return text && text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
-  };
-  const [first, second] = pass % 2 ? [theirs, ours] : [ours, theirs];
-  const a = first(), b = second();
-  const [mine, native] = pass % 2 ? [b, a] : [a, b];
-  if (mine) streamRuns.csq.push(mine.streams);
-  if (native) streamRuns.native.push(native);
-  if (mine) console.error(`    csq S_TG: ${mine.streams.map((x) => `${x.streams}: ${x.tg_tokens_per_s.toFixed(2)}`).join(", ")}`);
-  if (native) console.error(`    llama.cpp S_TG: ${native.map((x) => `${x.pl}: ${x.speed_tg.toFixed(2)}`).join(", ")}`);
-}
+for (let pass = 0; pass < streamPasses; ++pass)
+  for (const streamsModel of streamsModels) {
+    console.error(`streams pass ${pass + 1}/${streamPasses} (${streamsModel.label})`);
+    const ours = () => json(capture(csq, ["bench", "-m", streamsModel.file, "-p", p, "-n", n, "-t", t, "-r", "1", "--streams",
+                                          streamList, "--json"], `csq bench --streams ${streamList} ${streamsModel.label}`));
+    const theirs = () => {
+      if (!nativeDir) return null;
+      const text = capture(nativeBin("llama-batched-bench"),
+                           ["-m", streamsModel.file, "-npp", p, "-ntg", n, "-npl", streamList, "-t", t, "-tb", t, "-c", ctx,
+                            "-b", "2048", "-ub", "512", "-lm", "none", "--output-format", "jsonl"],
+                           `llama-batched-bench -npl ${streamList} ${streamsModel.label}`);
+      return text && text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    };
+    const [first, second] = pass % 2 ? [theirs, ours] : [ours, theirs];
+    const a = first(), b = second();
+    const [mine, native] = pass % 2 ? [b, a] : [a, b];
+    const runsOf = streamRuns[streamsModel.label];
+    if (mine) runsOf.csq.push(mine.streams);
+    if (native) runsOf.native.push(native);
+    if (mine) console.error(`    csq S_TG: ${mine.streams.map((x) => `${x.streams}: ${x.tg_tokens_per_s.toFixed(2)}`).join(", ")}`);
+    if (native) console.error(`    llama.cpp S_TG: ${native.map((x) => `${x.pl}: ${x.speed_tg.toFixed(2)}`).join(", ")}`);
+  }
 const loadEnd = loadavg();
 
 const median = (xs) => {
@@ -189,13 +201,14 @@ for (const m of models) {
                  within_bound: peak <= 1.1 * (file + kv)});
   }
 }
-const streams = streamCounts.map((count) => {
-  const mine = median(streamRuns.csq.map((s) => s.find((x) => x.streams === count)?.tg_tokens_per_s));
-  const native = median(streamRuns.native.map((s) => s.find((x) => x.pl === count)?.speed_tg));
-  return {streams: count, csq_tg: mine, native_tg: native, csq_over_native: mine && native ? mine / native : null,
-          csq_pp: median(streamRuns.csq.map((s) => s.find((x) => x.streams === count)?.pp_tokens_per_s)),
-          native_pp: median(streamRuns.native.map((s) => s.find((x) => x.pl === count)?.speed_pp))};
-});
+const streams = streamsModels.flatMap(({label}) => streamCounts.map((count) => {
+  const r = streamRuns[label];
+  const mine = median(r.csq.map((s) => s.find((x) => x.streams === count)?.tg_tokens_per_s));
+  const native = median(r.native.map((s) => s.find((x) => x.pl === count)?.speed_tg));
+  return {model: label, streams: count, csq_tg: mine, native_tg: native, csq_over_native: mine && native ? mine / native : null,
+          csq_pp: median(r.csq.map((s) => s.find((x) => x.streams === count)?.pp_tokens_per_s)),
+          native_pp: median(r.native.map((s) => s.find((x) => x.pl === count)?.speed_pp))};
+}));
 
 const f = (v, d = 2) => (v === null || v === undefined ? "–" : v.toFixed(d));
 const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(0)}%`);
@@ -222,10 +235,10 @@ console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---:
 for (const r of rows)
   console.log(`| ${r.model} | ${r.test} | ${f(r.csq)} | ${f(r.native)} | ${f(r.csq_over_native)}× | ${f(r.prebuilt)} | ` +
               `${f(r.csq_over_prebuilt)}× | ${gb(r.csq_bandwidth)} | ${pct(r.csq_share_of_best_bandwidth)} | ${pct(r.csq_share_of_int8_roofline)} |`);
-console.log(`\n| streams (${streamsModel.label}, -npp ${p} -ntg ${n}) | csq S_TG t/s | llama-batched-bench S_TG t/s | csq / llama.cpp | csq S_PP t/s | llama.cpp S_PP t/s |`);
-console.log("| ---: | ---: | ---: | ---: | ---: | ---: |");
+console.log(`\n| model | streams (-npp ${p} -ntg ${n}) | csq S_TG t/s | llama-batched-bench S_TG t/s | csq / llama.cpp | csq S_PP t/s | llama.cpp S_PP t/s |`);
+console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const s of streams)
-  console.log(`| ${s.streams} | ${f(s.csq_tg)} | ${f(s.native_tg)} | ${f(s.csq_over_native)}× | ${f(s.csq_pp)} | ${f(s.native_pp)} |`);
+  console.log(`| ${s.model} | ${s.streams} | ${f(s.csq_tg)} | ${f(s.native_tg)} | ${f(s.csq_over_native)}× | ${f(s.csq_pp)} | ${f(s.native_pp)} |`);
 console.log("\n| model | file GiB | KV cache GiB | csq peak RSS GiB | bound (file + KV) × 1.1 | within |");
 console.log("| --- | ---: | ---: | ---: | ---: | --- |");
 for (const m of memory)

@@ -42,7 +42,7 @@ uint8_t* map_huge_page_aligned(size_t bytes) {
 
 }  // namespace
 
-MappedFile::MappedFile(const std::string& path, FileMemory memory) : path_(path) {
+MappedFile::MappedFile(const std::string& path, FileMemory memory, size_t aligned_offset) : path_(path) {
   const FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
   if (file.fd < 0) fail_input(path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
@@ -53,15 +53,17 @@ MappedFile::MappedFile(const std::string& path, FileMemory memory) : path_(path)
   if (memory == FileMemory::Mapped) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd, 0);
     if (p == MAP_FAILED) fail_input(path + ": cannot map: " + std::strerror(errno));
-    data_ = static_cast<const uint8_t*>(p);
+    data_ = mapping_ = static_cast<uint8_t*>(p);
     mapping_bytes_ = size_;
     return;
   }
 
   const size_t page = size_t(::sysconf(_SC_PAGESIZE));
-  mapping_bytes_ = (size_ + page - 1) / page * page;
-  uint8_t* buffer = map_huge_page_aligned(mapping_bytes_);
-  if (!buffer) fail_input(path + ": cannot allocate " + std::to_string(size_) + " bytes to load it: " + std::strerror(errno));
+  const size_t lead = (kLoadAlignment - aligned_offset % kLoadAlignment) % kLoadAlignment;
+  mapping_bytes_ = (lead + size_ + page - 1) / page * page;
+  mapping_ = map_huge_page_aligned(mapping_bytes_);
+  uint8_t* buffer = mapping_ + lead;
+  if (!mapping_) fail_input(path + ": cannot allocate " + std::to_string(size_) + " bytes to load it: " + std::strerror(errno));
   // Read in pieces: a single read() stops at about 2 GB.
   constexpr size_t kPiece = size_t(64) << 20;
   for (size_t done = 0; done < size_;) {
@@ -70,18 +72,18 @@ MappedFile::MappedFile(const std::string& path, FileMemory memory) : path_(path)
     if (got <= 0) {
       const std::string why = got < 0 ? std::string(std::strerror(errno))
                                       : "the file ended early (it was " + std::to_string(size_) + " bytes when opened)";
-      ::munmap(buffer, mapping_bytes_);  // no destructor runs for an object whose constructor throws
+      ::munmap(mapping_, mapping_bytes_);  // no destructor runs for an object whose constructor throws
       fail_input(path + ": read failed at byte " + std::to_string(done) + ": " + why);
     }
     done += size_t(got);
   }
   data_ = buffer;
   // Weights are read-only: a stray write faults instead of changing the model.
-  ::mprotect(buffer, mapping_bytes_, PROT_READ);
+  ::mprotect(mapping_, mapping_bytes_, PROT_READ);
 }
 
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), mapping_bytes_);
+  if (mapping_) ::munmap(mapping_, mapping_bytes_);
 }
 
 std::string read_text_file(const std::string& path) {

@@ -21,10 +21,15 @@ enum class FileMemory {
 class MappedFile {
  public:
   // Throws csq::Error (BadInput) naming the path when it cannot be opened, mapped or read.
-  explicit MappedFile(const std::string& path, FileMemory memory = FileMemory::Mapped);
+  // Loaded: the byte at file offset `aligned_offset` lands on a kLoadAlignment boundary (a
+  // safetensors payload starts 8 + header bytes in, which writers pad to 8 only; the AMX tiles
+  // load weight rows a cache line at a time).
+  explicit MappedFile(const std::string& path, FileMemory memory = FileMemory::Mapped, size_t aligned_offset = 0);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
+
+  static constexpr size_t kLoadAlignment = 64;
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
@@ -34,7 +39,8 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
-  size_t mapping_bytes_ = 0;  // the length to unmap at data_
+  uint8_t* mapping_ = nullptr;  // what to unmap: data_, or the loaded buffer data_ lies in
+  size_t mapping_bytes_ = 0;
 };
 
 // Reads a whole (small) text file such as config.json; the error names the path.

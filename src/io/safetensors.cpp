@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -41,6 +42,15 @@ int64_t dtype_size(DType t) {
   return 0;
 }
 
+// Where a safetensors file's tensor data starts (8 + the header length its first 8 bytes give),
+// or 0 where they cannot be read (parse() then names the problem).
+size_t payload_offset(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t header_len = 0;
+  if (!in.read(reinterpret_cast<char*>(&header_len), 8) || header_len > kMaxHeaderBytes) return 0;
+  return size_t(8 + header_len);
+}
+
 }  // namespace
 
 int64_t SafetensorsTensor::n_elements() const {
@@ -56,7 +66,7 @@ std::string SafetensorsTensor::shape_string() const {
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path, FileMemory memory)
-    : map_(std::make_unique<MappedFile>(path, memory)), name_(path) {
+    : map_(std::make_unique<MappedFile>(path, memory, payload_offset(path))), name_(path) {
   parse(map_->data(), map_->size());
 }
 
@@ -197,7 +207,9 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsDec
     offset += size;
   }
   std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');  // keep the payload 8-byte aligned
+  // The payload on a 64-byte boundary (the format asks for 8): mapped weights then start on a
+  // cache line, as loaded ones do (MappedFile::kLoadAlignment).
+  text.append((64 - (8 + text.size()) % 64) % 64, ' ');
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
   if (!f) fail_runtime(path + ": cannot open for writing");
   const uint64_t len = text.size();

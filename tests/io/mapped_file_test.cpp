@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "io/mapped_file.h"
+#include "io/safetensors.h"
 #include "test_paths.h"
 
 namespace csq::io {
@@ -36,6 +37,34 @@ TEST(MappedFile, LoadedAndMappedHoldTheFilesBytes) {
   }
   // Loaded memory starts on a 2 MB boundary, so all of it can sit on huge pages.
   EXPECT_EQ(reinterpret_cast<uintptr_t>(MappedFile(path, FileMemory::Loaded).data()) % (size_t(2) << 20), 0u);
+  // Or with a chosen offset on a 64-byte boundary (a safetensors payload), the bytes unchanged.
+  for (size_t offset : {size_t(8), size_t(48), size_t(64), size_t(12345)}) {
+    const MappedFile file(path, FileMemory::Loaded, offset);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(file.data() + offset) % MappedFile::kLoadAlignment, 0u) << offset;
+    ASSERT_EQ(file.size(), content.size());
+    EXPECT_EQ(std::memcmp(file.data(), content.data(), content.size()), 0) << offset;
+  }
+}
+
+// A safetensors file padded to 8 bytes only, as save_pretrained writes them: loaded, its tensors
+// still start on a cache line.
+TEST(MappedFile, LoadedSafetensorsTensorsAreCacheLineAligned) {
+  const std::string path = test::temp_dir() + "/unaligned.safetensors";
+  std::string header = R"({"w":{"dtype":"BF16","shape":[32],"data_offsets":[0,64]}})";
+  while ((8 + header.size()) % 64 != 16) header += ' ';
+  const uint64_t len = header.size();
+  std::vector<uint8_t> data(64);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = uint8_t(i * 7);
+  {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(&len), 8).write(header.data(), std::streamsize(len));
+    out.write(reinterpret_cast<const char*>(data.data()), std::streamsize(data.size()));
+  }
+  const SafetensorsFile file(path, FileMemory::Loaded);
+  const SafetensorsTensor* w = file.find("w");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(w->data) % MappedFile::kLoadAlignment, 0u);
+  EXPECT_EQ(std::memcmp(w->data, data.data(), data.size()), 0);
 }
 
 TEST(MappedFile, EmptyFileHasNoData) {
