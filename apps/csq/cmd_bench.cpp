@@ -185,7 +185,7 @@ void run_streams(const BenchOptions& o, const Model& model, ThreadPool& pool, DT
 
 // Passes reading a buffer far larger than the caches with every thread, in bytes per second
 // each: the best is the bandwidth a memory-bound generation step can hope for. Each pass asks for
-// every cache line 4 KB ahead, as the matrix kernels do: without that a plain loop stays
+// every cache line 4 KB ahead into L2, as the matrix kernels do: without that a plain loop stays
 // latency-bound on some machines (VMs especially) and the roofline would sit below what the
 // kernels reach. The passes alternate between two strides of the threads' ranges (one range per
 // thread, and interleaved 1 MiB chunks) since which reads faster differs between machines.
@@ -200,7 +200,7 @@ std::vector<double> measure_read_bandwidth(ThreadPool& pool) {
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     int64_t i = b;
     for (; i + 8 <= e; i += 8) {
-      __builtin_prefetch(&buf[size_t(i)] + 512);
+      __builtin_prefetch(&buf[size_t(i)] + 512, 0, 2);  // prefetcht1
       s0 += buf[size_t(i)];
       s1 += buf[size_t(i + 1)];
       s2 += buf[size_t(i + 2)];
