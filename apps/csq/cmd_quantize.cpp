@@ -33,9 +33,9 @@ struct QuantizeOptions {
 // Where the values of one output tensor come from.
 struct Source {
   const kernels::Matrix* matrix = nullptr;
-  std::vector<float> vector;
+  std::vector<float> vector{};
   int64_t permute_heads = 0;  // Llama q/k from Hugging Face: rows reordered for adjacent-pair RoPE
-  std::optional<LoraTarget> target;  // the projection attached adapters may change (merged in)
+  std::optional<LoraTarget> target{};  // the projection attached adapters may change (merged in)
 };
 
 Source find_source(const Model& model, const PlannedTensor& t) {

@@ -10,10 +10,10 @@
 // Weights are the first operand, 16 rows per band. Q8_0 rows are loaded in place (32 levels per
 // block, the block's scale skipped with the row length as stride): one tile product per block,
 // since each block has its own scale. K-quant blocks have a scale per 32 (Q4_K) or 16 (Q6_K)
-// columns, which the tile product cannot apply, so each block is unpacked per band into the
-// products p = scale x level (Q6_K: scale x (level - 32), which takes its +32 bias along) as two
-// signed byte planes, p = 128 high + low with low in 0..127 (|p| <= 4096): two tile products per
-// 64 columns give the block's sum over all its sub-blocks, levels = C_low + 128 C_high, exactly.
+// columns, which the tile product cannot apply, so each block is unpacked per band into two byte
+// planes whose tile sums give the block's sum over all its sub-blocks exactly: Q4_K level x the
+// low and the high 3 bits of its scale (levels = C_low + 8 C_high), Q6_K the low byte and the
+// rest of p = scale x (level - 32), which takes the +32 bias along (levels = C_low + 256 C_high).
 // Q4_K's mins term (min_j x the activations' sub-block sums) is a vpdpwssd per two sub-blocks.
 //
 // Activations (already quantized per token: Q8x32 or Q8_K) are packed once per product into the
