@@ -14,34 +14,12 @@
 #include "base/thread_pool.h"
 #include "kernels/cpu/fast_kernels.h"
 #include "kernels/ops.h"
+#include "kernels/raw_weights.h"
 
 namespace csq::kernels {
 namespace {
 
-// Weight bytes: random, all 0xFF (Q4_K: every scale, min and level at its largest; Q6_K: scale -1)
-// or all 0x80 (Q6_K: scale -128 at level 0, the largest product; Q8_0: every level -128). The fp16
-// scales are patched to finite values.
-enum class Fill { Random, Ones, High };
-
-std::vector<uint8_t> weight_rows(DType type, int64_t rows, int64_t cols, Fill fill, std::mt19937& rng) {
-  const int64_t n_blocks = rows * cols / dtype_info(type).block_elems;
-  std::vector<uint8_t> w(size_t(rows * csq::row_bytes(type, cols)));
-  std::uniform_int_distribution<int> byte(0, 255);
-  for (uint8_t& v : w) v = fill == Fill::Random ? uint8_t(byte(rng)) : fill == Fill::Ones ? 0xFF : 0x80;
-  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    if (type == DType::Q4_K) {
-      auto& blk = reinterpret_cast<quants::BlockQ4_K*>(w.data())[b];
-      blk.d = f32_to_f16(scale(rng));
-      blk.dmin = f32_to_f16(scale(rng));
-    } else if (type == DType::Q6_K) {
-      reinterpret_cast<quants::BlockQ6_K*>(w.data())[b].d = f32_to_f16(scale(rng));
-    } else {
-      reinterpret_cast<quants::BlockQ8_0*>(w.data())[b].d = f32_to_f16(scale(rng));
-    }
-  }
-  return w;
-}
+using test::WeightFill;
 
 // Token t's activations: random, or constant 1 (every level 127) or -1 (Q8_K: every level -128).
 std::vector<uint8_t> activations(cpu::ActFormat format, int64_t cols, int64_t tokens, std::mt19937& rng) {
@@ -71,12 +49,12 @@ TEST(AmxInt8, MatchesTheRowKernelBitForBit) {
         type == DType::Q8_0 ? std::vector<int64_t>{32 * 43, 32} : std::vector<int64_t>{256 * 11, 256};
     for (int64_t rows : {1, 16, 45})
       for (int64_t cols : col_counts)
-        for (Fill fill : {Fill::Random, Fill::Ones, Fill::High})
+        for (WeightFill fill : {WeightFill::Random, WeightFill::Ones, WeightFill::High})
           for (int64_t tokens : token_counts) {
-            if (cols * rows * tokens > 256 * 11 * 45 * 48 && fill != Fill::Random) continue;  // keeps the test short
+            if (cols * rows * tokens > 256 * 11 * 45 * 48 && fill != WeightFill::Random) continue;  // keeps the test short
             SCOPED_TRACE(std::string(dtype_info(type).name) + " " + std::to_string(rows) + "x" + std::to_string(cols) +
                          " fill " + std::to_string(int(fill)) + " tokens=" + std::to_string(tokens));
-            const std::vector<uint8_t> w = weight_rows(type, rows, cols, fill, rng);
+            const std::vector<uint8_t> w = test::raw_weight_rows(type, rows, cols, fill, rng);
             const Matrix m{type, rows, cols, w.data()};
             const int64_t x_stride = cpu::act_row_bytes(row_kernel->act, cols);
             const std::vector<uint8_t> xq = activations(row_kernel->act, cols, tokens, rng);
@@ -103,7 +81,7 @@ TEST(AmxInt8, IndependentOfThreadsAndOfTheOtherTokens) {
   for (DType type : {DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
     SCOPED_TRACE(dtype_info(type).name);
     const int64_t rows = 70, cols = 1024, tokens = 53;
-    const std::vector<uint8_t> w = weight_rows(type, rows, cols, Fill::Random, rng);
+    const std::vector<uint8_t> w = test::raw_weight_rows(type, rows, cols, WeightFill::Random, rng);
     const Matrix m{type, rows, cols, w.data()};
     std::vector<float> x(size_t(tokens * cols));
     for (float& v : x) v = normal(rng);

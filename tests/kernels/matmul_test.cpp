@@ -13,6 +13,7 @@
 #include "kernels/cpu/fast_kernels.h"
 #include "kernels/ops.h"
 #include "kernels/quantize.h"
+#include "kernels/raw_weights.h"
 #include "kernels/row_model.h"
 
 namespace csq::kernels {
@@ -260,27 +261,6 @@ std::vector<Avx512Implementation> avx512_implementations() {
   return out;
 }
 
-// Weight rows of raw block bytes with finite fp16 scales patched in.
-std::vector<uint8_t> raw_weight_rows(DType type, int64_t rows, int64_t cols, bool all_ones, std::mt19937& rng) {
-  const int64_t row_bytes = csq::row_bytes(type, cols), n_blocks = rows * cols / dtype_info(type).block_elems;
-  std::vector<uint8_t> w(size_t(rows * row_bytes));
-  std::uniform_int_distribution<int> byte(0, 255);
-  for (uint8_t& v : w) v = all_ones ? 0xFF : uint8_t(byte(rng));
-  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    if (type == DType::Q4_K) {
-      auto& blk = reinterpret_cast<quants::BlockQ4_K*>(w.data())[b];
-      blk.d = f32_to_f16(scale(rng));
-      blk.dmin = f32_to_f16(scale(rng));
-    } else if (type == DType::Q6_K) {
-      reinterpret_cast<quants::BlockQ6_K*>(w.data())[b].d = f32_to_f16(scale(rng));
-    } else {
-      reinterpret_cast<quants::BlockQ8_0*>(w.data())[b].d = f32_to_f16(scale(rng));
-    }
-  }
-  return w;
-}
-
 // Every decode batch of 1..16 tokens (the in-place pass of up to 8 tokens, two passes, the tiles
 // from 9 or 16), and the AVX2 tile thresholds around them.
 std::vector<int64_t> avx512_token_counts() {
@@ -310,7 +290,7 @@ TEST(Avx512Kernels, EightRowKernelsMatchTheAvx2RowKernelBitForBit) {
           for (int64_t tokens : avx512_token_counts()) {
             SCOPED_TRACE(std::string(impl.name) + " " + dtype_info(type).name + " cols=" + std::to_string(cols) +
                          (weights ? " all-0xFF weights" : " random weights") + " tokens=" + std::to_string(tokens));
-            const std::vector<uint8_t> w = raw_weight_rows(type, 8, cols, weights == 1, rng);
+            const std::vector<uint8_t> w = test::raw_weight_rows(type, 8, cols, weights == 1 ? test::WeightFill::Ones : test::WeightFill::Random, rng);
             const int64_t w_row_bytes = csq::row_bytes(type, cols);
             const int64_t x_stride = cpu::act_row_bytes(avx2->act, cols);
             std::vector<uint8_t> xq(size_t(tokens * x_stride));

@@ -164,6 +164,19 @@ bool use_amx();
 // chunks). Only call when use_amx().
 void matmul_amx_bf16(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
+// The 64-byte operand of _tile_loadconfig (palette 1), with tiles 0-7 at 16 rows of 64 bytes:
+// the shape both AMX kernels configure (the int8 one narrows its Q8_0 tiles).
+struct alignas(64) AmxTileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+  AmxTileConfig() {
+    for (int i = 0; i < 8; ++i) bytes_per_row[i] = 64, rows[i] = 16;
+  }
+};
+
 // Q8_0, Q4_K and Q6_K weights on AMX int8 tiles (matmul_amx_int8.cpp), bit-identical to the row
 // kernels: products of amx_int8_min_tokens(type) tokens or more go there (the maximum int64 for
 // other types), fewer stay on the AVX-512 kernels, which read the rows in place.

@@ -85,21 +85,12 @@ namespace csq::kernels::cpu {
 
 namespace {
 
-// Every tile 16 rows of 64 bytes: tmm0-3 the accumulators (2 row blocks x 2 token groups), tmm4-5
-// the weights, tmm6-7 the activations.
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t bytes_per_row[16] = {};
-  uint8_t rows[16] = {};
-};
-
-// Configures this thread's tiles; paired with _tile_release() when the thread's share is done
-// (an unconfigured thread saves and restores less on every context switch).
+// Configures this thread's tiles, every one 16 rows of 64 bytes: tmm0-3 the accumulators (2 row
+// blocks x 2 token groups), tmm4-5 the weights, tmm6-7 the activations. Paired with
+// _tile_release() when the thread's share is done (an unconfigured thread saves and restores less
+// on every context switch).
 void configure_tiles() {
-  TileConfig config;
-  for (int i = 0; i < 8; ++i) config.bytes_per_row[i] = 64, config.rows[i] = 16;
+  const AmxTileConfig config;
   _tile_loadconfig(&config);
 }
 

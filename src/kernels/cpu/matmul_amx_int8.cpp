@@ -43,17 +43,8 @@ constexpr int64_t kBand = 16;   // weight rows per tile
 
 // tmm0-3 accumulators, tmm4-5 weights, tmm6-7 activations. K-quants: every tile 16 rows of 64
 // bytes. Q8_0: weights 16 rows x 32 levels (one block), activations 8 rows x 64 (32 columns).
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t bytes_per_row[16] = {};
-  uint8_t rows[16] = {};
-};
-
 void configure_tiles(bool q8_0) {
-  TileConfig config;
-  for (int i = 0; i < 8; ++i) config.bytes_per_row[i] = 64, config.rows[i] = 16;
+  AmxTileConfig config;
   if (q8_0) {
     config.bytes_per_row[4] = config.bytes_per_row[5] = 32;
     config.rows[6] = config.rows[7] = 8;
