@@ -62,8 +62,8 @@ MappedFile::MappedFile(const std::string& path, FileMemory memory, size_t aligne
   const size_t lead = (kLoadAlignment - aligned_offset % kLoadAlignment) % kLoadAlignment;
   mapping_bytes_ = (lead + size_ + page - 1) / page * page;
   mapping_ = map_huge_page_aligned(mapping_bytes_);
-  uint8_t* buffer = mapping_ + lead;
   if (!mapping_) fail_input(path + ": cannot allocate " + std::to_string(size_) + " bytes to load it: " + std::strerror(errno));
+  uint8_t* buffer = mapping_ + lead;
   // Read in pieces: a single read() stops at about 2 GB.
   constexpr size_t kPiece = size_t(64) << 20;
   for (size_t done = 0; done < size_;) {
