@@ -2,7 +2,6 @@
 // one JSON line out per input. docs/triage.md describes the prompt, the schema and the line.
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +12,7 @@
 #include "generation_options.h"
 #include "detect/event.h"
 #include "detect/engine.h"
+#include "eval/resumable.h"
 #include "io/mapped_file.h"
 #include "rule_options.h"
 #include "runtime/engine.h"
@@ -110,22 +110,6 @@ std::vector<std::string> read_done(const std::string& path) {
   }
   if (good_end < text.size()) fs::resize_file(path, good_end);
   return ids;
-}
-
-// The settings that change answers; a run refuses to resume into output written under others.
-void check_or_write_manifest(const std::string& out, const ojson& manifest) {
-  const std::string path = out + ".manifest.json";
-  if (!fs::exists(path)) {
-    std::ofstream f(path);
-    if (!f || !(f << manifest.dump(2) << "\n")) fail_runtime(path + ": cannot write");
-    return;
-  }
-  const ojson old = ojson::parse(io::read_text_file(path), nullptr, false);
-  if (old.is_discarded() || !old.is_object()) fail_usage(path + ": not a csq triage manifest; use another --out");
-  for (const auto& [key, value] : manifest.items())
-    if (!old.contains(key) || old[key] != value)
-      fail_usage(out + " was written with " + key + " = " + (old.contains(key) ? old[key].dump() : "none") +
-                 ", this run has " + value.dump() + "; use another --out or the same settings");
 }
 
 class Progress {
@@ -265,7 +249,7 @@ void run_triage(TriageCliOptions o) {
     manifest["seed"] = o.seed;
     manifest["site_context"] = o.context_file.empty() ? "" : digest(triager.context());
     if (triager.hybrid()) manifest["rules"] = rules_identity(o.rules);
-    check_or_write_manifest(o.out, manifest);
+    eval::require_manifest(o.out + ".manifest.json", manifest, o.out);
     done = read_done(o.out);
     out_file.reset(std::fopen(o.out.c_str(), "ab"));
     if (!out_file) fail_runtime(o.out + ": cannot open for writing");

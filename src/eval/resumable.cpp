@@ -11,10 +11,10 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include "base/error.h"
+#include "io/mapped_file.h"
 
 namespace csq::eval {
 namespace {
@@ -22,20 +22,27 @@ namespace {
 using ojson = nlohmann::ordered_json;
 namespace fs = std::filesystem;
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail_runtime(path + ": cannot read");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   if (!out || !(out << text)) fail_runtime(path + ": cannot write");
 }
 
 }  // namespace
+
+void require_manifest(const std::string& path, const ojson& manifest, const std::string& owner) {
+  if (!fs::exists(path)) {
+    write_file(path, manifest.dump(2) + "\n");
+    return;
+  }
+  const auto old = ojson::parse(io::read_text_file(path), nullptr, false);
+  if (old.is_discarded() || !old.is_object()) fail_input(path + ": not valid JSON");
+  for (const auto& [key, value] : manifest.items()) {
+    if (old.contains(key) && old[key] == value) continue;
+    fail_usage(owner + " holds a run with a different " + key + " (" +
+               (old.contains(key) ? old[key].dump() : std::string("none")) + ", this run: " + value.dump() +
+               "); its answers cannot be reused: use another --out");
+  }
+}
 
 RunDirectory::RunDirectory(const std::string& dir, const ojson& manifest, const std::string& tool) {
   if (dir.empty()) fail_usage("no output directory");
@@ -52,20 +59,9 @@ RunDirectory::RunDirectory(const std::string& dir, const ojson& manifest, const 
   }
   try {
     const std::string path = dir + "/manifest.json";
-    if (!fs::exists(path)) {
-      if (fs::exists(dir + "/responses.jsonl"))
-        fail_usage(dir + " holds responses.jsonl but no manifest.json; use another --out");
-      write_file(path, manifest.dump(2) + "\n");
-      return;
-    }
-    const auto old = ojson::parse(read_all(path), nullptr, false);
-    if (old.is_discarded() || !old.is_object()) fail_input(path + ": not valid JSON");
-    for (const auto& [key, value] : manifest.items()) {
-      if (old.contains(key) && old[key] == value) continue;
-      fail_usage(dir + " holds a run with a different " + key + " (" +
-                 (old.contains(key) ? old[key].dump() : std::string("none")) + ", this run: " + value.dump() +
-                 "); its answers cannot be reused: use another --out");
-    }
+    if (!fs::exists(path) && fs::exists(dir + "/responses.jsonl"))
+      fail_usage(dir + " holds responses.jsonl but no manifest.json; use another --out");
+    require_manifest(path, manifest, dir);
   } catch (...) {
     ::close(lock_fd_);
     throw;
@@ -78,7 +74,7 @@ std::map<GenerationKey, Generation> read_generation_log(const std::string& path,
                                                         const std::string& tool) {
   std::map<GenerationKey, Generation> out;
   if (!fs::exists(path)) return out;
-  const std::string text = read_all(path);
+  const std::string text = io::read_text_file(path);
   size_t pos = 0, line_no = 0, good_end = 0;
   while (pos < text.size()) {
     ++line_no;

@@ -33,6 +33,11 @@ struct Generation {
 
 using GenerationKey = std::pair<int, size_t>;  // (trial, index)
 
+// Ties `owner` (an output directory or file) to one setting: writes `manifest` to `path` the
+// first time; later, every key of `manifest` must hold the same value there, else a Usage error
+// names the key that differs (an unreadable manifest is a BadInput error).
+void require_manifest(const std::string& path, const nlohmann::ordered_json& manifest, const std::string& owner);
+
 // Holds DIR's lock for its lifetime and makes sure DIR belongs to this setting: the first run
 // writes DIR/manifest.json; a later one must present the same value for every key of
 // `manifest`, else a Usage error says which key differs. `tool` names the command in errors.

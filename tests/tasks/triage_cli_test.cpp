@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "io/mapped_file.h"
 #include "server/serve_process.h"
 #include "test_paths.h"
 
@@ -123,6 +124,48 @@ TEST_F(TriageCli, DetectPipedIntoTriageAndHybridModeThroughServe) {
     }
   }
   EXPECT_EQ(by_model, fired.size());
+}
+
+// --out: a second run with the same settings resumes (nothing answered twice, a torn last line
+// redone); one with other settings is refused and names the setting, leaving the answers intact.
+TEST(TriageOut, ResumesUnderTheSameSettingsAndRefusesOthers) {
+  CSQ_REQUIRE_FIXTURES();
+  const std::string dir = test::temp_dir() + "/triage-out";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string alerts = dir + "/alerts.jsonl", out = dir + "/answers.jsonl";
+  {
+    std::FILE* f = std::fopen(alerts.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    for (int i = 0; i < 3; ++i)
+      std::fprintf(f, "{\"id\":\"a%d\",\"rule_title\":\"Whoami Execution\",\"CommandLine\":\"whoami /all\"}\n", i);
+    std::fclose(f);
+  }
+  const auto triage = [&](const std::string& seed) {
+    return run_csq({"triage", "--model", test::fixture("hf/qwen3-tiny-vocab"), "--max-tokens", "8", "--seed", seed,
+                    "-q", "--out", out, alerts});
+  };
+  const test::RunResult first = triage("1");
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const std::string answers = io::read_text_file(out);
+  ASSERT_EQ(json_lines(answers).size(), 3u) << answers;
+
+  // Killed mid-write: the torn line is cut and that input answered again, the others kept.
+  const std::string kept = answers.substr(0, answers.find('\n') + 1);
+  {
+    std::FILE* f = std::fopen(out.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fputs((kept + "{\"id\":\"a1\",\"verd").c_str(), f);
+    std::fclose(f);
+  }
+  const test::RunResult resumed = triage("1");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(io::read_text_file(out), answers);  // seeded: the redone answers are the same lines
+
+  const test::RunResult other = triage("2");
+  EXPECT_EQ(other.exit_code, 1) << other.err;
+  EXPECT_NE(other.err.find("holds a run with a different seed"), std::string::npos) << other.err;
+  EXPECT_EQ(io::read_text_file(out), answers);
 }
 
 }  // namespace
