@@ -64,6 +64,9 @@ void HttpServer::install_task_routes(httplib::Server& svr) {
         res.set_content(dump(out), "application/json");
       } catch (const ApiError& e) {
         send_error(res, e);
+      } catch (const tasks::BackendBusy&) {
+        res.set_header("Retry-After", "1");
+        send_error(res, error(429, "the server is busy: the request queue is full; retry shortly", "rate_limit_error"));
       } catch (const Error& e) {
         send_error(res, from_library(e));
       }

@@ -107,7 +107,7 @@ class LocalBackend final : public ChatBackend {
     const TokenConstraint* base = r.constraint ? r.constraint : schema_constraint(r);
     std::unique_ptr<TokenConstraint> constraint = base ? base->fresh() : nullptr;
     auto job = scheduler_->submit(std::move(g), std::move(constraint), timeout_);
-    if (!job) fail_runtime(r.label + ": the scheduler's queue is full");
+    if (!job) throw BackendBusy(r.label + ": the scheduler's queue is full");
     const GenerationResult& res = job->wait(timeout_);
     if (res.finish == FinishReason::Cancelled) fail_runtime(r.label + ": generation was cancelled");
     ChatResult out;

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/error.h"
 #include "kernels/dtype.h"
 #include "model/device_choice.h"
 #include "runtime/sampler.h"
@@ -23,6 +24,13 @@ struct Engine;
 }
 
 namespace csq::tasks {
+
+// The in-process scheduler refused a request for want of room (its queue is full): a condition of
+// the moment, not of the input, so callers retry or answer 429 rather than fail the input.
+class BackendBusy : public Error {
+ public:
+  explicit BackendBusy(const std::string& message) : Error(ErrorCode::Runtime, message) {}
+};
 
 struct ChatRequest {
   std::string label;                  // names the request in errors ("cti-rcm item 12 trial 0")

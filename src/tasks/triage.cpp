@@ -505,6 +505,8 @@ TriageResult triage_input(ChatBackend& backend, const TriageInput& input, const 
       out.error = "unparseable answer: " + why + (r.finish == "length" ? " (stopped at --max-tokens)" : "");
       out.answer = r.text();
     }
+  } catch (const BackendBusy&) {
+    throw;  // no answer yet is not a failed input: the caller retries or reports busy
   } catch (const Error& e) {
     out.error = e.what();
   }
@@ -577,11 +579,22 @@ void triage_stream(ChatBackend& backend, const TriageSource& source, const std::
         index = next_index++;
         ++running;
       }
-      TriageResult result = triage_input(backend, *input, site_context, options);
+      std::optional<TriageResult> result;
+      std::exception_ptr error;
+      try {
+        result = triage_input(backend, *input, site_context, options);
+      } catch (...) {  // not the input's failure (that is its result's error): the run stops
+        error = std::current_exception();
+      }
       std::lock_guard<std::mutex> lock(mutex);
-      done.emplace(index, std::move(result));
       --running;
       cv.notify_all();
+      if (error) {
+        if (!failure) failure = error;
+        stop = true;
+        return;
+      }
+      done.emplace(index, std::move(*result));
     }
   };
 

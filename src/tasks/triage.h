@@ -155,7 +155,8 @@ ChatRequest triage_request(const TriageInput& input, const TriagePrompt& prompt,
 
 // One input's line: the rules' decision for a screened input no rule fired on, else the
 // backend's answer (with every fired rule in one prompt). A failed answer or a backend error
-// (csq::Error) is a result with an error. Safe to call from several threads.
+// (csq::Error) is a result with an error, except BackendBusy (no room yet), which is thrown.
+// Safe to call from several threads.
 TriageResult triage_input(ChatBackend& backend, const TriageInput& input, const std::string& site_context,
                           const TriageOptions& options);
 
@@ -184,7 +185,8 @@ using TriageSink = std::function<void(size_t index, const TriageResult& result)>
 // Triages every input of `source` through `backend` (already prepared), up to
 // backend.concurrency() at once, reading inputs only as workers free up, so a stream is
 // answered line by line. A failed answer or a backend error (csq::Error) on one input is a
-// result with an error; an exception from `source` or `sink` stops the run and is rethrown.
+// result with an error; BackendBusy or an exception from `source` or `sink` stops the run and is
+// rethrown (the inputs not yet handed to `sink` are not answered).
 void triage_stream(ChatBackend& backend, const TriageSource& source, const std::string& site_context,
                    const TriageOptions& options, const TriageSink& sink);
 

@@ -176,6 +176,25 @@ TEST_F(TaskRoutes, RespondAnswersAsCsqRespondDoes) {
   EXPECT_TRUE(unknown_reported) << plan.dump(2);
 }
 
+TEST_F(TaskRoutes, AFullQueueIsBusyNotAServerError) {
+  // A scheduler with no room at all: every task request finds its queue full.
+  http_.reset();
+  SchedulerConfig config;
+  config.n_ctx = 8192;
+  config.n_parallel = 1;
+  config.max_queue = 0;
+  scheduler_ = std::make_unique<Scheduler>(*engine_->model, engine_->tokenizer, *pool_, config);
+  http_ = std::make_unique<HttpServer>(*engine_, *scheduler_, options_);
+  const json record = {{"id", "a-1"}, {"CommandLine", "whoami /all"}};
+  for (const Answer& a : {post("/v1/triage", {{"records", json::array({record})}}),
+                          post("/v1/respond", {{"alert", record}, {"max_tokens", 8}}),
+                          post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "hi"}}}}})}) {
+    EXPECT_EQ(a.status, 429) << a.body;
+    EXPECT_EQ(a.header("Retry-After"), "1");
+    EXPECT_EQ(a.json_body()["error"]["type"], "rate_limit_error") << a.body;
+  }
+}
+
 TEST_F(TaskRoutes, BadRequestsAreRefusedNamingWhatIsWrong) {
   auto message = [](const Answer& a) { return a.json_body()["error"]["message"].get<std::string>(); };
   Answer a = post("/v1/triage", {{"record", json::array({json::object()})}});
