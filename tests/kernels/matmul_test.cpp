@@ -81,7 +81,8 @@ class FastMatmul : public ::testing::TestWithParam<Case> {};
 TEST_P(FastMatmul, MatchesReference) {
   const Case c = GetParam();
   SCOPED_TRACE(name(c));
-  if (!cpu::cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2: matmul is the reference here";
+  if (!cpu::use_avx2() || matmul_arithmetic(c.type) == MatmulArithmetic::Reference)
+    GTEST_SKIP() << "matmul runs the reference here (no AVX2, or CSQ_KERNELS=reference or float)";
   const cpu::RowKernel* kernel = cpu::matmul_row_kernel(c.type);  // the one matmul runs
   ASSERT_NE(kernel, nullptr);
   Problem p = make_problem(c, uint32_t(c.rows * 131 + c.cols * 7 + c.tokens));

@@ -313,7 +313,7 @@ MatmulArithmetic matmul_arithmetic(DType type) {
   switch (kernel->act) {
     case cpu::ActFormat::F32: return MatmulArithmetic::Float;
     case cpu::ActFormat::BF16: return MatmulArithmetic::BF16;
-    default: return MatmulArithmetic::Int8;
+    default: return integer_kernels_allowed() ? MatmulArithmetic::Int8 : MatmulArithmetic::Reference;
   }
 }
 
