@@ -407,7 +407,7 @@ void HttpServer::install_routes() {
         res.set_header("X-Accel-Buffering", "no");
         res.set_chunked_content_provider(
             "text/event-stream",
-            [this, submitted, api, id, created, model, chat, record](size_t, httplib::DataSink& sink) mutable {
+            [submitted, api, id, created, model, chat, record](size_t, httplib::DataSink& sink) mutable {
               auto send = [&](const ojson& event) {
                 const std::string text = sse(event);
                 return sink.write(text.data(), text.size());

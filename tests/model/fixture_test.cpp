@@ -123,7 +123,9 @@ TEST_P(HfFixture, MatchesTransformers) {
       const float* row = logits.data() + t * vocab;
       const int32_t ours = argmax(row, vocab);
       const bool near_tie = topk_vals[size_t(t * K)] - topk_vals[size_t(t * K + 1)] < 1e-4f;
-      if (!near_tie) EXPECT_EQ(ours, topk_ids[size_t(t * K)]) << "top-1 differs at position " << t;
+      if (!near_tie) {
+        EXPECT_EQ(ours, topk_ids[size_t(t * K)]) << "top-1 differs at position " << t;
+      }
     }
     if (ref.has("logits_first." + std::to_string(s))) {
       const auto first = ref.floats("logits_first." + std::to_string(s));

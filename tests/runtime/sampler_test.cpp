@@ -161,7 +161,7 @@ TEST(Sampler, EmpiricalFrequenciesMatchTheDistribution) {
 struct ComparisonSortSampler {
   SamplingParams params;
   std::mt19937_64 rng{params.seed};
-  Dist candidates;
+  Dist candidates{};
 
   int32_t sample(const std::vector<float>& logits, const std::vector<uint8_t>& allowed) {
     candidates.clear();

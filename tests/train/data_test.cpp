@@ -38,7 +38,9 @@ TEST(TrainData, PromptResponseTrainsOnTheAnswerAndItsEndOfTurn) {
   EXPECT_TRUE(std::equal(prompt_ids.begin(), prompt_ids.end(), e.tokens.begin()));
   for (size_t i = 0; i < prompt_ids.size(); ++i) EXPECT_EQ(e.labels[i], -1);
   for (size_t i = prompt_ids.size(); i < e.labels.size(); ++i)
-    if (e.labels[i] >= 0) EXPECT_EQ(e.labels[i], e.tokens[i]);
+    if (e.labels[i] >= 0) {
+      EXPECT_EQ(e.labels[i], e.tokens[i]);
+    }
 }
 
 ChatRenderOptions whole_conversation() {
