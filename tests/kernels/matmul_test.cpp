@@ -282,10 +282,11 @@ TEST(Avx512Kernels, EightRowKernelsMatchTheAvx2RowKernelBitForBit) {
       const cpu::RowKernel* avx2 = cpu::avx2_kernel(type);
       const cpu::Rows8Fn rows8 = impl.parts(type).rows8;
       ASSERT_NE(rows8, nullptr);
-      // K-quants: more blocks than one pass of the in-place kernel and of the tile holds; Q8_0:
-      // an odd block count (the in-place kernel takes blocks in pairs) and a single block.
+      // K-quants: more blocks than one pass of the in-place kernels (the one-token kernel's 32,
+      // KQuantRows8's 64 / tokens) and of the tile holds; Q8_0: an odd block count (the in-place
+      // kernel takes blocks in pairs) and a single block.
       const std::vector<int64_t> col_counts =
-          type == DType::Q8_0 ? std::vector<int64_t>{32 * 43, 32} : std::vector<int64_t>{256 * 21};
+          type == DType::Q8_0 ? std::vector<int64_t>{32 * 43, 32} : std::vector<int64_t>{256 * 37};
       for (int64_t cols : col_counts)
         for (int weights = 0; weights < 2; ++weights)
           for (int64_t tokens : avx512_token_counts()) {

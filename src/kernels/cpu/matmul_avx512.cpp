@@ -57,6 +57,9 @@ namespace csq::kernels::cpu {
 namespace {
 
 inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
+inline __m512i load_two256(const void* lo, const void* hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(load256(lo)), load256(hi), 1);
+}
 
 // 8 bytes at p in every 64-bit lane: a token's activations for one column octet of all 8 rows.
 inline __m512i broadcast8(const void* p) {
@@ -249,7 +252,115 @@ struct Q4KFormat512 {
     return _mm256_fmadd_ps(_mm256_mul_ps(neg_dmin, dx), _mm256_cvtepi32_ps(mins), acc);
   }
 };
-template <int N> using Q4KRows8 = KQuantRows512<N, Q4KFormat512>;
+
+// ---- One token, rows in place (generation, single stream) ----
+//
+// A stream's decode step spends nearly all its time here, and two threads must keep ~17 GB/s each
+// in flight: KQuantRows8<1> issued about 45 vector instructions per row and block on the two
+// 512-bit ports (1 thread, weights in L2: 8.2 ns per Q4_K block, against the 8.5 ns that 17 GB/s
+// leaves). This kernel computes the same exact integers with fewer:
+// - the activations are laid out once per call in the order of a whole 64-byte load of the
+//   weights' nibbles (low nibbles of qs[0..63] are elements 0-31 and 64-95), so the levels need
+//   a shift and two masks per 128 levels and no lane inserts;
+// - each row's block leaves its 16 lanes in a buffer untouched, and 8 rows' blocks are reduced
+//   together (sum_rows16), where KQuantRows8 folded each to 8 lanes and reduced with vphaddd;
+// - the Q4_K mins term is formed for 8 rows at once in that pass from the rows' 8 mins (bytes).
+// Each (row, block) then takes KQuantRows8's multiply-adds in block order: bit-identical.
+
+// Lane r of the result is the sum of v[r]'s 16 lanes (exact): interleave-and-add in three rounds.
+inline __m256i sum_rows16(const __m512i* v) {
+  __m512i pairs[4];  // per 128-bit lane [row 2p, row 2p + 1, row 2p, row 2p + 1]
+  for (int p = 0; p < 4; ++p)
+    pairs[p] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * p], v[2 * p + 1]), _mm512_unpackhi_epi32(v[2 * p], v[2 * p + 1]));
+  // Per 128-bit lane [row 0, 1, 2, 3] and [row 4, 5, 6, 7], a quarter of each row's sum per lane.
+  const __m512i q0 = _mm512_add_epi32(_mm512_unpacklo_epi64(pairs[0], pairs[1]), _mm512_unpackhi_epi64(pairs[0], pairs[1]));
+  const __m512i q1 = _mm512_add_epi32(_mm512_unpacklo_epi64(pairs[2], pairs[3]), _mm512_unpackhi_epi64(pairs[2], pairs[3]));
+  // [q0 lanes 0+1, q0 2+3, q1 0+1, q1 2+3], then the halves [q0, q1] added.
+  const __m512i even = pick_lanes<0, 2, 4, 6>(q0, q1), odd = pick_lanes<1, 3, 5, 7>(q0, q1);
+  const __m512i u = _mm512_add_epi32(even, odd);
+  const __m512i t = pick_lanes<0, 2, 1, 3>(u, u);
+  return _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
+}
+
+// A vpshufb control that puts byte `lo` of each 128-bit lane in words 0-3 and byte `hi` in words
+// 4-7 (high bytes zero): a sub-block scale per packed 4-lane group.
+inline __m512i word_picks(int lo0, int hi0, int lo1, int hi1) {
+  const auto words = [](int byte) { return int64_t(uint64_t(0x0001000100010001) * uint64_t(0x8000 | byte)); };
+  return _mm512_set_epi64(words(hi1), words(lo1), words(hi1), words(lo1), words(hi0), words(lo0), words(hi0), words(lo0));
+}
+
+struct Q4KOneToken {
+  static constexpr int64_t kChunk = 32;  // blocks per pass over the 8 rows: 16 KB of lane sums
+  static void run(const uint8_t* w_rows, int64_t w_row_bytes, const BlockQ8_K* const* xs, int64_t n_blocks, float* out,
+                  int64_t) {
+    alignas(64) __m512i x_perm[kChunk][4];
+    alignas(64) __m512i lanes[kChunk][8];
+    alignas(16) __m128i x_sub[kChunk];
+    alignas(32) uint8_t mins[kChunk][8][8];
+    alignas(16) uint16_t d_half[kChunk][8], dmin_half[kChunk][8];
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    // Sub-blocks 0-3 pack as [0 0 1 1 | 2 2 3 3] in 4-word groups per 128-bit lane, 4-7 likewise.
+    const __m512i picks_lo = word_picks(0, 1, 2, 3), picks_hi = word_picks(4, 5, 6, 7);
+    __m256 acc = _mm256_setzero_ps();
+    const BlockQ8_K* x = xs[0];
+    for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunk) {
+      const int64_t nb = std::min(kChunk, n_blocks - b0);
+      for (int64_t i = 0; i < nb; ++i) {
+        const int8_t* q = x[b0 + i].qs;
+        for (int k = 0; k < 2; ++k) {
+          x_perm[i][2 * k] = load_two256(q + 128 * k, q + 128 * k + 64);
+          x_perm[i][2 * k + 1] = load_two256(q + 128 * k + 32, q + 128 * k + 96);
+        }
+        x_sub[i] = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b0 + i].bsums)),
+                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b0 + i].bsums + 8)));
+      }
+      for (int r = 0; r < 8; ++r) {
+        const BlockQ4_K* w = reinterpret_cast<const BlockQ4_K*>(w_rows + r * w_row_bytes) + b0;
+        for (int64_t i = 0; i < nb; ++i) {
+          prefetch_ahead(w + i, int64_t(sizeof(BlockQ4_K)));
+          d_half[i][r] = w[i].d;
+          dmin_half[i][r] = w[i].dmin;
+          const __m128i scales_mins = scales_mins_k4_u8(w[i].scales);
+          _mm_storeh_pd(reinterpret_cast<double*>(mins[i][r]), _mm_castsi128_pd(scales_mins));
+          const __m512i scales = _mm512_broadcast_i32x4(scales_mins);
+          __m512i sum = _mm512_setzero_si512();
+          for (int k = 0; k < 2; ++k) {
+            // Sub-blocks 4k, 4k + 2 in the low nibbles, 4k + 1, 4k + 3 in the high ones; each
+            // vpdpbusd lane at most 4 * 15 * 127 = 7620, packed to 16 bits exactly.
+            const __m512i raw = load512(w[i].qs + 64 * k);
+            const __m512i lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(raw, low4), x_perm[i][2 * k]);
+            const __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4),
+                                                   x_perm[i][2 * k + 1]);
+            sum = add_scaled_pair(sum, lo, hi, _mm512_shuffle_epi8(scales, k ? picks_hi : picks_lo));
+          }
+          lanes[i][r] = sum;
+        }
+      }
+      for (int64_t i = 0; i < nb; ++i) {
+        const __m256i levels = sum_rows16(lanes[i]);
+        // sum_j min_j * (activation sum of sub-block j): a row's 4 pair sums per 128-bit lane,
+        // then the rows' lanes added as in sum_rows16.
+        const __m512i sub = _mm512_broadcast_i32x4(x_sub[i]);
+        // (Mins are at most 63: sign extension is exact.)
+        const __m512i m03 = _mm512_madd_epi16(_mm512_cvtepi8_epi16(load256(mins[i][0])), sub);
+        const __m512i m47 = _mm512_madd_epi16(_mm512_cvtepi8_epi16(load256(mins[i][4])), sub);
+        const __m512i a = pick_lanes<0, 1, 4, 5>(m03, m47), b = pick_lanes<2, 3, 6, 7>(m03, m47);  // rows 0 1 4 5, 2 3 6 7
+        __m512i m = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+        m = _mm512_add_epi32(m, _mm512_unpackhi_epi64(m, m));  // [a's row, b's row] in dwords 0-1 of each lane
+        const __m256i min_sums = _mm512_castsi512_si256(_mm512_permutexvar_epi32(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 13, 9, 12, 8, 5, 1, 4, 0), m));
+        const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(d_half[i])));
+        const __m256 neg_dmin =
+            _mm256_xor_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dmin_half[i]))), _mm256_set1_ps(-0.f));
+        const __m256 dx = _mm256_set1_ps(x[b0 + i].d);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(levels), acc);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(neg_dmin, dx), _mm256_cvtepi32_ps(min_sums), acc);
+      }
+    }
+    _mm256_storeu_ps(out, acc);
+  }
+};
+
+template <int N> using Q4KRows8 = std::conditional_t<N == 1, Q4KOneToken, KQuantRows512<N, Q4KFormat512>>;
 
 struct alignas(64) Q4KTile {
   uint8_t q[8][4][64];   // [sub-block j][column octet g][8 * row + c] = level(row, 32 j + 8 g + c)
@@ -473,10 +584,6 @@ struct Q8_0TileTokens {
   }
 };
 
-inline __m512i load_two256(const void* lo, const void* hi) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(load256(lo)), load256(hi), 1);
-}
-
 // Q8_0 rows read in place (generation), two blocks of each row per vector, block b of the 8 rows
 // in turn as in the AVX2 kernel; each block's exact sums weighted as the tile kernel does.
 template <int N>
@@ -529,10 +636,11 @@ struct Q8_0Rows8 {
   }
 };
 
+constexpr int kTileTokens512 = 8;
 // As in the AVX2 file: 4 Q4_K blocks of 8 rows = 10.75 KB, 4 Q6_K blocks = 11.3 KB, 16 Q8_0
 // blocks = 5.6 KB.
-constexpr auto rows8_q4_k = rows8<Q4KTile, BlockQ4_K, BlockQ8_K, QK_K, 4, unpack_q4k_block, Q4KTileTokens, Q4KRows8, kTileMinTokens512, kInPlaceTokens512>;
-constexpr auto rows8_q6_k = rows8<Q6KTile, BlockQ6_K, BlockQ8_K, QK_K, 4, unpack_q6k_block, Q6KTileTokens, Q6KRows8, kQ6KTileMinTokens512, kInPlaceTokens512>;
+constexpr auto rows8_q4_k = rows8<Q4KTile, BlockQ4_K, BlockQ8_K, QK_K, 4, unpack_q4k_block, Q4KTileTokens, Q4KRows8, kTileMinTokens512, kInPlaceTokens512, kTileTokens512>;
+constexpr auto rows8_q6_k = rows8<Q6KTile, BlockQ6_K, BlockQ8_K, QK_K, 4, unpack_q6k_block, Q6KTileTokens, Q6KRows8, kQ6KTileMinTokens512, kInPlaceTokens512, kTileTokens512>;
 constexpr auto rows8_q8_0 = rows8<Q8_0Tile, BlockQ8_0, BlockQ8x32, 32, 16, unpack_q8_0_block, Q8_0TileTokens, Q8_0Rows8, kTileMinTokens512, kInPlaceTokens512>;
 
 // ---- float weights (F32, F16, BF16) with float activations ----

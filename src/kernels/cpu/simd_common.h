@@ -89,19 +89,21 @@ inline void unpack_scales_k4(const uint8_t* packed, uint8_t* scales, uint8_t* mi
   std::memcpy(mins + 4, &sm.mins_hi, 4);
 }
 
-// [scale 0..7 | min 0..7] as 16 int16: scales in the low 128-bit lane, mins in the high one.
-// scales_mins_k4 in vector registers (generation unpacks these once per row and block, and the
-// scalar version cost about a third of the Q4_K row kernel's instructions). Reads 16 bytes at
-// packed: the 12 packed bytes and the first 4 levels of the block, which are not used.
-inline __m256i scales_mins_k4_i16(const uint8_t* packed) {
+// [scale 0..7 | min 0..7] as 16 bytes: scales_mins_k4 in vector registers (generation unpacks
+// these once per row and block, and the scalar version cost about a third of the Q4_K row
+// kernel's instructions). Reads 16 bytes at packed: the 12 packed bytes and the first 4 levels of
+// the block, which are not used.
+inline __m128i scales_mins_k4_u8(const uint8_t* packed) {
   const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));  // words w0, w1, w2
   // [w0 & 3f, w2 & 0f, w1 & 3f, (w2 >> 4) & 0f] | [0, (w0 >> 6 & 3) << 4, 0, (w1 >> 6 & 3) << 4]
   const __m128i low = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(w, _MM_SHUFFLE(2, 1, 2, 0)), _mm_set_epi32(4, 0, 0, 0)),
                                     _mm_set_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f));
   const __m128i high = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(w, _MM_SHUFFLE(1, 1, 0, 0)), 2),
                                      _mm_set_epi32(0x30303030, 0, 0x30303030, 0));
-  return _mm256_cvtepu8_epi16(_mm_or_si128(low, high));
+  return _mm_or_si128(low, high);
 }
+// The same as 16 int16: scales in the low 128-bit lane, mins in the high one.
+inline __m256i scales_mins_k4_i16(const uint8_t* packed) { return _mm256_cvtepu8_epi16(scales_mins_k4_u8(packed)); }
 
 // An activation block's side of the mins term: [0 | the 8 sub-block sums] as int16 (each at most
 // 32 * 127), so that madd with scales_mins_k4_i16 leaves sum_j min_j * sum_j spread over 4 lanes.
@@ -341,7 +343,7 @@ constexpr int kTileTokens = 4;
 // its tile block.
 template <typename Tile, typename WBlock, typename XBlock, int64_t kBlockElems, int64_t kChunkBlocks,
           void (*UnpackBlock)(Tile&, const WBlock* const*), template <int> class Kernel, template <int> class Rows8,
-          int64_t kTileFrom = kTileMinTokens, int kInPlaceTokens = kMaxTokens>
+          int64_t kTileFrom = kTileMinTokens, int kInPlaceTokens = kMaxTokens, int kTileT = kTileTokens>
 void rows8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
            float* out, int64_t out_stride) {
   static_assert(kInPlaceTokens == kMaxTokens || kInPlaceTokens == 8);
@@ -385,18 +387,27 @@ void rows8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_
   // cache instead of waiting on memory.
   const char* next_group = reinterpret_cast<const char*>(w_rows + 8 * w_row_bytes);
   const int64_t next_lines = 8 * w_row_bytes / 64;
-  const int64_t steps = (n_blocks + kChunkBlocks - 1) / kChunkBlocks * ((n_tok + kTileTokens - 1) / kTileTokens);
+  const int64_t steps = (n_blocks + kChunkBlocks - 1) / kChunkBlocks * ((n_tok + kTileT - 1) / kTileT);
   const int64_t lines_per_step = (next_lines + steps - 1) / steps;
   int64_t next_line = 0;
   for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkBlocks) {
     const int64_t nb = std::min(kChunkBlocks, n_blocks - b0);
-    for (int64_t t0 = 0; t0 < n_tok; t0 += kTileTokens) {
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kTileT) {
       for (const int64_t end = std::min(next_lines, next_line + lines_per_step); next_line < end; ++next_line)
         _mm_prefetch(next_group + 64 * next_line, _MM_HINT_T1);
-      const XBlock* xs[kTileTokens];
-      const int tt = int(std::min<int64_t>(kTileTokens, n_tok - t0));
+      const XBlock* xs[kTileT];
+      const int tt = int(std::min<int64_t>(kTileT, n_tok - t0));
       for (int t = 0; t < tt; ++t) xs[t] = x_row<XBlock>(x, x_stride, int(t0 + t)) + b0;
       float* a = acc.data() + 8 * t0;
+      if constexpr (kTileT == 8) {
+        switch (tt) {
+          case 5: Kernel<5>::run(tiles.data() + b0, nb, xs, a); continue;
+          case 6: Kernel<6>::run(tiles.data() + b0, nb, xs, a); continue;
+          case 7: Kernel<7>::run(tiles.data() + b0, nb, xs, a); continue;
+          case 8: Kernel<8>::run(tiles.data() + b0, nb, xs, a); continue;
+          default: break;
+        }
+      }
       switch (tt) {
         case 1: Kernel<1>::run(tiles.data() + b0, nb, xs, a); break;
         case 2: Kernel<2>::run(tiles.data() + b0, nb, xs, a); break;
