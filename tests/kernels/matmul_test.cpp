@@ -434,7 +434,8 @@ TEST(ActivationQuantization, MatchesGgml) {
   x[32] = 127.f, x[33] = 2.5f, x[34] = -3.5f;  // block 1 scales by exactly 1: ties go to even
   std::fill(x.begin() + 256, x.begin() + 288, 0.f);  // an all-zero block
 
-  // Q8x32: levels round(x * (127 / max|x|)) with ties to even, scale max|x| / 127 through fp16.
+  // Q8x32: levels round(x * (127 / max|x|)) with ties to even, scale max|x| / 127 through fp16,
+  // and the levels' sum.
   std::vector<cpu::BlockQ8x32> q(512 / 32);
   cpu::quantize_act(cpu::ActFormat::Q8x32, x.data(), q.data(), 512);
   for (int b = 0; b < 512 / 32; ++b) {
@@ -442,7 +443,12 @@ TEST(ActivationQuantization, MatchesGgml) {
     for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[size_t(b * 32 + i)]));
     EXPECT_EQ(q[size_t(b)].d, f16_to_f32(f32_to_f16(amax / 127.f)));
     const float id = amax != 0 ? 127.f / amax : 0.f;
-    for (int i = 0; i < 32; ++i) EXPECT_EQ(q[size_t(b)].qs[i], int8_t(std::nearbyint(x[size_t(b * 32 + i)] * id)));
+    int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      EXPECT_EQ(q[size_t(b)].qs[i], int8_t(std::nearbyint(x[size_t(b * 32 + i)] * id)));
+      sum += q[size_t(b)].qs[i];
+    }
+    EXPECT_EQ(q[size_t(b)].sum, sum);
   }
 
   // Q8K: the bytes of ggml's quantize_row_q8_K (quants::quantize_q8_k).

@@ -28,10 +28,12 @@ enum class ActFormat {
 };
 
 // 8-bit activations in 32-element blocks: the levels and scale of ggml's Q8_0 (symmetric,
-// ±127, scale rounded to fp16), with the scale kept as a float so the kernels need not decode it.
+// ±127, scale rounded to fp16), with the scale kept as a float so the kernels need not decode it,
+// and the levels' sum (the AVX-512 Q8_0 tile multiplies weights biased by 128 and takes it off).
 struct BlockQ8x32 {
   float d;
   int8_t qs[32];
+  int32_t sum;
 };
 
 // Bytes of one activation row of `cols` elements in `format`.

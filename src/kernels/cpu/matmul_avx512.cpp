@@ -538,46 +538,77 @@ struct Q6KTileTokens {
 
 // ---- Q8_0 ----
 //
-// vpdpbusd multiplies unsigned by signed bytes: the activations (within ±127) go in shifted by
-// 128 and the products' excess, 128 times the sum of the weights, comes off again.
+// vpdpbusd multiplies unsigned by signed bytes. The prompt tile holds the weights biased by 128
+// (unsigned) against the activations as they are, and each token's block starts from -128 times
+// its levels' sum (BlockQ8x32::sum, half in each lane of a row's pair), which the bias adds back:
+// the exact sum of level x activation, with no per-token work on the activations. The in-place
+// rows (generation) shift the activations instead (once per block, for 8 rows), and take the
+// weights' excess off.
 
 struct alignas(64) Q8_0Tile {
-  int8_t q[4][64];      // [column octet g][8 * row + c] = level(row, 8 g + c)
-  int32_t offset[16];   // [2 * row] = -128 * (sum of the row's levels), [2 * row + 1] = 0
+  uint8_t q[4][64];     // [column octet g][8 * row + c] = level(row, 8 g + c) + 128
   float d[8];           // per row
 };
 
 void unpack_q8_0_block(Q8_0Tile& tile, const BlockQ8_0* const* blocks) {
   const uint8_t* rows[8];
   for (int row = 0; row < 8; ++row) {
-    const BlockQ8_0& w = *blocks[row];
-    tile.d[row] = half_to_float(w.d);
-    // The sum of the 32 levels: 1 * level in int16 pairs, then pairs of those in int32.
-    const __m256i pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), load256(w.qs));
-    tile.offset[2 * row] = -128 * hsum_i32(pair_sums(pairs));
-    tile.offset[2 * row + 1] = 0;
-    rows[row] = reinterpret_cast<const uint8_t*>(w.qs);
+    tile.d[row] = half_to_float(blocks[row]->d);
+    rows[row] = reinterpret_cast<const uint8_t*>(blocks[row]->qs);
   }
-  interleave_octets8(rows, 32, reinterpret_cast<uint8_t*>(&tile.q[0][0]));
+  interleave_octets8(rows, 32, &tile.q[0][0]);
+  for (int g = 0; g < 4; ++g) _mm512_store_si512(tile.q[g], _mm512_xor_si512(load512(tile.q[g]), _mm512_set1_epi8(char(0x80))));
+}
+
+// lo in lanes 0-7, hi in 8-15.
+inline __m512 join_halves(__m256 lo, __m256 hi) {
+  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+}
+#if defined(CSQ_AVX512_EMULATED)
+// SIMDe 0.7.4 lacks _mm512_cvtepi32_ps: the same conversion in 256-bit halves.
+inline __m512 i32_to_f32x16(__m512i v) {
+  return join_halves(_mm256_cvtepi32_ps(_mm512_castsi512_si256(v)), _mm256_cvtepi32_ps(_mm512_extracti64x4_epi64(v, 1)));
+}
+#else
+inline __m512 i32_to_f32x16(__m512i v) { return _mm512_cvtepi32_ps(v); }
+#endif
+
+// Two tokens' tile sums, lanes 2 r + e of a and of b, folded into one vector: row r of a in lane
+// r, of b in lane 8 + r (the same exact sums as fold_pairs). acc holds token t's 8 rows at 8 t, so
+// a pair of tokens is one 16-lane conversion, product and multiply-add instead of two of 8.
+inline __m512i fold_pairs2(__m512i a, __m512i b) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  return _mm512_add_epi32(_mm512_permutex2var_epi32(a, even, b), _mm512_permutex2var_epi32(a, odd, b));
 }
 
 template <int T>
 struct Q8_0TileTokens {
   static void run(const Q8_0Tile* tiles, int64_t n_blocks, const BlockQ8x32* const* xs, float* acc) {
-    const __m512i bias = _mm512_set1_epi8(char(0x80));
     for (int64_t b = 0; b < n_blocks; ++b) {
       const Q8_0Tile& tile = tiles[b];
       const __m512i q0 = load512(tile.q[0]), q1 = load512(tile.q[1]), q2 = load512(tile.q[2]), q3 = load512(tile.q[3]);
-      const __m512i offset = load512(tile.offset);
+      const auto sums = [&](int t) {
+        const BlockQ8x32& x = xs[t][b];
+        __m512i s = _mm512_dpbusd_epi32(_mm512_set1_epi32(-64 * x.sum), q0, broadcast8(x.qs));
+        s = _mm512_dpbusd_epi32(s, q1, broadcast8(x.qs + 8));
+        s = _mm512_dpbusd_epi32(s, q2, broadcast8(x.qs + 16));
+        return _mm512_dpbusd_epi32(s, q3, broadcast8(x.qs + 24));
+      };
       const __m256 d = _mm256_load_ps(tile.d);
-      for (int t = 0; t < T; ++t) {
-        const int8_t* xq = xs[t][b].qs;
-        __m512i s = _mm512_dpbusd_epi32(offset, _mm512_xor_si512(broadcast8(xq), bias), q0);
-        s = _mm512_dpbusd_epi32(s, _mm512_xor_si512(broadcast8(xq + 8), bias), q1);
-        s = _mm512_dpbusd_epi32(s, _mm512_xor_si512(broadcast8(xq + 16), bias), q2);
-        s = _mm512_dpbusd_epi32(s, _mm512_xor_si512(broadcast8(xq + 24), bias), q3);
+      int t = 0;
+      if constexpr (T >= 2) {
+        const __m512 d2 = join_halves(d, d);
+        for (; t + 2 <= T; t += 2) {
+          const __m512 dx = join_halves(_mm256_set1_ps(xs[t][b].d), _mm256_set1_ps(xs[t + 1][b].d));
+          __m512 a = _mm512_loadu_ps(acc + 8 * t);
+          a = _mm512_fmadd_ps(_mm512_mul_ps(d2, dx), i32_to_f32x16(fold_pairs2(sums(t), sums(t + 1))), a);
+          _mm512_storeu_ps(acc + 8 * t, a);
+        }
+      }
+      if (t < T) {
         __m256 a = _mm256_loadu_ps(acc + 8 * t);
-        a = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xs[t][b].d)), _mm256_cvtepi32_ps(fold_pairs(s)), a);
+        a = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xs[t][b].d)), _mm256_cvtepi32_ps(fold_pairs(sums(t))), a);
         _mm256_storeu_ps(acc + 8 * t, a);
       }
     }
@@ -652,9 +683,6 @@ constexpr auto rows8_q8_0 = rows8<Q8_0Tile, BlockQ8_0, BlockQ8x32, 32, 16, unpac
 // SIMDe 0.7.4 lacks _mm512_cvtph_ps and _mm512_cvtepu16_epi32: the emulated build does the same
 // conversions in 256-bit halves.
 #if defined(CSQ_AVX512_EMULATED)
-inline __m512 join_halves(__m256 lo, __m256 hi) {
-  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
-}
 inline __m512 f16_to_f32x16(__m256i h) {
   return join_halves(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)));
 }
