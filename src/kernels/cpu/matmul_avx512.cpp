@@ -572,6 +572,22 @@ inline __m512 i32_to_f32x16(__m512i v) {
 #else
 inline __m512 i32_to_f32x16(__m512i v) { return _mm512_cvtepi32_ps(v); }
 #endif
+// Lanes 8-15.
+inline __m256 high_half(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+// SIMDe 0.7.4 lacks _mm512_cvtph_ps and _mm512_cvtepu16_epi32: the emulated build does the same
+// conversions in 256-bit halves.
+#if defined(CSQ_AVX512_EMULATED)
+inline __m512 f16_to_f32x16(__m256i h) {
+  return join_halves(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)));
+}
+inline __m512i u16_to_u32x16(__m256i h) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(h))),
+                            _mm256_cvtepu16_epi32(_mm256_extracti128_si256(h, 1)), 1);
+}
+#else
+inline __m512 f16_to_f32x16(__m256i h) { return _mm512_cvtph_ps(h); }
+inline __m512i u16_to_u32x16(__m256i h) { return _mm512_cvtepu16_epi32(h); }
+#endif
 
 // Two tokens' tile sums, lanes 2 r + e of a and of b, folded into one vector: row r of a in lane
 // r, of b in lane 8 + r (the same exact sums as fold_pairs). acc holds token t's 8 rows at 8 t, so
@@ -615,8 +631,26 @@ struct Q8_0TileTokens {
   }
 };
 
+// Two rows' sums of two blocks (lanes 0-7 block b, 8-15 block b + 1; 8 lanes each to be added
+// up), half-reduced together: in every 128-bit lane, [r0, r1, r0, r1] partial sums (exact).
+inline __m512i reduce_row_pair(__m512i r0, __m512i r1) {
+  return _mm512_add_epi32(_mm512_unpacklo_epi32(r0, r1), _mm512_unpackhi_epi32(r0, r1));
+}
+// The four row pairs' halves reduced to lane r = row r's sum of block b, lane 8 + r of block b + 1.
+inline __m512i reduce_rows8x2(const __m512i* pairs) {
+  const __m512i r0123 = _mm512_add_epi32(_mm512_unpacklo_epi64(pairs[0], pairs[1]), _mm512_unpackhi_epi64(pairs[0], pairs[1]));
+  const __m512i r4567 = _mm512_add_epi32(_mm512_unpacklo_epi64(pairs[2], pairs[3]), _mm512_unpackhi_epi64(pairs[2], pairs[3]));
+  // 128-bit lanes of r0123: rows 0-3 over block b's lanes 0-3, its lanes 4-7, block b+1's 0-3, 4-7.
+  const __m512i first = pick_lanes<0, 4, 2, 6>(r0123, r4567), second = pick_lanes<1, 5, 3, 7>(r0123, r4567);
+  return _mm512_add_epi32(first, second);
+}
+
 // Q8_0 rows read in place (generation), two blocks of each row per vector, block b of the 8 rows
-// in turn as in the AVX2 kernel; each block's exact sums weighted as the tile kernel does.
+// in turn as in the AVX2 kernel. The weights go in biased by 128 (one xor per row and pair of
+// blocks), the activations as they are, so a row's sums exceed the exact ones by 128 times the
+// activations' sum (BlockQ8x32::sum), the same for every row: taken off once per token and block.
+// The 8 rows' sums of both blocks are reduced together in 512-bit registers, a lane per (block,
+// row), and each block weighed as the tile kernel does: the same integers and float operations.
 template <int N>
 struct Q8_0Rows8 {
   static void run(const uint8_t* w_rows, int64_t w_row_bytes, const BlockQ8x32* const* xs, int64_t n_blocks, float* out,
@@ -624,33 +658,31 @@ struct Q8_0Rows8 {
     const __m512i bias = _mm512_set1_epi8(char(0x80));
     __m256 acc[N];
     for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
-    const auto weigh = [&](const __m256i (*sums)[8], const uint16_t* d_half, int64_t b) {
-      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d_half)));
-      for (int t = 0; t < N; ++t)
-        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xs[t][b].d)), _mm256_cvtepi32_ps(sum_lanes8(sums[t])),
-                                 acc[t]);
-    };
     int64_t b = 0;
     for (; b + 2 <= n_blocks; b += 2) {
       prefetch_next_group(w_rows + b * int64_t(sizeof(BlockQ8_0)), w_row_bytes, 2 * 64);
-      __m512i xu[N];
-      for (int t = 0; t < N; ++t) xu[t] = _mm512_xor_si512(load_two256(xs[t][b].qs, xs[t][b + 1].qs), bias);
-      __m256i sums_lo[N][8], sums_hi[N][8];
-      alignas(16) uint16_t d_lo[8], d_hi[8];
-      for (int r = 0; r < 8; ++r) {
-        const BlockQ8_0* wb = reinterpret_cast<const BlockQ8_0*>(w_rows + r * w_row_bytes) + b;
-        d_lo[r] = wb[0].d;
-        d_hi[r] = wb[1].d;
-        const __m512i q = load_two256(wb[0].qs, wb[1].qs);
-        const __m512i excess = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, q);
-        for (int t = 0; t < N; ++t) {
-          const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xu[t], q), excess);
-          sums_lo[t][r] = _mm512_castsi512_si256(s);
-          sums_hi[t][r] = _mm512_extracti64x4_epi64(s, 1);
-        }
+      __m512i x[N];
+      for (int t = 0; t < N; ++t) x[t] = load_two256(xs[t][b].qs, xs[t][b + 1].qs);
+      __m512i pairs[N][4];
+      alignas(32) uint16_t d_half[16];  // rows' scales of block b, then of block b + 1
+      for (int r = 0; r < 8; r += 2) {
+        const BlockQ8_0* w0 = reinterpret_cast<const BlockQ8_0*>(w_rows + r * w_row_bytes) + b;
+        const BlockQ8_0* w1 = reinterpret_cast<const BlockQ8_0*>(w_rows + (r + 1) * w_row_bytes) + b;
+        d_half[r] = w0[0].d, d_half[r + 1] = w1[0].d, d_half[8 + r] = w0[1].d, d_half[9 + r] = w1[1].d;
+        const __m512i q0 = _mm512_xor_si512(load_two256(w0[0].qs, w0[1].qs), bias);
+        const __m512i q1 = _mm512_xor_si512(load_two256(w1[0].qs, w1[1].qs), bias);
+        for (int t = 0; t < N; ++t)
+          pairs[t][r / 2] = reduce_row_pair(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, x[t]),
+                                            _mm512_dpbusd_epi32(_mm512_setzero_si512(), q1, x[t]));
       }
-      weigh(sums_lo, d_lo, b);
-      weigh(sums_hi, d_hi, b + 1);
+      const __m512 d = f16_to_f32x16(load256(d_half));
+      for (int t = 0; t < N; ++t) {
+        const __m512i excess = _mm512_inserti64x4(_mm512_set1_epi32(128 * xs[t][b].sum), _mm256_set1_epi32(128 * xs[t][b + 1].sum), 1);
+        const __m512 sums = i32_to_f32x16(_mm512_sub_epi32(reduce_rows8x2(pairs[t]), excess));
+        const __m512 scale = _mm512_mul_ps(d, join_halves(_mm256_set1_ps(xs[t][b].d), _mm256_set1_ps(xs[t][b + 1].d)));
+        acc[t] = _mm256_fmadd_ps(_mm512_castps512_ps256(scale), _mm512_castps512_ps256(sums), acc[t]);
+        acc[t] = _mm256_fmadd_ps(high_half(scale), high_half(sums), acc[t]);
+      }
     }
     if (b < n_blocks) {
       __m256i sums[N][8];
@@ -661,7 +693,9 @@ struct Q8_0Rows8 {
         const __m256i q = load256(wb.qs);
         for (int t = 0; t < N; ++t) sums[t][r] = dot_i8(q, load256(xs[t][b].qs));
       }
-      weigh(sums, d_half, b);
+      const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(d_half)));
+      for (int t = 0; t < N; ++t)
+        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xs[t][b].d)), _mm256_cvtepi32_ps(sum_lanes8(sums[t])), acc[t]);
     }
     for (int t = 0; t < N; ++t) _mm256_storeu_ps(out + t * out_stride, acc[t]);
   }
@@ -680,20 +714,6 @@ constexpr auto rows8_q8_0 = rows8<Q8_0Tile, BlockQ8_0, BlockQ8x32, 32, 16, unpac
 // 16-lane accumulator is the same two, lane for lane, and the final sum and column tail are the
 // same code.
 
-// SIMDe 0.7.4 lacks _mm512_cvtph_ps and _mm512_cvtepu16_epi32: the emulated build does the same
-// conversions in 256-bit halves.
-#if defined(CSQ_AVX512_EMULATED)
-inline __m512 f16_to_f32x16(__m256i h) {
-  return join_halves(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)));
-}
-inline __m512i u16_to_u32x16(__m256i h) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(h))),
-                            _mm256_cvtepu16_epi32(_mm256_extracti128_si256(h, 1)), 1);
-}
-#else
-inline __m512 f16_to_f32x16(__m256i h) { return _mm512_cvtph_ps(h); }
-inline __m512i u16_to_u32x16(__m256i h) { return _mm512_cvtepu16_epi32(h); }
-#endif
 
 template <DType T>
 inline __m512 load_w16(const void* w, int64_t i) {
