@@ -706,7 +706,7 @@ constexpr int kTileTokens512 = 8;
 // blocks = 5.6 KB.
 constexpr auto rows8_q4_k = rows8<Q4KTile, BlockQ4_K, BlockQ8_K, QK_K, 4, unpack_q4k_block, Q4KTileTokens, Q4KRows8, kTileMinTokens512, kInPlaceTokens512, kTileTokens512>;
 constexpr auto rows8_q6_k = rows8<Q6KTile, BlockQ6_K, BlockQ8_K, QK_K, 4, unpack_q6k_block, Q6KTileTokens, Q6KRows8, kQ6KTileMinTokens512, kInPlaceTokens512, kTileTokens512>;
-constexpr auto rows8_q8_0 = rows8<Q8_0Tile, BlockQ8_0, BlockQ8x32, 32, 16, unpack_q8_0_block, Q8_0TileTokens, Q8_0Rows8, kTileMinTokens512, kInPlaceTokens512>;
+constexpr auto rows8_q8_0 = rows8<Q8_0Tile, BlockQ8_0, BlockQ8x32, 32, 16, unpack_q8_0_block, Q8_0TileTokens, Q8_0Rows8, kTileMinTokens512, kInPlaceTokens512, kTileTokens512>;
 
 // ---- float weights (F32, F16, BF16) with float activations ----
 //
