@@ -52,6 +52,18 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::run_share(int index) {
+  if (job_guided_) {
+    const int64_t divisor = 2 * int64_t(size());
+    int64_t begin = next_chunk_.load(std::memory_order_relaxed);
+    while (begin < job_size_) {
+      const int64_t end = std::min(job_size_, begin + std::max(job_grain_, (job_size_ - begin) / divisor));
+      if (next_chunk_.compare_exchange_weak(begin, end, std::memory_order_relaxed)) {
+        (*job_)(begin, end, index);
+        begin = next_chunk_.load(std::memory_order_relaxed);
+      }
+    }
+    return;
+  }
   if (job_grain_ > 0) {
     for (;;) {
       const int64_t begin = next_chunk_.fetch_add(job_grain_, std::memory_order_relaxed);
@@ -84,13 +96,17 @@ void ThreadPool::worker_loop(int index) {
   }
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) { run(n, 0, fn); }
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) { run(n, 0, false, fn); }
 
 void ThreadPool::parallel_for_dynamic(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
-  run(n, std::max<int64_t>(grain, 1), fn);
+  run(n, std::max<int64_t>(grain, 1), false, fn);
 }
 
-void ThreadPool::run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
+void ThreadPool::parallel_for_guided(int64_t n, int64_t min_grain, const std::function<void(int64_t, int64_t, int)>& fn) {
+  run(n, std::max<int64_t>(min_grain, 1), true, fn);
+}
+
+void ThreadPool::run(int64_t n, int64_t grain, bool guided, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
   if (workers_.empty() || n == 1) {
     fn(0, n, 0);
@@ -99,6 +115,7 @@ void ThreadPool::run(int64_t n, int64_t grain, const std::function<void(int64_t,
   job_ = &fn;
   job_size_ = n;
   job_grain_ = grain;
+  job_guided_ = guided;
   next_chunk_.store(0, std::memory_order_relaxed);
   pending_.store(int(workers_.size()), std::memory_order_relaxed);
   {

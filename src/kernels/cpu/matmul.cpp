@@ -272,9 +272,10 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
     // Groups of 8 rows through the eight-row kernel, a last partial group through the row
     // kernel (bit-identical results either way).
     // Groups handed out in chunks as threads come free (the two threads of a core pair rarely
-    // stream their halves of the weights at the same speed); about 16 chunks per thread.
+    // stream their halves of the weights at the same speed), shrinking towards the end so that
+    // the last thread busy holds the others up for one short chunk.
     const int64_t groups = (w.rows + 7) / 8;
-    pool.parallel_for_dynamic(groups, std::max<int64_t>(1, groups / (16 * pool.size())), [&](int64_t begin, int64_t end, int) {
+    pool.parallel_for_guided(groups, 1, [&](int64_t begin, int64_t end, int) {
       for (int64_t g = begin; g < end; ++g) {
         const int64_t r0 = 8 * g;
         if (r0 + 8 <= w.rows) kernel->rows8(w.data + r0 * w_row_bytes, w_row_bytes, xq, x_stride, n_tokens, w.cols, y + r0, w.rows);
