@@ -182,7 +182,7 @@ struct alignas(64) AmxTileConfig {
 // Q8_0, Q4_K and Q6_K weights on AMX int8 tiles (matmul_amx_int8.cpp), bit-identical to the row
 // kernels: products of amx_int8_min_tokens(type) tokens or more go there (the maximum int64 for
 // other types), fewer stay on the AVX-512 kernels, which read the rows in place.
-constexpr int64_t kAmxQ8_0MinTokens = 4;
+constexpr int64_t kAmxQ8_0MinTokens = 5;
 constexpr int64_t kAmxQ4KMinTokens = 7;
 constexpr int64_t kAmxQ6KMinTokens = 8;
 int64_t amx_int8_min_tokens(DType type);
