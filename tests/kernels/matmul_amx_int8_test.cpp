@@ -44,9 +44,10 @@ TEST(AmxInt8, MatchesTheRowKernelBitForBit) {
   for (DType type : {DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
     const cpu::RowKernel* row_kernel = cpu::avx2_kernel(type);
     ASSERT_NE(row_kernel, nullptr);
-    // Q8_0: an odd block count (blocks go in pairs) and a single block.
+    // Q8_0: an odd block count (blocks go in pairs) and a single block; k-quants: odd and even
+    // block counts (a decode batch's blocks alternate between two accumulator pairs) and one.
     const std::vector<int64_t> col_counts =
-        type == DType::Q8_0 ? std::vector<int64_t>{32 * 43, 32} : std::vector<int64_t>{256 * 11, 256};
+        type == DType::Q8_0 ? std::vector<int64_t>{32 * 43, 32} : std::vector<int64_t>{256 * 11, 256 * 2, 256};
     for (int64_t rows : {1, 16, 45})
       for (int64_t cols : col_counts)
         for (WeightFill fill : {WeightFill::Random, WeightFill::Ones, WeightFill::High})

@@ -19,7 +19,8 @@
 // Activations (already quantized per token: Q8x32 or Q8_K) are packed once per product into the
 // second operand's layout, per 16-token group: column c of token t at byte c / 4 * 64 + 4 t + c % 4.
 // A band's blocks are visited once: each unpacked block meets every group (two at a time, sharing
-// the weight tiles) while it stays in L1, the next block unpacked as the tile unit works.
+// the weight tiles) while it stays in L1, the next block unpacked as the tile unit works; a
+// decode batch (one group) interleaves that unpacking with the tile products (kquant_band_one_group).
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
