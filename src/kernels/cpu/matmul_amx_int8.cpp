@@ -308,7 +308,7 @@ inline void store_pair(int32_t (*c)[256]) {
 // into one accumulator pair while the core weighs block b - 1's (stored from the other pair) and
 // unpacks block b + 1, a quarter of its rows after each chunk's products. Done one after the
 // other, the core and the tile unit mostly waited on each other (1 thread, 9728 x 2560 Q4_K in
-// cache, 8 tokens: 2.1 ms in sequence, 1.75 so). Tried and slower: the weighing also split
+// cache, 8 tokens: 2.1 ms in sequence, 1.75-1.9 pipelined). Tried and slower: the weighing split
 // between the chunks, or put after the first; the unpacking split between every product.
 template <typename Format>
 void kquant_band_one_group(const Lookahead& ahead, int n_rows, int64_t n_blocks, const GroupView& g, KBlock* blocks, float* acc) {
