@@ -336,30 +336,41 @@ TEST(Avx512Kernels, FloatRowKernelsMatchTheAvx2OnesBitForBit) {
         }
 }
 
-// The AVX-512 float tile (4 rows x 6 tokens, 16 lanes) against the AVX2 row kernel, bit for bit:
-// token groups with 1..5 left over, column tails, more columns than one 1024-column pass.
+// The AVX-512 float tiles (blocks of up to 32 rows for prompts, eight rows for decode batches;
+// register blocks of 4 rows x 6 tokens, 16 lanes) against the AVX2 row kernel, bit for bit: a full
+// block, quads with 1-3 rows left over and fewer rows than a quad, token groups with 1..5 left
+// over and more tokens than one panel (128), column tails, more columns than one 1024-column chunk.
 TEST(Avx512Kernels, FloatTileMatchesTheAvx2RowKernelBitForBit) {
   const auto implementations = avx512_implementations();
   if (implementations.empty()) GTEST_SKIP() << "no AVX-512 kernels to run here (no AVX2, or no SIMDe in this build)";
   for (const Avx512Implementation& impl : implementations)
     for (DType type : {DType::F32, DType::F16, DType::BF16})
       for (int64_t cols : {7, 45, 2600})
-        for (int64_t tokens : {cpu::kFloatTileMinTokens, int64_t(13), int64_t(17)}) {
-          const Case c{type, 8, cols, tokens};
-          SCOPED_TRACE(std::string(impl.name) + " " + name(c));
-          const cpu::Rows8Fn rows8 = impl.parts(type).rows8;
-          ASSERT_NE(rows8, nullptr);
-          Problem p = make_problem(c, uint32_t(cols * 7 + tokens));
-          const int64_t x_stride = cols * int64_t(sizeof(float));
-          std::vector<float> eight(size_t(tokens * 8));
-          rows8(p.w.data, p.w.row_bytes(), p.x.data(), x_stride, tokens, cols, eight.data(), 8);
-          for (int64_t r = 0; r < 8; ++r)
-            for (int64_t t = 0; t < tokens; ++t) {
-              float one = 0;
-              cpu::avx2_kernel(type)->dot(p.w.row(r), p.x.data() + t * cols, x_stride, 1, cols, &one);
-              ASSERT_EQ(0, std::memcmp(&one, &eight[size_t(t * 8 + r)], sizeof(float))) << "row " << r << " token " << t;
-            }
-        }
+        for (int64_t rows : {cpu::kFloatTileRows, int64_t(13), int64_t(3)})
+          for (int64_t tokens : {cpu::kFloatTileMinTokens, int64_t(13), int64_t(17), int64_t(131)}) {
+            if (tokens == 131 && cols != 45) continue;  // the token panels need no long rows
+            const Case c{type, rows, cols, tokens};
+            SCOPED_TRACE(std::string(impl.name) + " " + name(c));
+            const cpu::RowsFn tile = impl.parts(type).rows;
+            ASSERT_NE(tile, nullptr);
+            ASSERT_NE(impl.parts(type).rows8, nullptr);
+            Problem p = make_problem(c, uint32_t(cols * 7 + tokens + rows));
+            const int64_t x_stride = cols * int64_t(sizeof(float));
+            std::vector<float> got(size_t(tokens * rows));
+            tile(p.w.data, p.w.row_bytes(), rows, p.x.data(), x_stride, tokens, cols, got.data(), rows);
+            // The eight-row tile of decode batches (below kFloatBlockTileMinTokens) on the first 8 rows.
+            std::vector<float> eight(size_t(tokens * 8));
+            if (rows >= 8) impl.parts(type).rows8(p.w.data, p.w.row_bytes(), p.x.data(), x_stride, tokens, cols, eight.data(), 8);
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t t = 0; t < tokens; ++t) {
+                float one = 0;
+                cpu::avx2_kernel(type)->dot(p.w.row(r), p.x.data() + t * cols, x_stride, 1, cols, &one);
+                ASSERT_EQ(0, std::memcmp(&one, &got[size_t(t * rows + r)], sizeof(float))) << "row " << r << " token " << t;
+                if (r < 8 && rows >= 8) {
+                  ASSERT_EQ(0, std::memcmp(&one, &eight[size_t(t * 8 + r)], sizeof(float))) << "eight-row tile, row " << r << " token " << t;
+                }
+              }
+          }
 }
 
 // BF16 weights on the bf16 dot product (AVX512-BF16 CPUs only): each activation is split into two

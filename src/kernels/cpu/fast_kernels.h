@@ -83,6 +83,12 @@ inline float scalar_w(const void* w, int64_t i) {
 // kQ6KTileMinTokens) tokens on the rows are unpacked into tiles first (prompt processing).
 using Rows8Fn = void (*)(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride,
                          int64_t n_tok, int64_t cols, float* out, int64_t out_stride);
+// The same for any n_rows <= kFloatTileRows consecutive rows (out[t * out_stride + i], i < n_rows):
+// the AVX-512 float tile, which reuses a block's widened weights and each token group's
+// activations across all of the block's rows.
+using RowsFn = void (*)(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, const void* x, int64_t x_stride,
+                        int64_t n_tok, int64_t cols, float* out, int64_t out_stride);
+constexpr int64_t kFloatTileRows = 32;
 // Tokens from which unpacking the rows into tiles pays: Q4_K and Q8_0 from 16; Q6_K's unpacking
 // costs more (six-bit levels, 16 scales a block) and only pays from 48 (measured: the tile and the
 // in-place kernel break even at about 32 tokens, the tile is 1.3x faster at 64).
@@ -100,12 +106,16 @@ constexpr int64_t kQ6KTileMinTokens512 = 16;
 // Float weights take their eight-row (tile) kernel from this many tokens on; fewer stream each
 // row once through the row kernel (generation is bound by memory, not by the activations' loads).
 constexpr int64_t kFloatTileMinTokens = 8;
+// The AVX-512 float tile (RowsFn) from this many tokens on; decode batches below it are bound by
+// memory and take the eight-row tile, whose 8 row streams the hardware prefetcher follows.
+constexpr int64_t kFloatBlockTileMinTokens = 16;
 
 struct RowKernel {
   ActFormat act;
   DotFn dot;
   Rows8Fn rows8 = nullptr;  // where the weight type has one
   int64_t rows8_min_tokens = 1;  // products with fewer tokens use dot
+  RowsFn rows = nullptr;  // where there is one, taken instead of rows8 from kFloatBlockTileMinTokens tokens
 };
 
 // Whether this CPU runs the AVX2 kernels (AVX2, FMA and F16C).
@@ -133,6 +143,7 @@ bool use_neon();
 struct Avx512Parts {
   DotFn dot = nullptr;
   Rows8Fn rows8 = nullptr;
+  RowsFn rows = nullptr;
 };
 Avx512Parts avx512_parts(DType weight_type);
 // The same kernels compiled with SIMDe's portable AVX-512 (test builds only, run on any AVX2

@@ -202,7 +202,7 @@ const cpu::RowKernel* avx512_kernel(DType type) {
       if (!base) continue;
       const cpu::Avx512Parts parts = cpu::avx512_parts(DType(i));
       kernels[size_t(i)] = {base->act, parts.dot ? parts.dot : base->dot, parts.rows8 ? parts.rows8 : base->rows8,
-                            base->rows8_min_tokens};
+                            base->rows8_min_tokens, parts.rows};
     }
     return kernels;
   }();
@@ -239,7 +239,7 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
   const cpu::RowKernel* kernel = cpu::matmul_row_kernel(w.type);
   if (!kernel) return matmul_ref(w, x, n_tokens, y, pool);
 
-  const int64_t x_stride = cpu::act_row_bytes(kernel->act, w.cols);
+  int64_t x_stride = cpu::act_row_bytes(kernel->act, w.cols);
   const uint8_t* xq = reinterpret_cast<const uint8_t*>(x);
   thread_local std::vector<uint8_t> scratch;
   if (kernel->act != cpu::ActFormat::F32) {
@@ -268,6 +268,26 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
       }
     }
   };
+  if (kernel->rows && n_tokens >= cpu::kFloatBlockTileMinTokens) {
+    // The tile loads 64 bytes of a token's activations at a time: from rows that start on a
+    // cache line, or every load spans two lines (13% slower, all in L1). One copy per product.
+    if (reinterpret_cast<uintptr_t>(xq) % 64 != 0 || x_stride % 64 != 0) {
+      const int64_t stride = (w.cols + 15) / 16 * 16;
+      scratch.resize(size_t(n_tokens * stride + 16) * sizeof(float));
+      float* dst = reinterpret_cast<float*>(scratch.data()) + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
+      for (int64_t t = 0; t < n_tokens; ++t) std::memcpy(dst + t * stride, xq + t * x_stride, size_t(w.cols) * sizeof(float));
+      xq = reinterpret_cast<const uint8_t*>(dst), x_stride = stride * int64_t(sizeof(float));
+    }
+    const int64_t blocks = (w.rows + cpu::kFloatTileRows - 1) / cpu::kFloatTileRows;
+    pool.parallel_for_dynamic(blocks, std::max<int64_t>(1, blocks / (16 * pool.size())), [&](int64_t begin, int64_t end, int) {
+      for (int64_t b = begin; b < end; ++b) {
+        const int64_t r0 = b * cpu::kFloatTileRows;
+        kernel->rows(w.data + r0 * w_row_bytes, w_row_bytes, std::min(cpu::kFloatTileRows, w.rows - r0), xq, x_stride,
+                     n_tokens, w.cols, y + r0, w.rows);
+      }
+    });
+    return;
+  }
   if (kernel->rows8 && n_tokens >= kernel->rows8_min_tokens) {
     // Groups of 8 rows through the eight-row kernel, a last partial group through the row
     // kernel (bit-identical results either way).

@@ -750,18 +750,27 @@ template <int N> struct F32Dot { static void run(const void* w, const void* x, i
 template <int N> struct F16Dot { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { FloatDot<N, DType::F16>::run(w, x, s, c, o); } };
 template <int N> struct BF16Dot { static void run(const void* w, const void* x, int64_t s, int64_t c, float* o) { FloatDot<N, DType::BF16>::run(w, x, s, c, o); } };
 
-// Float weights against many tokens (prompts): register blocks of 4 rows x 6 tokens, 16 lanes.
+// Float weights against a decode batch (kFloatTileMinTokens to kFloatBlockTileMinTokens - 1
+// tokens, bound by memory): eight rows in place, register blocks of 4 rows x 6 tokens, 16 lanes.
 // Per 16 columns, 4 weight vectors (widened once) and 6 activation loads feed 24 FMAs into 24
 // accumulators; columns go 1024 at a time so that the 8 rows' slice stays in L1 while every token
-// passes, the accumulators waiting in memory between chunks. Each (row, token) has the row
-// kernel's one 16-lane accumulator over the same columns in order, its final sum and its column
-// tail: bit-identical to FloatDot and to the AVX2 kernels.
+// passes, the accumulators waiting in memory between chunks. The same bits as FloatDot.
 constexpr int kFloatBlockRows = 4;
 constexpr int kFloatBlockTokens = 6;
-constexpr int64_t kFloatChunk512 = 1024;
+constexpr int64_t kRows8Chunk = 1024;
+
+// A (row, token) result from its 16-lane accumulator: FloatDot's final sum and column tail.
+template <DType Type>
+inline float finish_float_dot(const float* acc16, const void* w_row, const float* xt, int64_t body, int64_t cols) {
+  const __m512 v = _mm512_loadu_ps(acc16);
+  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+  float s = hsum(_mm256_add_ps(_mm512_castps512_ps256(v), hi));
+  for (int64_t i = body; i < cols; ++i) s = std::fma(scalar_w<Type>(w_row, i), xt[i], s);
+  return s;
+}
 
 template <DType Type, int T>
-void float_block512(const uint8_t* const* w, const float* const* xs, int64_t c0, int64_t n16, float* acc, int64_t n_tok) {
+void rows8_block512(const uint8_t* const* w, const float* const* xs, int64_t c0, int64_t n16, float* acc, int64_t n_tok) {
   __m512 a[kFloatBlockRows][T];
   for (int r = 0; r < kFloatBlockRows; ++r)
     for (int t = 0; t < T; ++t) a[r][t] = _mm512_loadu_ps(acc + (r * n_tok + t) * 16);
@@ -785,8 +794,8 @@ void rows8_float512(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, i
   const int64_t body = cols / 16 * 16;
   thread_local std::vector<float> acc;  // [row][token] x 16 lanes
   acc.assign(size_t(8 * n_tok * 16), 0.f);
-  for (int64_t c0 = 0; c0 < body; c0 += kFloatChunk512) {
-    const int64_t n16 = (std::min(body, c0 + kFloatChunk512) - c0) / 16;
+  for (int64_t c0 = 0; c0 < body; c0 += kRows8Chunk) {
+    const int64_t n16 = (std::min(body, c0 + kRows8Chunk) - c0) / 16;
     for (int q = 0; q < 8 / kFloatBlockRows; ++q)
       for (int64_t t0 = 0; t0 < n_tok; t0 += kFloatBlockTokens) {
         const float* xs[kFloatBlockTokens];
@@ -795,24 +804,122 @@ void rows8_float512(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, i
         float* a = acc.data() + (q * kFloatBlockRows * n_tok + t0) * 16;
         const uint8_t* const* w = rows + q * kFloatBlockRows;
         switch (n) {
-          case 1: float_block512<Type, 1>(w, xs, c0, n16, a, n_tok); break;
-          case 2: float_block512<Type, 2>(w, xs, c0, n16, a, n_tok); break;
-          case 3: float_block512<Type, 3>(w, xs, c0, n16, a, n_tok); break;
-          case 4: float_block512<Type, 4>(w, xs, c0, n16, a, n_tok); break;
-          case 5: float_block512<Type, 5>(w, xs, c0, n16, a, n_tok); break;
-          default: float_block512<Type, 6>(w, xs, c0, n16, a, n_tok); break;
+          case 1: rows8_block512<Type, 1>(w, xs, c0, n16, a, n_tok); break;
+          case 2: rows8_block512<Type, 2>(w, xs, c0, n16, a, n_tok); break;
+          case 3: rows8_block512<Type, 3>(w, xs, c0, n16, a, n_tok); break;
+          case 4: rows8_block512<Type, 4>(w, xs, c0, n16, a, n_tok); break;
+          case 5: rows8_block512<Type, 5>(w, xs, c0, n16, a, n_tok); break;
+          default: rows8_block512<Type, 6>(w, xs, c0, n16, a, n_tok); break;
         }
       }
   }
   for (int r = 0; r < 8; ++r)
-    for (int64_t t = 0; t < n_tok; ++t) {
-      const __m512 v = _mm512_loadu_ps(acc.data() + (r * n_tok + t) * 16);
-      const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-      float s = hsum(_mm256_add_ps(_mm512_castps512_ps256(v), hi));
-      const float* xt = x_row<float>(x, x_stride, int(t));
-      for (int64_t i = body; i < cols; ++i) s = std::fma(scalar_w<Type>(rows[r], i), xt[i], s);
-      out[t * out_stride + r] = s;
+    for (int64_t t = 0; t < n_tok; ++t)
+      out[t * out_stride + r] =
+          finish_float_dot<Type>(acc.data() + (r * n_tok + t) * 16, rows[r], x_row<float>(x, x_stride, int(t)), body, cols);
+}
+
+// Float weights against many tokens (prompts), blocked as a GEMM: a block of up to
+// kFloatTileRows rows is widened to float kFloatChunk columns at a time into a buffer (32 rows x
+// 1024 columns = 128 KB, in L2), once per chunk; then for each group of 6 tokens, whose 24 KB of
+// activations stay in L1 while every quad of rows passes, a register block of 4 rows x 6 tokens
+// takes 4 weight loads and 6 activation loads per 16 columns for 24 FMAs into 24 accumulators,
+// which wait in memory between chunks. So each weight is widened once per chunk rather than once
+// per token group, and the activations come from L2 once per block rather than once per 4 rows
+// (the eight-row tile before this read them from L3 for every 8 rows of a 9728-column matrix).
+// Each (row, token) has the row kernel's one 16-lane accumulator over the same columns in order,
+// its final sum and its column tail: bit-identical to FloatDot and to the AVX2 kernels, whatever
+// the block, the token group or the thread count.
+constexpr int64_t kFloatChunk = 1024;
+// Tokens per pass over a block's columns: the block's accumulators (32 rows x 128 tokens x 64
+// bytes = 256 KB) stay in L2.
+constexpr int64_t kFloatTokenPanel = 128;
+
+// The accumulators of rows 4 q .. 4 q + 3 (a[r][t] at acc + (r * n_tok + t) * 16) += the chunk's
+// steps: wq holds, per step of 16 columns, the 4 rows' widened weights one after the other.
+template <int T>
+void float_block512(const float* wq, const float* const* xs, int64_t steps, float* acc, int64_t n_tok) {
+  __m512 a[kFloatBlockRows][T];
+  for (int r = 0; r < kFloatBlockRows; ++r)
+    for (int t = 0; t < T; ++t) a[r][t] = _mm512_loadu_ps(acc + (r * n_tok + t) * 16);
+  for (int64_t s = 0; s < steps; ++s) {
+    __m512 wv[kFloatBlockRows];
+    for (int r = 0; r < kFloatBlockRows; ++r) wv[r] = _mm512_load_ps(wq + (s * kFloatBlockRows + r) * 16);
+    for (int t = 0; t < T; ++t) {
+      const __m512 xv = _mm512_loadu_ps(xs[t] + s * 16);
+      for (int r = 0; r < kFloatBlockRows; ++r) a[r][t] = _mm512_fmadd_ps(wv[r], xv, a[r][t]);
     }
+  }
+  for (int r = 0; r < kFloatBlockRows; ++r)
+    for (int t = 0; t < T; ++t) _mm512_storeu_ps(acc + (r * n_tok + t) * 16, a[r][t]);
+}
+
+// One token panel [t_begin, t_end) of rows [0, 4 * quads) through the register blocks.
+template <DType Type>
+void float_panel512(const uint8_t* const* rows, int64_t row_bytes, int64_t quads, const void* x, int64_t x_stride,
+                    int64_t t_begin, int64_t t_end, int64_t body, float* acc, float* widened) {
+  constexpr int64_t kElemBytes = Type == DType::F32 ? 4 : 2, kChunkLines = kFloatChunk * kElemBytes / 64;
+  const int64_t n_tok = t_end - t_begin;
+  for (int64_t c0 = 0; c0 < body; c0 += kFloatChunk) {
+    const int64_t steps = (std::min(body, c0 + kFloatChunk) - c0) / 16;
+    for (int64_t q = 0; q < quads; ++q)
+      for (int64_t s = 0; s < steps; ++s)
+        for (int r = 0; r < kFloatBlockRows; ++r)
+          _mm512_store_ps(widened + ((q * steps + s) * kFloatBlockRows + r) * 16, load_w16<Type>(rows[4 * q + r], c0 + 16 * s));
+    // The next chunk's weights (after the last, the next block's first: the rows that follow)
+    // are requested while this one is computed, a share of every row's lines per token group:
+    // read only when widened, a chunk's 32 strided rows are more streams than the hardware
+    // prefetcher follows, and the widening waited on memory.
+    const int64_t next = c0 + kFloatChunk < body ? (c0 + kFloatChunk) * kElemBytes : quads * kFloatBlockRows * row_bytes;
+    const int64_t groups = (n_tok + kFloatBlockTokens - 1) / kFloatBlockTokens;
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kFloatBlockTokens) {
+      const float* xs[kFloatBlockTokens];
+      const int n = int(std::min<int64_t>(kFloatBlockTokens, n_tok - t0));
+      for (int t = 0; t < n; ++t) xs[t] = x_row<float>(x, x_stride, int(t_begin + t0 + t)) + c0;
+      const int64_t g = t0 / kFloatBlockTokens, line_lo = g * kChunkLines / groups, line_hi = (g + 1) * kChunkLines / groups;
+      for (int64_t q = 0; q < quads; ++q) {
+        for (int r = 0; r < kFloatBlockRows; ++r)
+          for (int64_t line = line_lo; line < line_hi; ++line)
+            _mm_prefetch(reinterpret_cast<const char*>(rows[4 * q + r] + next + 64 * line), _MM_HINT_T1);
+        const float* wq = widened + q * steps * kFloatBlockRows * 16;
+        float* a = acc + (q * kFloatBlockRows * n_tok + t0) * 16;
+        switch (n) {
+          case 1: float_block512<1>(wq, xs, steps, a, n_tok); break;
+          case 2: float_block512<2>(wq, xs, steps, a, n_tok); break;
+          case 3: float_block512<3>(wq, xs, steps, a, n_tok); break;
+          case 4: float_block512<4>(wq, xs, steps, a, n_tok); break;
+          case 5: float_block512<5>(wq, xs, steps, a, n_tok); break;
+          default: float_block512<6>(wq, xs, steps, a, n_tok); break;
+        }
+      }
+    }
+  }
+}
+
+// Rows [0, n_rows) (n_rows <= kFloatTileRows) against n_tok tokens: quads of rows through the
+// register blocks, the last n_rows % 4 rows through the row kernel (the same bits).
+template <DType Type>
+void rows_float512(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, const void* x, int64_t x_stride,
+                   int64_t n_tok, int64_t cols, float* out, int64_t out_stride) {
+  const uint8_t* rows[kFloatTileRows];
+  for (int64_t r = 0; r < n_rows; ++r) rows[r] = w_rows + r * w_row_bytes;
+  const int64_t quads = n_rows / kFloatBlockRows, body = cols / 16 * 16;
+  thread_local std::vector<float> widened_storage, acc;
+  // 64-byte aligned: every widened vector is one cache line.
+  widened_storage.resize(size_t(kFloatTileRows * kFloatChunk + 16));
+  float* widened = widened_storage.data() + (16 - reinterpret_cast<uintptr_t>(widened_storage.data()) / 4 % 16) % 16;
+  for (int64_t t_begin = 0; t_begin < n_tok; t_begin += kFloatTokenPanel) {
+    const int64_t t_end = std::min(n_tok, t_begin + kFloatTokenPanel), n = t_end - t_begin;
+    acc.assign(size_t(quads * kFloatBlockRows * n * 16), 0.f);  // [row][token] x 16 lanes
+    if (body > 0) float_panel512<Type>(rows, w_row_bytes, quads, x, x_stride, t_begin, t_end, body, acc.data(), widened);
+    for (int64_t r = 0; r < quads * kFloatBlockRows; ++r)
+      for (int64_t t = t_begin; t < t_end; ++t)
+        out[t * out_stride + r] =
+            finish_float_dot<Type>(acc.data() + (r * n + t - t_begin) * 16, rows[r], x_row<float>(x, x_stride, int(t)), body, cols);
+  }
+  for (int64_t r = quads * kFloatBlockRows; r < n_rows; ++r)
+    for (int64_t t = 0; t < n_tok; ++t)
+      FloatDot<1, Type>::run(rows[r], x_row<float>(x, x_stride, int(t)), x_stride, cols, out + t * out_stride + r);
 }
 
 }  // namespace
@@ -822,9 +929,9 @@ Avx512Parts CSQ_AVX512_ENTRY(avx512_parts)(DType weight_type) {
     case DType::Q4_K: return {nullptr, rows8_q4_k};
     case DType::Q6_K: return {nullptr, rows8_q6_k};
     case DType::Q8_0: return {nullptr, rows8_q8_0};
-    case DType::F32: return {dot_for_tokens<F32Dot>, rows8_float512<DType::F32>};
-    case DType::F16: return {dot_for_tokens<F16Dot>, rows8_float512<DType::F16>};
-    case DType::BF16: return {dot_for_tokens<BF16Dot>, rows8_float512<DType::BF16>};
+    case DType::F32: return {dot_for_tokens<F32Dot>, rows8_float512<DType::F32>, rows_float512<DType::F32>};
+    case DType::F16: return {dot_for_tokens<F16Dot>, rows8_float512<DType::F16>, rows_float512<DType::F16>};
+    case DType::BF16: return {dot_for_tokens<BF16Dot>, rows8_float512<DType::BF16>, rows_float512<DType::BF16>};
     default: return {};
   }
 }
