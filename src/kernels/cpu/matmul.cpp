@@ -271,7 +271,7 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
   if (kernel->rows && n_tokens >= cpu::kFloatBlockTileMinTokens) {
     // The tile loads 64 bytes of a token's activations at a time: from rows that start on a
     // cache line, or every load spans two lines (13% slower, all in L1). One copy per product.
-    if (reinterpret_cast<uintptr_t>(xq) % 64 != 0 || x_stride % 64 != 0) {
+    if (kernel->act == cpu::ActFormat::F32 && (reinterpret_cast<uintptr_t>(xq) % 64 != 0 || x_stride % 64 != 0)) {
       const int64_t stride = (w.cols + 15) / 16 * 16;
       scratch.resize(size_t(n_tokens * stride + 16) * sizeof(float));
       float* dst = reinterpret_cast<float*>(scratch.data()) + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
@@ -279,7 +279,7 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
       xq = reinterpret_cast<const uint8_t*>(dst), x_stride = stride * int64_t(sizeof(float));
     }
     const int64_t blocks = (w.rows + cpu::kFloatTileRows - 1) / cpu::kFloatTileRows;
-    pool.parallel_for_dynamic(blocks, std::max<int64_t>(1, blocks / (16 * pool.size())), [&](int64_t begin, int64_t end, int) {
+    pool.parallel_for_guided(blocks, 1, [&](int64_t begin, int64_t end, int) {
       for (int64_t b = begin; b < end; ++b) {
         const int64_t r0 = b * cpu::kFloatTileRows;
         kernel->rows(w.data + r0 * w_row_bytes, w_row_bytes, std::min(cpu::kFloatTileRows, w.rows - r0), xq, x_stride,
