@@ -1,8 +1,8 @@
 // BF16 weights with the AVX512-BF16 dot product (vdpbf16ps: 16 lanes, each adding the products of
 // two adjacent bf16 pairs to a float accumulator), with CSQ_KERNELS=bf16dp on a CPU that has it.
-// Not the default: on an Intel Xeon (Sapphire Rapids class) the instruction's probe gave half the
-// multiply-adds per second of the 512-bit FMA, and this kernel 6.5-6.8 GMAC/s on a 128-token
-// product where the AVX-512 float tile gave 11-12 (docs/performance.md).
+// Not the default: on an Intel Xeon (Sapphire Rapids class) the instruction's probe gives half the
+// multiply-adds per second of the 512-bit FMA, and this kernel lost to the AVX-512 float tile on
+// 128-token products at every measurement (docs/performance.md); Zen 5 is yet to be timed.
 //
 // Activations rounded once to bf16 (as llama.cpp does) miss the engine's fixture tolerances by a
 // factor of four (logits 4e-3 of the largest away from the float32 reference, greedy tokens
