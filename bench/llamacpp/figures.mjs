@@ -191,7 +191,8 @@ for (const m of models) {
       row.native_bandwidth = native ? native * bytes : null;
       row.csq_share_of_best_bandwidth = bestBandwidth ? (mine * bytes) / bestBandwidth : null;
     }
-    if (test === "pp" && r.csq.length && int8Peak)
+    // Only prompts that run on int8 arithmetic (the quantized types) compare with the int8 peak.
+    if (test === "pp" && r.csq.length && int8Peak && /int8/.test(r.csq[0].pp_roofline_arithmetic ?? ""))
       row.csq_share_of_int8_roofline = mine / (int8Peak / r.csq[0].prompt_macs_per_token);
     rows.push(row);
   }
@@ -212,6 +213,7 @@ const streams = streamsModels.flatMap(({label}) => streamCounts.map((count) => {
 
 const f = (v, d = 2) => (v === null || v === undefined ? "–" : v.toFixed(d));
 const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(0)}%`);
+const ratio = (v) => (v === null || v === undefined ? "–" : `${v.toFixed(2)}×`);
 const gb = (v) => (v === null || v === undefined ? "–" : (v / 1e9).toFixed(1));
 const gib = (v) => (v / 2 ** 30).toFixed(2);
 const cpuModel = (() => {
@@ -233,12 +235,12 @@ console.log(`csq kernels ${anyCsq?.kernels ?? "?"}; best read bandwidth ${gb(bes
 console.log("\n| model | test | csq t/s | native t/s | csq / native | prebuilt t/s | csq / prebuilt | csq GB/s | share of best bandwidth | share of int8 roofline |");
 console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const r of rows)
-  console.log(`| ${r.model} | ${r.test} | ${f(r.csq)} | ${f(r.native)} | ${f(r.csq_over_native)}× | ${f(r.prebuilt)} | ` +
-              `${f(r.csq_over_prebuilt)}× | ${gb(r.csq_bandwidth)} | ${pct(r.csq_share_of_best_bandwidth)} | ${pct(r.csq_share_of_int8_roofline)} |`);
+  console.log(`| ${r.model} | ${r.test} | ${f(r.csq)} | ${f(r.native)} | ${ratio(r.csq_over_native)} | ${f(r.prebuilt)} | ` +
+              `${ratio(r.csq_over_prebuilt)} | ${gb(r.csq_bandwidth)} | ${pct(r.csq_share_of_best_bandwidth)} | ${pct(r.csq_share_of_int8_roofline)} |`);
 console.log(`\n| model | streams (-npp ${p} -ntg ${n}) | csq S_TG t/s | llama-batched-bench S_TG t/s | csq / llama.cpp | csq S_PP t/s | llama.cpp S_PP t/s |`);
 console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const s of streams)
-  console.log(`| ${s.model} | ${s.streams} | ${f(s.csq_tg)} | ${f(s.native_tg)} | ${f(s.csq_over_native)}× | ${f(s.csq_pp)} | ${f(s.native_pp)} |`);
+  console.log(`| ${s.model} | ${s.streams} | ${f(s.csq_tg)} | ${f(s.native_tg)} | ${ratio(s.csq_over_native)} | ${f(s.csq_pp)} | ${f(s.native_pp)} |`);
 console.log("\n| model | file GiB | KV cache GiB | csq peak RSS GiB | bound (file + KV) × 1.1 | within |");
 console.log("| --- | ---: | ---: | ---: | ---: | --- |");
 for (const m of memory)
