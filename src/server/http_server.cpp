@@ -352,8 +352,7 @@ void HttpServer::install_routes() {
             }
             if (!job) {
               submitted.cancel_all();
-              res.set_header("Retry-After", "1");
-              throw error(429, "the server is busy: the request queue is full; retry shortly", "rate_limit_error");
+              throw queue_full(res);
             }
             submitted.jobs.push_back(job);
             submitted.echo.push_back(chat ? "" : echo_texts[p]);

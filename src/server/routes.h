@@ -25,6 +25,12 @@ inline void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(dump(e.body()), "application/json");
 }
 
+// A full request queue: a condition of the moment, which the client retries after Retry-After.
+inline ApiError queue_full(httplib::Response& res) {
+  res.set_header("Retry-After", "1");
+  return error(429, "the server is busy: the request queue is full; retry shortly", "rate_limit_error");
+}
+
 // The console's pages and files (console_routes.cpp): served without the API key.
 bool is_console_path(const std::string& path);
 

@@ -65,8 +65,7 @@ void HttpServer::install_task_routes(httplib::Server& svr) {
       } catch (const ApiError& e) {
         send_error(res, e);
       } catch (const tasks::BackendBusy&) {
-        res.set_header("Retry-After", "1");
-        send_error(res, error(429, "the server is busy: the request queue is full; retry shortly", "rate_limit_error"));
+        send_error(res, queue_full(res));
       } catch (const Error& e) {
         send_error(res, from_library(e));
       }
