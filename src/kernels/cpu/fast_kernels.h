@@ -89,6 +89,9 @@ using Rows8Fn = void (*)(const uint8_t* w_rows, int64_t w_row_bytes, const void*
 using RowsFn = void (*)(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, const void* x, int64_t x_stride,
                         int64_t n_tok, int64_t cols, float* out, int64_t out_stride);
 constexpr int64_t kFloatTileRows = 32;
+// The first 64-byte boundary at or after p (4-byte aligned): a float buffer allocated 15 floats
+// over its need holds a cache-line-aligned one there.
+inline float* cache_line_aligned(float* p) { return p + (16 - reinterpret_cast<uintptr_t>(p) / 4 % 16) % 16; }
 // Tokens from which unpacking the rows into tiles pays: Q4_K and Q8_0 from 16; Q6_K's unpacking
 // costs more (six-bit levels, 16 scales a block) and only pays from 48 (measured: the tile and the
 // in-place kernel break even at about 32 tokens, the tile is 1.3x faster at 64).

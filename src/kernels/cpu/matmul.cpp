@@ -274,7 +274,7 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
     if (kernel->act == cpu::ActFormat::F32 && (reinterpret_cast<uintptr_t>(xq) % 64 != 0 || x_stride % 64 != 0)) {
       const int64_t stride = (w.cols + 15) / 16 * 16;
       scratch.resize(size_t(n_tokens * stride + 16) * sizeof(float));
-      float* dst = reinterpret_cast<float*>(scratch.data()) + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
+      float* dst = cpu::cache_line_aligned(reinterpret_cast<float*>(scratch.data()));
       for (int64_t t = 0; t < n_tokens; ++t) std::memcpy(dst + t * stride, xq + t * x_stride, size_t(w.cols) * sizeof(float));
       xq = reinterpret_cast<const uint8_t*>(dst), x_stride = stride * int64_t(sizeof(float));
     }

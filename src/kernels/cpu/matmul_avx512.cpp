@@ -907,7 +907,7 @@ void rows_float512(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, c
   thread_local std::vector<float> widened_storage, acc;
   // 64-byte aligned: every widened vector is one cache line.
   widened_storage.resize(size_t(kFloatTileRows * kFloatChunk + 16));
-  float* widened = widened_storage.data() + (16 - reinterpret_cast<uintptr_t>(widened_storage.data()) / 4 % 16) % 16;
+  float* widened = cache_line_aligned(widened_storage.data());
   for (int64_t t_begin = 0; t_begin < n_tok; t_begin += kFloatTokenPanel) {
     const int64_t t_end = std::min(n_tok, t_begin + kFloatTokenPanel), n = t_end - t_begin;
     acc.assign(size_t(quads * kFloatBlockRows * n * 16), 0.f);  // [row][token] x 16 lanes
