@@ -314,6 +314,64 @@ TEST(Avx512Kernels, EightRowKernelsMatchTheAvx2RowKernelBitForBit) {
     }
 }
 
+// The Q8_0 lane kernel (16 rows in vector lanes, tokens 8 at a time over chunks of 32 blocks)
+// against the AVX2 row kernel, bit for bit: decode batches of 1-17 tokens and a 128-token prompt,
+// 16 rows, 31 and 45 (a last partial group of 15 and 13, in blocks of at most 32 as matmul hands
+// them out), 43 blocks (two chunks) and one; random levels and every level -128, -1, 0 or 127,
+// against random activations and every activation level 127 or -127.
+TEST(Avx512Kernels, Q8_0LaneRowsMatchTheAvx2RowKernelBitForBit) {
+  const auto implementations = avx512_implementations();
+  if (implementations.empty()) GTEST_SKIP() << "no AVX-512 kernels to run here (no AVX2, or no SIMDe in this build)";
+  std::mt19937 rng(19);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const cpu::RowKernel* avx2 = cpu::avx2_kernel(DType::Q8_0);
+  std::vector<int64_t> token_counts;
+  for (int64_t n = 1; n <= 17; ++n) token_counts.push_back(n);
+  token_counts.push_back(128);
+  struct Levels {
+    const char* name;
+    int level;  // every level of every block, or random bytes where out of range
+  };
+  const Levels fills[] = {{"random", 1000}, {"-128", -128}, {"-1", -1}, {"0", 0}, {"127", 127}};
+  for (const Avx512Implementation& impl : implementations) {
+    const cpu::RowsFn lanes = impl.parts(DType::Q8_0).rows;
+    ASSERT_NE(lanes, nullptr);
+    for (int64_t cols : {int64_t(32 * 43), int64_t(32)})
+      for (int64_t rows : {int64_t(16), int64_t(31), int64_t(45)})
+        for (const Levels& fill : fills) {
+          if (fill.level != 1000 && rows != 31) continue;  // the extreme levels need one shape
+          std::vector<uint8_t> w = test::raw_weight_rows(DType::Q8_0, rows, cols, test::WeightFill::Random, rng);
+          if (fill.level != 1000)
+            for (int64_t b = 0; b < rows * cols / 32; ++b)
+              std::memset(reinterpret_cast<quants::BlockQ8_0*>(w.data())[b].qs, fill.level, 32);
+          const int64_t w_row_bytes = csq::row_bytes(DType::Q8_0, cols);
+          const int64_t x_stride = cpu::act_row_bytes(avx2->act, cols);
+          for (int64_t tokens : token_counts) {
+            if (tokens == 128 && (cols == 32 || fill.level != 1000)) continue;
+            SCOPED_TRACE(std::string(impl.name) + " cols=" + std::to_string(cols) + " rows=" + std::to_string(rows) +
+                         " levels " + fill.name + " tokens=" + std::to_string(tokens));
+            std::vector<uint8_t> xq(size_t(tokens * x_stride));
+            std::vector<float> x(static_cast<size_t>(cols));
+            for (int64_t t = 0; t < tokens; ++t) {
+              for (float& v : x) v = t % 3 == 1 ? 1.f : t % 3 == 2 ? -1.f : normal(rng);
+              cpu::quantize_act(avx2->act, x.data(), xq.data() + t * x_stride, cols);
+            }
+            std::vector<float> got(size_t(tokens * rows));
+            for (int64_t r0 = 0; r0 < rows; r0 += cpu::kFloatTileRows)
+              lanes(w.data() + r0 * w_row_bytes, w_row_bytes, std::min(cpu::kFloatTileRows, rows - r0), xq.data(), x_stride,
+                    tokens, cols, got.data() + r0, rows);
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t t = 0; t < tokens; ++t) {
+                float one = 0;
+                avx2->dot(w.data() + r * w_row_bytes, xq.data() + t * x_stride, x_stride, 1, cols, &one);
+                ASSERT_EQ(0, std::memcmp(&one, &got[size_t(t * rows + r)], sizeof(float)))
+                    << "row " << r << " token " << t << ": " << one << " vs " << got[size_t(t * rows + r)];
+              }
+          }
+        }
+  }
+}
+
 TEST(Avx512Kernels, FloatRowKernelsMatchTheAvx2OnesBitForBit) {
   const auto implementations = avx512_implementations();
   if (implementations.empty()) GTEST_SKIP() << "no AVX-512 kernels to run here (no AVX2, or no SIMDe in this build)";

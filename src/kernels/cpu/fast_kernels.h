@@ -29,7 +29,7 @@ enum class ActFormat {
 
 // 8-bit activations in 32-element blocks: the levels and scale of ggml's Q8_0 (symmetric,
 // ±127, scale rounded to fp16), with the scale kept as a float so the kernels need not decode it,
-// and the levels' sum (the AVX-512 Q8_0 tile multiplies weights biased by 128 and takes it off).
+// and the levels' sum (the AVX-512 Q8_0 kernels multiply weights biased by 128 and take it off).
 struct BlockQ8x32 {
   float d;
   int8_t qs[32];
@@ -85,7 +85,7 @@ using Rows8Fn = void (*)(const uint8_t* w_rows, int64_t w_row_bytes, const void*
                          int64_t n_tok, int64_t cols, float* out, int64_t out_stride);
 // The same for any n_rows <= kFloatTileRows consecutive rows (out[t * out_stride + i], i < n_rows):
 // the AVX-512 float tile, which reuses a block's widened weights and each token group's
-// activations across all of the block's rows.
+// activations across all of the block's rows, and the AVX-512 Q8_0 lanes (16 rows per vector).
 using RowsFn = void (*)(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, const void* x, int64_t x_stride,
                         int64_t n_tok, int64_t cols, float* out, int64_t out_stride);
 constexpr int64_t kFloatTileRows = 32;
@@ -99,8 +99,8 @@ constexpr int64_t kTileMinTokens = 16;
 constexpr int64_t kQ6KTileMinTokens = 48;
 // The AVX-512 kernels read the rows in place for up to 8 tokens in one pass (vpdpbusd, 32
 // registers), so a decode step of 2-8 streams decodes each weight block once; beyond that the
-// tiles pay sooner: Q4_K and Q8_0 from 9 tokens (a second in-place pass costs more than the
-// unpacking), Q6_K from 16 (1 thread, CPU time, Q4_K at 8 tokens: 3.3 ms either way, at 16:
+// tiles pay sooner: Q4_K from 9 tokens (a second in-place pass costs more than the unpacking),
+// Q6_K from 16 (Q8_0 takes its lanes kernel from 5 tokens, see matmul_avx512.cpp) (1 thread, CPU time, Q4_K at 8 tokens: 3.3 ms either way, at 16:
 // tile 4.4 ms, in place 6.2; Q6_K at 8: in place 3.2, tile 5.0; at 16: 6.0 both).
 constexpr int kInPlaceTokens512 = 8;
 constexpr int64_t kTileMinTokens512 = kInPlaceTokens512 + 1;
@@ -118,7 +118,8 @@ struct RowKernel {
   DotFn dot;
   Rows8Fn rows8 = nullptr;  // where the weight type has one
   int64_t rows8_min_tokens = 1;  // products with fewer tokens use dot
-  RowsFn rows = nullptr;  // where there is one, taken instead of rows8 from kFloatBlockTileMinTokens tokens
+  RowsFn rows = nullptr;  // where there is one, taken instead of rows8 from rows_min_tokens tokens
+  int64_t rows_min_tokens = kFloatBlockTileMinTokens;
 };
 
 // Whether this CPU runs the AVX2 kernels (AVX2, FMA and F16C).
@@ -147,6 +148,7 @@ struct Avx512Parts {
   DotFn dot = nullptr;
   Rows8Fn rows8 = nullptr;
   RowsFn rows = nullptr;
+  int64_t rows_min_tokens = kFloatBlockTileMinTokens;
 };
 Avx512Parts avx512_parts(DType weight_type);
 // The same kernels compiled with SIMDe's portable AVX-512 (test builds only, run on any AVX2

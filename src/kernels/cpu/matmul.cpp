@@ -202,7 +202,7 @@ const cpu::RowKernel* avx512_kernel(DType type) {
       if (!base) continue;
       const cpu::Avx512Parts parts = cpu::avx512_parts(DType(i));
       kernels[size_t(i)] = {base->act, parts.dot ? parts.dot : base->dot, parts.rows8 ? parts.rows8 : base->rows8,
-                            base->rows8_min_tokens, parts.rows};
+                            base->rows8_min_tokens, parts.rows, parts.rows_min_tokens};
     }
     return kernels;
   }();
@@ -268,7 +268,7 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
       }
     }
   };
-  if (kernel->rows && n_tokens >= cpu::kFloatBlockTileMinTokens) {
+  if (kernel->rows && n_tokens >= kernel->rows_min_tokens) {
     // The tile loads 64 bytes of a token's activations at a time: from rows that start on a
     // cache line, or every load spans two lines (13% slower, all in L1). One copy per product.
     if (kernel->act == cpu::ActFormat::F32 && (reinterpret_cast<uintptr_t>(xq) % 64 != 0 || x_stride % 64 != 0)) {

@@ -14,7 +14,9 @@
 // in place as the AVX2 kernels do, 64 levels per instruction instead of 32 and up to 8 tokens per
 // pass instead of 4 (a decode step of up to 8 streams decodes each weight block once); for the
 // k-quants two vpdpbusd results share one vpdpwssd (packed to 16 bits), and from kByTokenFrom
-// tokens on each row's sums are reduced for all tokens at once (KQuantRowsByToken).
+// tokens on each row's sums are reduced for all tokens at once (KQuantRowsByToken). Q8_0 from 5
+// tokens on (decode batches and prompts) holds 16 rows in the lanes of a vector instead, each
+// token's 4 activation bytes broadcast to them (rows_q8_0_lanes).
 //
 // With CSQ_AVX512_EMULATED the file is compiled again for the tests, with SIMDe implementing the
 // AVX-512 intrinsics on AVX2 (entry points suffixed _emulated): the kernels' logic is then checked
@@ -538,27 +540,11 @@ struct Q6KTileTokens {
 
 // ---- Q8_0 ----
 //
-// vpdpbusd multiplies unsigned by signed bytes. The prompt tile holds the weights biased by 128
-// (unsigned) against the activations as they are, and each token's block starts from -128 times
-// its levels' sum (BlockQ8x32::sum, half in each lane of a row's pair), which the bias adds back:
-// the exact sum of level x activation, with no per-token work on the activations. The in-place
-// rows (generation) shift the activations instead (once per block, for 8 rows), and take the
-// weights' excess off.
-
-struct alignas(64) Q8_0Tile {
-  uint8_t q[4][64];     // [column octet g][8 * row + c] = level(row, 8 g + c) + 128
-  float d[8];           // per row
-};
-
-void unpack_q8_0_block(Q8_0Tile& tile, const BlockQ8_0* const* blocks) {
-  const uint8_t* rows[8];
-  for (int row = 0; row < 8; ++row) {
-    tile.d[row] = half_to_float(blocks[row]->d);
-    rows[row] = reinterpret_cast<const uint8_t*>(blocks[row]->qs);
-  }
-  interleave_octets8(rows, 32, &tile.q[0][0]);
-  for (int g = 0; g < 4; ++g) _mm512_store_si512(tile.q[g], _mm512_xor_si512(load512(tile.q[g]), _mm512_set1_epi8(char(0x80))));
-}
+// vpdpbusd multiplies unsigned by signed bytes: the weights go in biased by 128 (unsigned), the
+// activations as they are, and each (row, token) block sum comes out 128 times the activations'
+// sum (BlockQ8x32::sum) too high, the same for every row: taken off once per token and block.
+// One token and decode batches below kQ8LaneMinTokens read 8 rows in place (Q8_0Rows8); more
+// tokens take 16 rows in vector lanes (rows_q8_0_lanes).
 
 // lo in lanes 0-7, hi in 8-15.
 inline __m512 join_halves(__m256 lo, __m256 hi) {
@@ -588,48 +574,6 @@ inline __m512i u16_to_u32x16(__m256i h) {
 inline __m512 f16_to_f32x16(__m256i h) { return _mm512_cvtph_ps(h); }
 inline __m512i u16_to_u32x16(__m256i h) { return _mm512_cvtepu16_epi32(h); }
 #endif
-
-// Two tokens' tile sums, lanes 2 r + e of a and of b, folded into one vector: row r of a in lane
-// r, of b in lane 8 + r (the same exact sums as fold_pairs). acc holds token t's 8 rows at 8 t, so
-// a pair of tokens is one 16-lane conversion, product and multiply-add instead of two of 8.
-inline __m512i fold_pairs2(__m512i a, __m512i b) {
-  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  return _mm512_add_epi32(_mm512_permutex2var_epi32(a, even, b), _mm512_permutex2var_epi32(a, odd, b));
-}
-
-template <int T>
-struct Q8_0TileTokens {
-  static void run(const Q8_0Tile* tiles, int64_t n_blocks, const BlockQ8x32* const* xs, float* acc) {
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const Q8_0Tile& tile = tiles[b];
-      const __m512i q0 = load512(tile.q[0]), q1 = load512(tile.q[1]), q2 = load512(tile.q[2]), q3 = load512(tile.q[3]);
-      const auto sums = [&](int t) {
-        const BlockQ8x32& x = xs[t][b];
-        __m512i s = _mm512_dpbusd_epi32(_mm512_set1_epi32(-64 * x.sum), q0, broadcast8(x.qs));
-        s = _mm512_dpbusd_epi32(s, q1, broadcast8(x.qs + 8));
-        s = _mm512_dpbusd_epi32(s, q2, broadcast8(x.qs + 16));
-        return _mm512_dpbusd_epi32(s, q3, broadcast8(x.qs + 24));
-      };
-      const __m256 d = _mm256_load_ps(tile.d);
-      int t = 0;
-      if constexpr (T >= 2) {
-        const __m512 d2 = join_halves(d, d);
-        for (; t + 2 <= T; t += 2) {
-          const __m512 dx = join_halves(_mm256_set1_ps(xs[t][b].d), _mm256_set1_ps(xs[t + 1][b].d));
-          __m512 a = _mm512_loadu_ps(acc + 8 * t);
-          a = _mm512_fmadd_ps(_mm512_mul_ps(d2, dx), i32_to_f32x16(fold_pairs2(sums(t), sums(t + 1))), a);
-          _mm512_storeu_ps(acc + 8 * t, a);
-        }
-      }
-      if (t < T) {
-        __m256 a = _mm256_loadu_ps(acc + 8 * t);
-        a = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xs[t][b].d)), _mm256_cvtepi32_ps(fold_pairs(sums(t))), a);
-        _mm256_storeu_ps(acc + 8 * t, a);
-      }
-    }
-  }
-};
 
 // Two rows' sums of two blocks (lanes 0-7 block b, 8-15 block b + 1; 8 lanes each to be added
 // up), half-reduced together: in every 128-bit lane, [r0, r1, r0, r1] partial sums (exact).
@@ -701,12 +645,167 @@ struct Q8_0Rows8 {
   }
 };
 
+// ---- Q8_0 rows in vector lanes (decode batches and prompts) ----
+//
+// Lane r of every vector is weight row r of a group of 16: one vpdpbusd multiplies 4 consecutive
+// levels of each of the 16 rows (biased by 128: unsigned) by a token's 4 activation bytes
+// broadcast from memory ({1to16}), 64 multiply-adds into 16 (row, token) block sums with no
+// reduction, so the block's 8 vpdpbusd leave the 16 rows' exact sums in one vector, and the block
+// is weighed for the 16 rows at once: a conversion, the d * dx product and a fused multiply-add,
+// the row kernels' float operations lane for lane, in block order (bit-identical). The weights
+// stay in place: a chunk of 16 rows' blocks is brought into lane order in registers (two rows per
+// vector, two rounds of unpacks and one two-source lane pick: a 16 x 8 transpose of 32-bit words)
+// into an L1 buffer that every group of up to 8 tokens then reads, 8 accumulators in registers.
+// Per 16 rows and block: 8 loads, 8 inserts, 8 xors (the bias), 16 unpacks and 8 picks, shared by
+// all tokens; per token 8 vpdpbusd, 3 float operations and the accumulator's broadcast of the
+// bias (a load). Instruction counts and timings: docs/performance.md.
+
+struct alignas(64) Q8_0LaneBlock {
+  uint8_t q[8][64];  // [column quad k][4 * r + c] = level(row r, 4 k + c) + 128
+  float d[16];       // per row
+};
+constexpr int64_t kQ8LaneChunk = 32;  // blocks per pass: 18 KB of lane-ordered weights
+constexpr int kQ8LaneRows = 16;
+constexpr int kQ8LaneTokens = 8;      // tokens per pass over the chunk
+// Decode batches from this many tokens on (and prompts) take the lanes; fewer keep Q8_0Rows8,
+// which reads 8 rows as two streams of blocks in pairs and is bound by memory there (1 thread, CPU
+// time, 9728 x 2560 read from memory: 2 tokens 2.10-2.12 ms in place, 2.22-2.25 in lanes; 4
+// tokens 2.39-2.44 against 2.49-2.52; 8 tokens 3.73-3.82 against 3.01; 16: 6.25 against 4.0-4.1).
+constexpr int64_t kQ8LaneMinTokens = 5;
+
+// Block b of rows[0..15] (blocks[r] points at row r's first block of the chunk) in lane order.
+inline void q8_0_lane_order(const BlockQ8_0* const* blocks, int64_t b, Q8_0LaneBlock& out) {
+  const __m512i bias = _mm512_set1_epi8(char(0x80));
+  alignas(32) uint16_t d_half[16];
+  __m512i v[8];  // [row i | row i + 8]
+  for (int i = 0; i < 8; ++i) {
+    d_half[i] = blocks[i][b].d, d_half[i + 8] = blocks[i + 8][b].d;
+    v[i] = _mm512_xor_si512(load_two256(blocks[i][b].qs, blocks[i + 8][b].qs), bias);
+  }
+  // Per 128-bit lane, rows 4h .. 4h + 3 (h = 0, 1) of one quad of each half of the vector pairs:
+  // u[4h + k] holds quad k of rows 4h..4h+3 in 128-bit lane 0, quad 4 + k in lane 1, and the
+  // same of rows 8 + 4h .. in lanes 2 and 3.
+  __m512i u[8];
+  for (int h = 0; h < 2; ++h) {
+    const __m512i* w = v + 4 * h;
+    const __m512i t0 = _mm512_unpacklo_epi32(w[0], w[1]), t1 = _mm512_unpackhi_epi32(w[0], w[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(w[2], w[3]), t3 = _mm512_unpackhi_epi32(w[2], w[3]);
+    u[4 * h] = _mm512_unpacklo_epi64(t0, t2), u[4 * h + 1] = _mm512_unpackhi_epi64(t0, t2);
+    u[4 * h + 2] = _mm512_unpacklo_epi64(t1, t3), u[4 * h + 3] = _mm512_unpackhi_epi64(t1, t3);
+  }
+  for (int k = 0; k < 4; ++k) {
+    const __m512i low = pick_lanes<0, 4, 2, 6>(u[k], u[4 + k]), high = pick_lanes<1, 5, 3, 7>(u[k], u[4 + k]);
+    _mm512_store_si512(out.q[k], low);
+    _mm512_store_si512(out.q[k + 4], high);
+  }
+  _mm512_store_ps(out.d, f16_to_f32x16(_mm256_load_si256(reinterpret_cast<const __m256i*>(d_half))));
+}
+
+inline __m512i broadcast4(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// T tokens (xs[t] at the chunk's first block) against nb lane-ordered blocks: acc[t] (16 rows of
+// token t) += each block's d * dx times its exact sum. neg_excess[b][t] = -128 * the activations'
+// sum of token t's block b: the bias's excess, taken off by starting the sum there.
+template <int T>
+void q8_0_lane_tokens(const Q8_0LaneBlock* blocks, int64_t nb, const BlockQ8x32* const* xs,
+                      const int32_t (*neg_excess)[kQ8LaneTokens], float* acc) {
+  __m512 a[T];
+  for (int t = 0; t < T; ++t) a[t] = _mm512_load_ps(acc + 16 * t);
+  for (int64_t b = 0; b < nb; ++b) {
+    const Q8_0LaneBlock& lb = blocks[b];
+    __m512i q[8];
+    for (int k = 0; k < 8; ++k) q[k] = _mm512_load_si512(lb.q[k]);
+    const __m512 d = _mm512_load_ps(lb.d);
+    // The tokens' chains interleaved (each vpdpbusd waits on the one before it in its chain).
+    // At most 32 * 255 * 128 from -128 * 32 * 128: exact in 32 bits.
+    __m512i s[T];
+    for (int t = 0; t < T; ++t) s[t] = _mm512_set1_epi32(neg_excess[b][t]);
+    for (int k = 0; k < 8; ++k)
+      for (int t = 0; t < T; ++t) s[t] = _mm512_dpbusd_epi32(s[t], q[k], broadcast4(xs[t][b].qs + 4 * k));
+    for (int t = 0; t < T; ++t) a[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xs[t][b].d)), i32_to_f32x16(s[t]), a[t]);
+  }
+  for (int t = 0; t < T; ++t) _mm512_store_ps(acc + 16 * t, a[t]);
+}
+
+// Rows [0, n_rows) (n_rows <= kFloatTileRows) against n_tok tokens, 16 rows at a time; a last
+// group of fewer rows reads its last row again in the lanes beyond n_rows and stores only its own.
+void rows_q8_0_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, const void* x, int64_t x_stride,
+                     int64_t n_tok, int64_t cols, float* out, int64_t out_stride) {
+  const int64_t n_blocks = cols / 32;
+  thread_local std::vector<Q8_0LaneBlock> lanes;
+  thread_local std::vector<float> acc_storage;
+  lanes.resize(size_t(kQ8LaneChunk));
+  const int64_t groups = (n_tok + kQ8LaneTokens - 1) / kQ8LaneTokens;
+  acc_storage.resize(size_t(groups * kQ8LaneTokens * 16 + 16));
+  float* acc = cache_line_aligned(acc_storage.data());
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kQ8LaneRows) {
+    const int64_t rows = std::min<int64_t>(kQ8LaneRows, n_rows - r0);
+    const BlockQ8_0* blocks[kQ8LaneRows];
+    for (int64_t r = 0; r < kQ8LaneRows; ++r)
+      blocks[r] = reinterpret_cast<const BlockQ8_0*>(w_rows + (r0 + std::min(r, rows - 1)) * w_row_bytes);
+    std::fill(acc, acc + groups * kQ8LaneTokens * 16, 0.f);
+    for (int64_t b0 = 0; b0 < n_blocks; b0 += kQ8LaneChunk) {
+      const int64_t nb = std::min(kQ8LaneChunk, n_blocks - b0);
+      for (int64_t i = 0; i < nb; ++i) {
+        // The next group's rows (a thread's rows are consecutive) are requested while these are
+        // multiplied: 16 streams are more than the hardware prefetcher follows.
+        // Each block's last byte: every line of the rows but a row's first.
+        for (int r = 0; r < kQ8LaneRows; ++r)
+          _mm_prefetch(reinterpret_cast<const char*>(blocks[r] + b0 + i) + kQ8LaneRows * w_row_bytes + sizeof(BlockQ8_0) - 1,
+                       _MM_HINT_T1);
+        q8_0_lane_order(blocks, b0 + i, lanes[size_t(i)]);
+      }
+      for (int64_t g = 0; g < groups; ++g) {
+        const int64_t t0 = g * kQ8LaneTokens;
+        const int tt = int(std::min<int64_t>(kQ8LaneTokens, n_tok - t0));
+        const BlockQ8x32* xs[kQ8LaneTokens];
+        alignas(64) int32_t neg_excess[kQ8LaneChunk][kQ8LaneTokens];
+        for (int t = 0; t < tt; ++t) {
+          xs[t] = x_row<BlockQ8x32>(x, x_stride, int(t0 + t)) + b0;
+          for (int64_t i = 0; i < nb; ++i) neg_excess[i][t] = -128 * xs[t][i].sum;
+        }
+        float* a = acc + 16 * t0;
+        switch (tt) {
+          case 1: q8_0_lane_tokens<1>(lanes.data(), nb, xs, neg_excess, a); break;
+          case 2: q8_0_lane_tokens<2>(lanes.data(), nb, xs, neg_excess, a); break;
+          case 3: q8_0_lane_tokens<3>(lanes.data(), nb, xs, neg_excess, a); break;
+          case 4: q8_0_lane_tokens<4>(lanes.data(), nb, xs, neg_excess, a); break;
+          case 5: q8_0_lane_tokens<5>(lanes.data(), nb, xs, neg_excess, a); break;
+          case 6: q8_0_lane_tokens<6>(lanes.data(), nb, xs, neg_excess, a); break;
+          case 7: q8_0_lane_tokens<7>(lanes.data(), nb, xs, neg_excess, a); break;
+          default: q8_0_lane_tokens<8>(lanes.data(), nb, xs, neg_excess, a); break;
+        }
+      }
+    }
+    for (int64_t t = 0; t < n_tok; ++t) std::memcpy(out + t * out_stride + r0, acc + 16 * t, size_t(rows) * sizeof(float));
+  }
+}
+
+// Eight rows: in place below kQ8LaneMinTokens tokens, in lanes from there on (where matmul
+// takes the lanes itself, 32 rows at a time).
+void rows8_q8_0(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
+                float* out, int64_t out_stride) {
+  static_assert(kQ8LaneMinTokens - 1 <= 4);
+  if (n_tok >= kQ8LaneMinTokens) return rows_q8_0_lanes(w_rows, w_row_bytes, 8, x, x_stride, n_tok, cols, out, out_stride);
+  const BlockQ8x32* xs[4];
+  for (int t = 0; t < n_tok; ++t) xs[t] = x_row<BlockQ8x32>(x, x_stride, t);
+  const int64_t n_blocks = cols / 32;
+  switch (n_tok) {
+    case 1: return Q8_0Rows8<1>::run(w_rows, w_row_bytes, xs, n_blocks, out, out_stride);
+    case 2: return Q8_0Rows8<2>::run(w_rows, w_row_bytes, xs, n_blocks, out, out_stride);
+    case 3: return Q8_0Rows8<3>::run(w_rows, w_row_bytes, xs, n_blocks, out, out_stride);
+    default: return Q8_0Rows8<4>::run(w_rows, w_row_bytes, xs, n_blocks, out, out_stride);
+  }
+}
+
 constexpr int kTileTokens512 = 8;
-// As in the AVX2 file: 4 Q4_K blocks of 8 rows = 10.75 KB, 4 Q6_K blocks = 11.3 KB, 16 Q8_0
-// blocks = 5.6 KB.
+// As in the AVX2 file: 4 Q4_K blocks of 8 rows = 10.75 KB, 4 Q6_K blocks = 11.3 KB.
 constexpr auto rows8_q4_k = rows8<Q4KTile, BlockQ4_K, BlockQ8_K, QK_K, 4, unpack_q4k_block, Q4KTileTokens, Q4KRows8, kTileMinTokens512, kInPlaceTokens512, kTileTokens512>;
 constexpr auto rows8_q6_k = rows8<Q6KTile, BlockQ6_K, BlockQ8_K, QK_K, 4, unpack_q6k_block, Q6KTileTokens, Q6KRows8, kQ6KTileMinTokens512, kInPlaceTokens512, kTileTokens512>;
-constexpr auto rows8_q8_0 = rows8<Q8_0Tile, BlockQ8_0, BlockQ8x32, 32, 16, unpack_q8_0_block, Q8_0TileTokens, Q8_0Rows8, kTileMinTokens512, kInPlaceTokens512, kTileTokens512>;
 
 // ---- float weights (F32, F16, BF16) with float activations ----
 //
@@ -928,7 +1027,7 @@ Avx512Parts CSQ_AVX512_ENTRY(avx512_parts)(DType weight_type) {
   switch (weight_type) {
     case DType::Q4_K: return {nullptr, rows8_q4_k};
     case DType::Q6_K: return {nullptr, rows8_q6_k};
-    case DType::Q8_0: return {nullptr, rows8_q8_0};
+    case DType::Q8_0: return {nullptr, rows8_q8_0, rows_q8_0_lanes, kQ8LaneMinTokens};
     case DType::F32: return {dot_for_tokens<F32Dot>, rows8_float512<DType::F32>, rows_float512<DType::F32>};
     case DType::F16: return {dot_for_tokens<F16Dot>, rows8_float512<DType::F16>, rows_float512<DType::F16>};
     case DType::BF16: return {dot_for_tokens<BF16Dot>, rows8_float512<DType::BF16>, rows_float512<DType::BF16>};
