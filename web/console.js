@@ -137,7 +137,13 @@ async function call(path, { method = 'GET', body, json = true, signal } = {}) {
 }
 
 const getJson = async (path) => (await call(path)).json();
-const postJson = async (path, body) => (await call(path, { method: 'POST', body })).json();
+// A task answer that takes over a second is committed as 200 before it is known
+// (docs/server.md): an error that ended it arrives as the body's error object.
+async function postJson(path, body) {
+  const answer = await (await call(path, { method: 'POST', body })).json();
+  if (answer && answer.error) throw new ApiFailure(200, answer.error.message || 'the request failed', answer.error.code || '');
+  return answer;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Tabs (WAI-ARIA tabs: arrow keys move between them).

@@ -28,6 +28,11 @@ const GenerationResult& Job::wait(std::chrono::milliseconds timeout) {
   return result_;
 }
 
+bool Job::wait_for(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  return cv_.wait_for(lock, timeout, [&] { return finished_; });
+}
+
 bool Job::finished() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return finished_;

@@ -49,6 +49,8 @@ class Job {
   std::optional<Event> next_event(std::chrono::milliseconds timeout);
   // Waits until the answer is complete (or the timeout passes; then it is cancelled).
   const GenerationResult& wait(std::chrono::milliseconds timeout);
+  // Waits up to `timeout` for the answer to complete; false if it is still running (and left so).
+  bool wait_for(std::chrono::milliseconds timeout);
   void cancel() { cancelled_ = true; }
   bool cancelled() const { return cancelled_; }
   bool finished() const;

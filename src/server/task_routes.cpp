@@ -4,6 +4,8 @@
 // tasks::respond_request and build_plan), generation running as jobs of the server's own
 // scheduler beside the chat requests. docs/server.md documents the bodies and answers.
 #include <algorithm>
+#include <atomic>
+#include <future>
 #include <initializer_list>
 #include <random>
 
@@ -51,6 +53,38 @@ ApiError from_library(const Error& e) {
                                                                          : error(500, e.what(), "server_error");
 }
 
+// The error a task request ended with, as the client sees it (a full queue: 429 with Retry-After).
+ApiError as_api_error(std::exception_ptr failure, httplib::Response& res) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const ApiError& e) {
+    return e;
+  } catch (const tasks::BackendBusy&) {
+    return queue_full(res);
+  } catch (const Error& e) {
+    return from_library(e);
+  } catch (const std::exception& e) {
+    return error(500, e.what(), "server_error");
+  }
+}
+
+// A task's generation, on its own thread. Dropping the last reference to an unfinished one (the
+// response was abandoned) marks it abandoned, which cancels its jobs, and waits for the thread.
+struct RunningTask {
+  std::shared_ptr<std::atomic<bool>> abandoned = std::make_shared<std::atomic<bool>>(false);
+  std::future<ojson> answer;
+  ~RunningTask() {
+    if (answer.valid() && answer.wait_for(std::chrono::seconds(0)) != std::future_status::ready) *abandoned = true;
+  }
+};
+
+// A response still running after this long is committed as 200 and kept open with a space a
+// second (JSON ignores leading whitespace): a failed write is a client that hung up.
+constexpr auto kCommitAfter = std::chrono::seconds(1);
+
+// Client Closed Request, as nginx logs it: the client left before the answer.
+constexpr int kClientClosed = 499;
+
 }  // namespace
 
 void HttpServer::install_task_routes(httplib::Server& svr) {
@@ -62,12 +96,53 @@ void HttpServer::install_task_routes(httplib::Server& svr) {
         const ojson out = answer(req);
         res.status = 200;
         res.set_content(dump(out), "application/json");
-      } catch (const ApiError& e) {
-        send_error(res, e);
-      } catch (const tasks::BackendBusy&) {
-        send_error(res, queue_full(res));
-      } catch (const Error& e) {
-        send_error(res, from_library(e));
+      } catch (...) {
+        send_error(res, as_api_error(std::current_exception(), res));
+      }
+      metrics_.count_request(route, res.status);
+    };
+  };
+  // A generating task: `start(req, abandoned)` checks the request (its errors answer with their
+  // status) and returns the work, whose backend watches `abandoned`. An answer ready within
+  // kCommitAfter is sent as usual. After that the response is committed as 200 and kept alive
+  // with spaces: a client that hangs up then cancels the generation instead of leaving it running
+  // for nobody, and an error that ends the work later comes as the body's error object.
+  auto generating_task = [this](const char* route, auto&& start) {
+    return [this, route, start](const httplib::Request& req, httplib::Response& res) {
+      try {
+        if (draining_) throw error(503, "the server is shutting down", "server_error");
+        auto task = std::make_shared<RunningTask>();
+        task->answer = std::async(std::launch::async, start(req, task->abandoned));
+        if (task->answer.wait_for(kCommitAfter) != std::future_status::ready) {
+          res.status = 200;
+          res.set_chunked_content_provider("application/json", [this, route, task](size_t, httplib::DataSink& sink) {
+            while (task->answer.wait_for(std::chrono::seconds(1)) != std::future_status::ready)
+              if (!sink.write(" ", 1)) {
+                metrics_.count_request(route, kClientClosed);
+                return false;  // ~RunningTask cancels the generation
+              }
+            std::string text;
+            int status = 200;
+            try {
+              text = dump(task->answer.get());
+            } catch (...) {
+              httplib::Response committed;  // too late for a status or a Retry-After header
+              const ApiError e = as_api_error(std::current_exception(), committed);
+              text = dump(e.body());
+              status = e.status;
+            }
+            sink.write(text.data(), text.size());
+            sink.done();
+            metrics_.count_request(route, status);
+            return true;
+          });
+          return;
+        }
+        const ojson out = task->answer.get();
+        res.status = 200;
+        res.set_content(dump(out), "application/json");
+      } catch (...) {
+        send_error(res, as_api_error(std::current_exception(), res));
       }
       metrics_.count_request(route, res.status);
     };
@@ -105,7 +180,8 @@ void HttpServer::install_task_routes(httplib::Server& svr) {
              return ojson{{"events", stats.events}, {"alerts", std::move(alerts)}, {"problems", std::move(problems)}};
            }));
 
-  svr.Post("/v1/triage", task("/v1/triage", [this, sampling](const httplib::Request& req) {
+  svr.Post("/v1/triage", generating_task("/v1/triage", [this, sampling](const httplib::Request& req,
+                                                                         std::shared_ptr<const std::atomic<bool>> abandoned) {
              const ojson body = parse_body(req.body);
              expect_fields(body, {"records", "context"});
              tasks::TriageOptions options;
@@ -131,21 +207,24 @@ void HttpServer::install_task_routes(httplib::Server& svr) {
                in.id = tasks::triage_record_id(in.record, where);
                inputs.push_back(std::move(in));
              }
-             auto backend = tasks::make_scheduler_backend(engine_, scheduler_, options_.parse_special_in_content,
-                                                          options_.request_timeout);
-             backend->prepare({});
-             size_t next = 0;
-             ojson data = ojson::array();
-             tasks::triage_stream(
-                 *backend, [&]() -> std::optional<tasks::TriageInput> {
-                   if (next == inputs.size()) return std::nullopt;
-                   return inputs[next++];
-                 },
-                 context, options, [&](size_t, const tasks::TriageResult& r) { data.push_back(r.to_json()); });
-             return ojson{{"object", "list"}, {"data", std::move(data)}};
+             return [this, abandoned, inputs = std::move(inputs), context, options]() {
+               auto backend = tasks::make_scheduler_backend(engine_, scheduler_, options_.parse_special_in_content,
+                                                            options_.request_timeout, abandoned);
+               backend->prepare({});
+               size_t next = 0;
+               ojson data = ojson::array();
+               tasks::triage_stream(
+                   *backend, [&]() -> std::optional<tasks::TriageInput> {
+                     if (next == inputs.size()) return std::nullopt;
+                     return inputs[next++];
+                   },
+                   context, options, [&](size_t, const tasks::TriageResult& r) { data.push_back(r.to_json()); });
+               return ojson{{"object", "list"}, {"data", std::move(data)}};
+             };
            }));
 
-  svr.Post("/v1/respond", task("/v1/respond", [this, sampling](const httplib::Request& req) {
+  svr.Post("/v1/respond", generating_task("/v1/respond", [this, sampling](const httplib::Request& req,
+                                                                           std::shared_ptr<const std::atomic<bool>> abandoned) {
              if (!options_.kb) throw error(404, "no ATT&CK knowledge base is loaded (start csq serve with --kb DIR)");
              const ojson body = parse_body(req.body);
              expect_fields(body, {"alert", "text", "retrieve"});
@@ -182,12 +261,14 @@ void HttpServer::install_task_routes(httplib::Server& svr) {
              const int64_t prompt_tokens = int64_t(engine_.encode_messages(request.messages, render).ids.size());
              request.max_tokens = api.max_tokens.value_or(
                  std::max<int64_t>(1, std::min(options_.limits.max_tokens_cap, scheduler_.config().n_ctx - prompt_tokens)));
-             auto backend = tasks::make_scheduler_backend(engine_, scheduler_, options_.parse_special_in_content,
-                                                          options_.request_timeout);
-             backend->prepare({request});
-             ojson plan = tasks::build_plan(kb, input, techniques, unknown, backend->complete(request));
-             plan["seed"] = api.sampling.seed;
-             return plan;
+             std::shared_ptr<tasks::ChatBackend> backend = tasks::make_scheduler_backend(
+                 engine_, scheduler_, options_.parse_special_in_content, options_.request_timeout, std::move(abandoned));
+             backend->prepare({request});  // a prompt too long for the context is a 400, before any answer
+             return [&kb, backend, input, techniques, unknown, request, seed = api.sampling.seed]() {
+               ojson plan = tasks::build_plan(kb, input, techniques, unknown, backend->complete(request));
+               plan["seed"] = seed;
+               return plan;
+             };
            }));
 }
 

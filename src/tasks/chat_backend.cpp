@@ -42,9 +42,13 @@ class LocalBackend final : public ChatBackend {
     if (config_.ctx != 0 && config_.ctx < 16) fail_usage("--ctx must be at least 16 (or 0 for automatic)");
   }
   // On a scheduler that already runs (csq serve's): prepare() only checks the requests against
-  // its context, and each answer may take `timeout`.
-  LocalBackend(const Engine& engine, Scheduler& scheduler, bool parse_special_in_content, std::chrono::seconds timeout)
-      : engine_(std::shared_ptr<Engine>(), const_cast<Engine*>(&engine)), scheduler_(&scheduler), timeout_(timeout) {
+  // its context, and each answer may take `timeout` unless `abandoned` is set first.
+  LocalBackend(const Engine& engine, Scheduler& scheduler, bool parse_special_in_content, std::chrono::seconds timeout,
+               std::shared_ptr<const std::atomic<bool>> abandoned)
+      : engine_(std::shared_ptr<Engine>(), const_cast<Engine*>(&engine)),
+        scheduler_(&scheduler),
+        timeout_(timeout),
+        abandoned_(std::move(abandoned)) {
     config_.parallel = scheduler.config().n_parallel;
     config_.ctx = scheduler.config().n_ctx;
     config_.parse_special_in_content = parse_special_in_content;
@@ -106,8 +110,12 @@ class LocalBackend final : public ChatBackend {
     g.reasoning_open = e.reasoning_open;
     const TokenConstraint* base = r.constraint ? r.constraint : schema_constraint(r);
     std::unique_ptr<TokenConstraint> constraint = base ? base->fresh() : nullptr;
+    if (is_abandoned()) fail_runtime(r.label + ": not started: the client went away");
     auto job = scheduler_->submit(std::move(g), std::move(constraint), timeout_);
     if (!job) throw BackendBusy(r.label + ": the scheduler's queue is full");
+    // The scheduler ends the job at its deadline; this only watches for the client leaving.
+    while (abandoned_ && !job->wait_for(std::chrono::milliseconds(200)))
+      if (is_abandoned()) job->cancel();
     const GenerationResult& res = job->wait(timeout_);
     if (res.finish == FinishReason::Cancelled) fail_runtime(r.label + ": generation was cancelled");
     ChatResult out;
@@ -152,6 +160,8 @@ class LocalBackend final : public ChatBackend {
     return compiled.get();
   }
 
+  bool is_abandoned() const { return abandoned_ && abandoned_->load(); }
+
   ChatPrompt encode(const ChatRequest& r) {
     ChatRenderOptions options;
     options.extra = r.template_kwargs;
@@ -167,6 +177,7 @@ class LocalBackend final : public ChatBackend {
   std::unique_ptr<Scheduler> owned_scheduler_;
   Scheduler* scheduler_ = nullptr;
   std::chrono::seconds timeout_ = std::chrono::hours(24);
+  std::shared_ptr<const std::atomic<bool>> abandoned_;
   std::mutex encode_mutex_;
   std::mutex schema_mutex_;
   ConstraintVocabularyPtr vocabulary_;
@@ -337,8 +348,9 @@ std::unique_ptr<ChatBackend> make_local_backend(const LocalBackendConfig& config
 }
 
 std::unique_ptr<ChatBackend> make_scheduler_backend(const Engine& engine, Scheduler& scheduler,
-                                                    bool parse_special_in_content, std::chrono::seconds timeout) {
-  return std::make_unique<LocalBackend>(engine, scheduler, parse_special_in_content, timeout);
+                                                    bool parse_special_in_content, std::chrono::seconds timeout,
+                                                    std::shared_ptr<const std::atomic<bool>> abandoned) {
+  return std::make_unique<LocalBackend>(engine, scheduler, parse_special_in_content, timeout, std::move(abandoned));
 }
 
 std::unique_ptr<ChatBackend> make_endpoint_backend(const EndpointConfig& config) {

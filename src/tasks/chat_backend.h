@@ -4,6 +4,7 @@
 // both, and a greedy run gives the same answers in process and through `csq serve`.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -97,9 +98,12 @@ std::unique_ptr<ChatBackend> make_local_backend(const LocalBackendConfig& config
 
 // In process on a scheduler that is already running (csq serve's, shared with its other
 // endpoints): each complete() is one job of at most `timeout`; prepare() checks the requests
-// against the scheduler's context. `engine` and `scheduler` must outlive the backend.
+// against the scheduler's context. `engine` and `scheduler` must outlive the backend. Once
+// `*abandoned` is true (the client that wanted the answers went away), the jobs in flight are
+// cancelled within a fifth of a second and complete() fails instead of queueing more.
 std::unique_ptr<ChatBackend> make_scheduler_backend(const Engine& engine, Scheduler& scheduler,
-                                                    bool parse_special_in_content, std::chrono::seconds timeout);
+                                                    bool parse_special_in_content, std::chrono::seconds timeout,
+                                                    std::shared_ptr<const std::atomic<bool>> abandoned = nullptr);
 
 struct EndpointConfig {
   std::string url;        // base URL, e.g. http://127.0.0.1:8080/v1 (or the full .../chat/completions)

@@ -3,9 +3,14 @@
 // command answers for the same input (csq detect --json, csq triage, csq respond), and refuses
 // bad requests with the OpenAI error shape.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -66,12 +71,27 @@ struct Answer {
   json json_body() const { return json::parse(body); }
 };
 
+// The body of a chunked response (a task answer that took longer than a second): its chunks joined.
+std::string dechunk(const std::string& chunked) {
+  std::string body;
+  size_t at = 0;
+  while (at < chunked.size()) {
+    const size_t line_end = chunked.find("\r\n", at);
+    const size_t size = std::stoul(chunked.substr(at, line_end - at), nullptr, 16);
+    if (size == 0) break;
+    body += chunked.substr(line_end + 2, size);
+    at = line_end + 2 + size + 2;
+  }
+  return body;
+}
+
 Answer split(const std::string& raw) {
   Answer a;
   const size_t end = raw.find("\r\n\r\n");
   a.head = raw.substr(0, end);
   a.body = end == std::string::npos ? "" : raw.substr(end + 4);
   a.status = std::stoi(raw.substr(9, 3));
+  if (a.header("Transfer-Encoding") == "chunked") a.body = dechunk(a.body);
   return a;
 }
 
@@ -193,6 +213,58 @@ TEST_F(TaskRoutes, AFullQueueIsBusyNotAServerError) {
     EXPECT_EQ(a.header("Retry-After"), "1");
     EXPECT_EQ(a.json_body()["error"]["type"], "rate_limit_error") << a.body;
   }
+}
+
+TEST_F(TaskRoutes, AClientThatHangsUpStopsItsGeneration) {
+  // 64 records of up to 3000 tokens: a minute or more of generation for a client that stays.
+  options_.port = 0;
+  http_ = std::make_unique<HttpServer>(*engine_, *scheduler_, options_);
+  http_->bind();
+  std::thread serving([&] { http_->serve(); });
+  json records = json::array();
+  for (int i = 0; i < 64; ++i) records.push_back({{"id", "a-" + std::to_string(i)}, {"CommandLine", "whoami /all"}});
+  const std::string body = json{{"records", records}, {"max_tokens", 3000}}.dump();
+  const std::string raw = "POST /v1/triage HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                              std::to_string(body.size()) + "\r\n\r\n" + body;
+
+  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(client, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(uint16_t(http_->port()));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::send(client, raw.data(), raw.size(), 0), ssize_t(raw.size()));
+  // The answer is committed after a second and kept alive with spaces while the records run.
+  std::string received;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  timeval slice{0, 200000};
+  ::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &slice, sizeof slice);
+  while (std::chrono::steady_clock::now() < until) {
+    char buffer[4096];
+    const ssize_t n = ::recv(client, buffer, sizeof buffer, 0);
+    if (n > 0) received.append(buffer, size_t(n));
+  }
+  EXPECT_EQ(received.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << received;
+  EXPECT_NE(received.find("Transfer-Encoding: chunked"), std::string::npos) << received;
+  EXPECT_GT(scheduler_->stats().active, 0);
+  ::close(client);  // the client hangs up
+
+  // Its generation stops: the slots and the queue empty long before 64 answers could be written.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  SchedulerStats stats = scheduler_->stats();
+  while ((stats.active > 0 || stats.queue_depth > 0) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    stats = scheduler_->stats();
+  }
+  EXPECT_EQ(stats.active, 0);
+  EXPECT_EQ(stats.queue_depth, 0);
+  EXPECT_LT(stats.completed, 64u);
+  // The request is counted as abandoned by its client (the failed keep-alive write cancelled it).
+  const std::string metrics = request("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("csq_requests_total{endpoint=\"/v1/triage\",status=\"499\"} 1"), std::string::npos) << metrics;
+  http_->stop(std::chrono::milliseconds(0));
+  serving.join();
 }
 
 TEST_F(TaskRoutes, BadRequestsAreRefusedNamingWhatIsWrong) {
