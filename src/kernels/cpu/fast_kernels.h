@@ -100,7 +100,7 @@ constexpr int64_t kQ6KTileMinTokens = 48;
 // The AVX-512 kernels read the rows in place for up to 8 tokens in one pass (vpdpbusd, 32
 // registers), so a decode step of 2-8 streams decodes each weight block once; beyond that the
 // tiles pay sooner: Q4_K from 9 tokens (a second in-place pass costs more than the unpacking),
-// Q6_K from 16 (Q8_0 takes its lanes kernel from 5 tokens, see matmul_avx512.cpp) (1 thread, CPU time, Q4_K at 8 tokens: 3.3 ms either way, at 16:
+// Q6_K from 16 (Q8_0 takes its lanes kernel from 2 tokens, see matmul_avx512.cpp) (1 thread, CPU time, Q4_K at 8 tokens: 3.3 ms either way, at 16:
 // tile 4.4 ms, in place 6.2; Q6_K at 8: in place 3.2, tile 5.0; at 16: 6.0 both).
 constexpr int kInPlaceTokens512 = 8;
 constexpr int64_t kTileMinTokens512 = kInPlaceTokens512 + 1;
@@ -197,8 +197,11 @@ struct alignas(64) AmxTileConfig {
 
 // Q8_0, Q4_K and Q6_K weights on AMX int8 tiles (matmul_amx_int8.cpp), bit-identical to the row
 // kernels: products of amx_int8_min_tokens(type) tokens or more go there (the maximum int64 for
-// other types), fewer stay on the AVX-512 kernels, which read the rows in place.
-constexpr int64_t kAmxQ8_0MinTokens = 5;
+// other types), fewer stay on the AVX-512 kernels, which read the rows in place (Q8_0: in
+// vector lanes, faster than the tiles up to 8 tokens: 1 thread, CPU time, 9728 x 2560 read from
+// memory, three alternating pairs, 5 tokens 2.48-2.57 ms against 2.74-2.84 on AMX, 6: 2.56-2.66
+// against 2.79-2.85, 8: 2.77-2.85 against 2.86-2.89, 10: 2.98-3.07 against 2.88-2.93).
+constexpr int64_t kAmxQ8_0MinTokens = 9;
 constexpr int64_t kAmxQ4KMinTokens = 7;
 constexpr int64_t kAmxQ6KMinTokens = 8;
 int64_t amx_int8_min_tokens(DType type);

@@ -14,7 +14,7 @@
 // in place as the AVX2 kernels do, 64 levels per instruction instead of 32 and up to 8 tokens per
 // pass instead of 4 (a decode step of up to 8 streams decodes each weight block once); for the
 // k-quants two vpdpbusd results share one vpdpwssd (packed to 16 bits), and from kByTokenFrom
-// tokens on each row's sums are reduced for all tokens at once (KQuantRowsByToken). Q8_0 from 5
+// tokens on each row's sums are reduced for all tokens at once (KQuantRowsByToken). Q8_0 from 2
 // tokens on (decode batches and prompts) holds 16 rows in the lanes of a vector instead, each
 // token's 4 activation bytes broadcast to them (rows_q8_0_lanes).
 //
@@ -543,8 +543,8 @@ struct Q6KTileTokens {
 // vpdpbusd multiplies unsigned by signed bytes: the weights go in biased by 128 (unsigned), the
 // activations as they are, and each (row, token) block sum comes out 128 times the activations'
 // sum (BlockQ8x32::sum) too high, the same for every row: taken off once per token and block.
-// One token and decode batches below kQ8LaneMinTokens read 8 rows in place (Q8_0Rows8); more
-// tokens take 16 rows in vector lanes (rows_q8_0_lanes).
+// One token reads 8 rows in place (Q8_0Rows8); more take 16 rows in vector lanes
+// (rows_q8_0_lanes).
 
 // lo in lanes 0-7, hi in 8-15.
 inline __m512 join_halves(__m256 lo, __m256 hi) {
@@ -653,25 +653,26 @@ struct Q8_0Rows8 {
 // reduction, so the block's 8 vpdpbusd leave the 16 rows' exact sums in one vector, and the block
 // is weighed for the 16 rows at once: a conversion, the d * dx product and a fused multiply-add,
 // the row kernels' float operations lane for lane, in block order (bit-identical). The weights
-// stay in place: a chunk of 16 rows' blocks is brought into lane order in registers (two rows per
-// vector, two rounds of unpacks and one two-source lane pick: a 16 x 8 transpose of 32-bit words)
-// into an L1 buffer that every group of up to 8 tokens then reads, 8 accumulators in registers.
-// Per 16 rows and block: 8 loads, 8 inserts, 8 xors (the bias), 16 unpacks and 8 picks, shared by
-// all tokens; per token 8 vpdpbusd, 3 float operations and the accumulator's broadcast of the
-// bias (a load). Instruction counts and timings: docs/performance.md.
+// stay in place: a chunk of 16 blocks of 2 x 16 rows is brought into lane order in registers (two
+// rows per vector, two rounds of unpacks and one two-source lane pick: a 16 x 8 transpose of
+// 32-bit words) into an L1 buffer that every group of up to 6 tokens then reads, its 2 x 6
+// accumulators in registers. Per 16 rows and block: 8 loads, 8 inserts, 8 xors (the bias), 16
+// unpacks and 8 picks, shared by all tokens; per token 8 vpdpbusd and 3 float operations on the
+// two vector ports, and loads: each activation broadcast feeds both groups of rows, the bias's
+// broadcast starts the sum. Instruction counts and timings: docs/performance.md.
 
 struct alignas(64) Q8_0LaneBlock {
   uint8_t q[8][64];  // [column quad k][4 * r + c] = level(row r, 4 k + c) + 128
   float d[16];       // per row
 };
-constexpr int64_t kQ8LaneChunk = 32;  // blocks per pass: 18 KB of lane-ordered weights
+constexpr int64_t kQ8LaneChunk = 16;  // blocks per pass: 2 x 9 KB of lane-ordered weights
 constexpr int kQ8LaneRows = 16;
-constexpr int kQ8LaneTokens = 8;      // tokens per pass over the chunk
-// Decode batches from this many tokens on (and prompts) take the lanes; fewer keep Q8_0Rows8,
-// which reads 8 rows as two streams of blocks in pairs and is bound by memory there (1 thread, CPU
-// time, 9728 x 2560 read from memory: 2 tokens 2.10-2.12 ms in place, 2.22-2.25 in lanes; 4
-// tokens 2.39-2.44 against 2.49-2.52; 8 tokens 3.73-3.82 against 3.01; 16: 6.25 against 4.0-4.1).
-constexpr int64_t kQ8LaneMinTokens = 5;
+constexpr int kQ8LaneTokens = 6;      // tokens per pass over the chunk
+// Decode batches from this many tokens on (and prompts) take the lanes; one token keeps Q8_0Rows8,
+// bound by memory either way (1 thread, CPU time, 9728 x 2560 read from memory, three alternating
+// pairs: 1 token 2.11-2.15 ms in place, 2.06-2.12 in lanes; 2 tokens 2.32-2.36 against
+// 2.19-2.28; 4 tokens 2.71-2.78 against 2.41-2.47).
+constexpr int64_t kQ8LaneMinTokens = 2;
 
 // Block b of rows[0..15] (blocks[r] points at row r's first block of the chunk) in lane order.
 inline void q8_0_lane_order(const BlockQ8_0* const* blocks, int64_t b, Q8_0LaneBlock& out) {
@@ -707,99 +708,112 @@ inline __m512i broadcast4(const void* p) {
   return _mm512_set1_epi32(v);
 }
 
-// T tokens (xs[t] at the chunk's first block) against nb lane-ordered blocks: acc[t] (16 rows of
-// token t) += each block's d * dx times its exact sum. neg_excess[b][t] = -128 * the activations'
-// sum of token t's block b: the bias's excess, taken off by starting the sum there.
-template <int T>
-void q8_0_lane_tokens(const Q8_0LaneBlock* blocks, int64_t nb, const BlockQ8x32* const* xs,
-                      const int32_t (*neg_excess)[kQ8LaneTokens], float* acc) {
-  __m512 a[T];
-  for (int t = 0; t < T; ++t) a[t] = _mm512_load_ps(acc + 16 * t);
+// T tokens (xs[t] at the chunk's first block) against nb lane-ordered blocks of G groups of 16
+// rows (group g's at lanes + g * kQ8LaneChunk): acc[2 t + g] (16 rows of token t) += each
+// block's d * dx times its exact sum. neg_excess[b][t] = -128 * the activations' sum of token t's
+// block b: the bias's excess, taken off by starting the sum there. Each activation broadcast
+// feeds both groups: one load per vpdpbusd was what bound a single group of 16 rows.
+template <int G, int T>
+void q8_0_lane_tokens(const Q8_0LaneBlock* lanes, int64_t nb, const BlockQ8x32* const* xs,
+                      const int32_t (*neg_excess)[2][kQ8LaneTokens], float* acc) {
+  __m512 a[G][T];
+  for (int g = 0; g < G; ++g)
+    for (int t = 0; t < T; ++t) a[g][t] = _mm512_load_ps(acc + 16 * (2 * t + g));
   for (int64_t b = 0; b < nb; ++b) {
-    const Q8_0LaneBlock& lb = blocks[b];
-    __m512i q[8];
-    for (int k = 0; k < 8; ++k) q[k] = _mm512_load_si512(lb.q[k]);
-    const __m512 d = _mm512_load_ps(lb.d);
-    // The tokens' chains interleaved (each vpdpbusd waits on the one before it in its chain).
-    // At most 32 * 255 * 128 from -128 * 32 * 128: exact in 32 bits.
-    __m512i s[T];
-    for (int t = 0; t < T; ++t) s[t] = _mm512_set1_epi32(neg_excess[b][t]);
-    for (int k = 0; k < 8; ++k)
-      for (int t = 0; t < T; ++t) s[t] = _mm512_dpbusd_epi32(s[t], q[k], broadcast4(xs[t][b].qs + 4 * k));
-    for (int t = 0; t < T; ++t) a[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xs[t][b].d)), i32_to_f32x16(s[t]), a[t]);
-  }
-  for (int t = 0; t < T; ++t) _mm512_store_ps(acc + 16 * t, a[t]);
-}
-
-// Rows [0, n_rows) (n_rows <= kFloatTileRows) against n_tok tokens, 16 rows at a time; a last
-// group of fewer rows reads its last row again in the lanes beyond n_rows and stores only its own.
-void rows_q8_0_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, const void* x, int64_t x_stride,
-                     int64_t n_tok, int64_t cols, float* out, int64_t out_stride) {
-  const int64_t n_blocks = cols / 32;
-  thread_local std::vector<Q8_0LaneBlock> lanes;
-  thread_local std::vector<float> acc_storage;
-  lanes.resize(size_t(kQ8LaneChunk));
-  const int64_t groups = (n_tok + kQ8LaneTokens - 1) / kQ8LaneTokens;
-  acc_storage.resize(size_t(groups * kQ8LaneTokens * 16 + 16));
-  float* acc = cache_line_aligned(acc_storage.data());
-  for (int64_t r0 = 0; r0 < n_rows; r0 += kQ8LaneRows) {
-    const int64_t rows = std::min<int64_t>(kQ8LaneRows, n_rows - r0);
-    const BlockQ8_0* blocks[kQ8LaneRows];
-    for (int64_t r = 0; r < kQ8LaneRows; ++r)
-      blocks[r] = reinterpret_cast<const BlockQ8_0*>(w_rows + (r0 + std::min(r, rows - 1)) * w_row_bytes);
-    std::fill(acc, acc + groups * kQ8LaneTokens * 16, 0.f);
-    for (int64_t b0 = 0; b0 < n_blocks; b0 += kQ8LaneChunk) {
-      const int64_t nb = std::min(kQ8LaneChunk, n_blocks - b0);
-      for (int64_t i = 0; i < nb; ++i) {
-        // The next group's rows (a thread's rows are consecutive) are requested while these are
-        // multiplied: 16 streams are more than the hardware prefetcher follows.
-        // Each block's last byte: every line of the rows but a row's first.
-        for (int r = 0; r < kQ8LaneRows; ++r)
-          _mm_prefetch(reinterpret_cast<const char*>(blocks[r] + b0 + i) + kQ8LaneRows * w_row_bytes + sizeof(BlockQ8_0) - 1,
-                       _MM_HINT_T1);
-        q8_0_lane_order(blocks, b0 + i, lanes[size_t(i)]);
-      }
-      for (int64_t g = 0; g < groups; ++g) {
-        const int64_t t0 = g * kQ8LaneTokens;
-        const int tt = int(std::min<int64_t>(kQ8LaneTokens, n_tok - t0));
-        const BlockQ8x32* xs[kQ8LaneTokens];
-        alignas(64) int32_t neg_excess[kQ8LaneChunk][kQ8LaneTokens];
-        for (int t = 0; t < tt; ++t) {
-          xs[t] = x_row<BlockQ8x32>(x, x_stride, int(t0 + t)) + b0;
-          for (int64_t i = 0; i < nb; ++i) neg_excess[i][t] = -128 * xs[t][i].sum;
-        }
-        float* a = acc + 16 * t0;
-        switch (tt) {
-          case 1: q8_0_lane_tokens<1>(lanes.data(), nb, xs, neg_excess, a); break;
-          case 2: q8_0_lane_tokens<2>(lanes.data(), nb, xs, neg_excess, a); break;
-          case 3: q8_0_lane_tokens<3>(lanes.data(), nb, xs, neg_excess, a); break;
-          case 4: q8_0_lane_tokens<4>(lanes.data(), nb, xs, neg_excess, a); break;
-          case 5: q8_0_lane_tokens<5>(lanes.data(), nb, xs, neg_excess, a); break;
-          case 6: q8_0_lane_tokens<6>(lanes.data(), nb, xs, neg_excess, a); break;
-          case 7: q8_0_lane_tokens<7>(lanes.data(), nb, xs, neg_excess, a); break;
-          default: q8_0_lane_tokens<8>(lanes.data(), nb, xs, neg_excess, a); break;
-        }
+    // The chains of all (group, token) pairs interleaved: each vpdpbusd waits on the one before
+    // it in its chain. At most 32 * 255 * 128 from -128 * 32 * 128: exact in 32 bits.
+    __m512i s[G][T];
+    for (int g = 0; g < G; ++g)
+      for (int t = 0; t < T; ++t) s[g][t] = _mm512_set1_epi32(neg_excess[b][g][t]);
+    for (int k = 0; k < 8; ++k) {
+      __m512i q[G];
+      for (int g = 0; g < G; ++g) q[g] = _mm512_load_si512(lanes[g * kQ8LaneChunk + b].q[k]);
+      for (int t = 0; t < T; ++t) {
+        const __m512i x = broadcast4(xs[t][b].qs + 4 * k);
+        for (int g = 0; g < G; ++g) s[g][t] = _mm512_dpbusd_epi32(s[g][t], q[g], x);
       }
     }
-    for (int64_t t = 0; t < n_tok; ++t) std::memcpy(out + t * out_stride + r0, acc + 16 * t, size_t(rows) * sizeof(float));
+    for (int g = 0; g < G; ++g) {
+      const __m512 d = _mm512_load_ps(lanes[g * kQ8LaneChunk + b].d);
+      for (int t = 0; t < T; ++t)
+        a[g][t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xs[t][b].d)), i32_to_f32x16(s[g][t]), a[g][t]);
+    }
+  }
+  for (int g = 0; g < G; ++g)
+    for (int t = 0; t < T; ++t) _mm512_store_ps(acc + 16 * (2 * t + g), a[g][t]);
+}
+
+template <int G>
+void q8_0_lane_token_group(int tt, const Q8_0LaneBlock* lanes, int64_t nb, const BlockQ8x32* const* xs,
+                           const int32_t (*neg_excess)[2][kQ8LaneTokens], float* acc) {
+  static_assert(kQ8LaneTokens == 6);
+  switch (tt) {
+    case 1: return q8_0_lane_tokens<G, 1>(lanes, nb, xs, neg_excess, acc);
+    case 2: return q8_0_lane_tokens<G, 2>(lanes, nb, xs, neg_excess, acc);
+    case 3: return q8_0_lane_tokens<G, 3>(lanes, nb, xs, neg_excess, acc);
+    case 4: return q8_0_lane_tokens<G, 4>(lanes, nb, xs, neg_excess, acc);
+    case 5: return q8_0_lane_tokens<G, 5>(lanes, nb, xs, neg_excess, acc);
+    default: return q8_0_lane_tokens<G, 6>(lanes, nb, xs, neg_excess, acc);
   }
 }
 
-// Eight rows: in place below kQ8LaneMinTokens tokens, in lanes from there on (where matmul
-// takes the lanes itself, 32 rows at a time).
+// Rows [0, n_rows) (n_rows <= kFloatTileRows = 2 groups of 16) against n_tok tokens; a last group
+// of fewer rows reads its last row again in the lanes beyond n_rows and stores only its own.
+void rows_q8_0_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, const void* x, int64_t x_stride,
+                     int64_t n_tok, int64_t cols, float* out, int64_t out_stride) {
+  static_assert(kFloatTileRows == 2 * kQ8LaneRows);
+  const int64_t n_blocks = cols / 32;
+  const int groups = n_rows > kQ8LaneRows ? 2 : 1;
+  thread_local std::vector<Q8_0LaneBlock> lanes;
+  thread_local std::vector<float> acc_storage;
+  lanes.resize(size_t(2 * kQ8LaneChunk));
+  acc_storage.resize(size_t(n_tok * 2 * 16 + 16));
+  float* acc = cache_line_aligned(acc_storage.data());  // token t, group g at acc + 16 (2 t + g)
+  std::fill(acc, acc + n_tok * 2 * 16, 0.f);
+  const BlockQ8_0* blocks[2][kQ8LaneRows];
+  for (int g = 0; g < groups; ++g)
+    for (int64_t r = 0; r < kQ8LaneRows; ++r)
+      blocks[g][r] = reinterpret_cast<const BlockQ8_0*>(w_rows + std::min(g * kQ8LaneRows + r, n_rows - 1) * w_row_bytes);
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += kQ8LaneChunk) {
+    const int64_t nb = std::min(kQ8LaneChunk, n_blocks - b0);
+    for (int g = 0; g < groups; ++g)
+      for (int64_t i = 0; i < nb; ++i) {
+        // The rows that follow (a thread's rows are consecutive: its next block) are requested
+        // while these are multiplied, each block's last byte: every line of the rows but a row's
+        // first. 32 streams are more than the hardware prefetcher follows.
+        for (int r = 0; r < kQ8LaneRows; ++r)
+          _mm_prefetch(reinterpret_cast<const char*>(blocks[g][r] + b0 + i) + kFloatTileRows * w_row_bytes + sizeof(BlockQ8_0) - 1,
+                       _MM_HINT_T1);
+        q8_0_lane_order(blocks[g], b0 + i, lanes[size_t(g * kQ8LaneChunk + i)]);
+      }
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kQ8LaneTokens) {
+      const int tt = int(std::min<int64_t>(kQ8LaneTokens, n_tok - t0));
+      const BlockQ8x32* xs[kQ8LaneTokens];
+      // Once per group of rows: two broadcasts of one register would cost a register copy each.
+      alignas(64) int32_t neg_excess[kQ8LaneChunk][2][kQ8LaneTokens];
+      for (int t = 0; t < tt; ++t) {
+        xs[t] = x_row<BlockQ8x32>(x, x_stride, int(t0 + t)) + b0;
+        for (int64_t i = 0; i < nb; ++i) neg_excess[i][0][t] = neg_excess[i][1][t] = -128 * xs[t][i].sum;
+      }
+      float* a = acc + 16 * 2 * t0;
+      if (groups == 2) q8_0_lane_token_group<2>(tt, lanes.data(), nb, xs, neg_excess, a);
+      else q8_0_lane_token_group<1>(tt, lanes.data(), nb, xs, neg_excess, a);
+    }
+  }
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int g = 0; g < groups; ++g)
+      std::memcpy(out + t * out_stride + g * kQ8LaneRows, acc + 16 * (2 * t + g),
+                  size_t(std::min<int64_t>(kQ8LaneRows, n_rows - g * kQ8LaneRows)) * sizeof(float));
+}
+
+// Eight rows: one token in place, more in lanes (where matmul takes the lanes itself, 32 rows at
+// a time).
 void rows8_q8_0(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
                 float* out, int64_t out_stride) {
-  static_assert(kQ8LaneMinTokens - 1 <= 4);
+  static_assert(kQ8LaneMinTokens == 2);
   if (n_tok >= kQ8LaneMinTokens) return rows_q8_0_lanes(w_rows, w_row_bytes, 8, x, x_stride, n_tok, cols, out, out_stride);
-  const BlockQ8x32* xs[4];
-  for (int t = 0; t < n_tok; ++t) xs[t] = x_row<BlockQ8x32>(x, x_stride, t);
-  const int64_t n_blocks = cols / 32;
-  switch (n_tok) {
-    case 1: return Q8_0Rows8<1>::run(w_rows, w_row_bytes, xs, n_blocks, out, out_stride);
-    case 2: return Q8_0Rows8<2>::run(w_rows, w_row_bytes, xs, n_blocks, out, out_stride);
-    case 3: return Q8_0Rows8<3>::run(w_rows, w_row_bytes, xs, n_blocks, out, out_stride);
-    default: return Q8_0Rows8<4>::run(w_rows, w_row_bytes, xs, n_blocks, out, out_stride);
-  }
+  const BlockQ8x32* xs[1] = {x_row<BlockQ8x32>(x, x_stride, 0)};
+  Q8_0Rows8<1>::run(w_rows, w_row_bytes, xs, cols / 32, out, out_stride);
 }
 
 constexpr int kTileTokens512 = 8;
