@@ -2,6 +2,7 @@
 // odd row counts, token counts that leave partial tiles, and (for float weights) column tails.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -370,6 +371,66 @@ TEST(Avx512Kernels, Q8_0LaneRowsMatchTheAvx2RowKernelBitForBit) {
           }
         }
   }
+}
+
+// The k-quant rows-in-lanes kernels (16 rows per vector; RowsFn of the k-quant types that have
+// one; Q8_0's: Q8_0LaneRowsMatchTheAvx2RowKernelBitForBit) against the AVX2 row kernel, bit for bit: full and partial groups of 16 rows (called in
+// blocks of kFloatTileRows as matmul does), 1-17 tokens (a last partial group of kLaneTokens) and
+// 128, several blocks and a single one. Row r takes its weights from one of three fills (random
+// bytes, all 0xFF, all 0x80), so neighbouring lanes differ; tokens alternate random activations
+// with every level at -128 (x = 1) and at 127 (x = -1).
+TEST(Avx512Kernels, RowsInLanesMatchTheAvx2RowKernelBitForBit) {
+  const auto implementations = avx512_implementations();
+  if (implementations.empty()) GTEST_SKIP() << "no AVX-512 kernels to run here (no AVX2, or no SIMDe in this build)";
+  std::mt19937 rng(19);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<int64_t> token_counts;
+  for (int64_t n = 1; n <= 17; ++n) token_counts.push_back(n);
+  token_counts.push_back(128);
+  int tested = 0;
+  for (const Avx512Implementation& impl : implementations)
+    for (DType type : {DType::Q4_K, DType::Q6_K}) {
+      const cpu::RowsFn rows_fn = impl.parts(type).rows;
+      if (!rows_fn) continue;
+      ++tested;
+      const cpu::RowKernel* avx2 = cpu::avx2_kernel(type);
+      const int64_t block = dtype_info(type).block_elems;
+      for (int64_t cols : {block * 37, block})
+        for (int64_t rows : {int64_t(16), int64_t(31), int64_t(45)}) {
+          std::vector<uint8_t> fills[3];
+          const test::WeightFill kinds[3] = {test::WeightFill::Random, test::WeightFill::Ones, test::WeightFill::High};
+          for (int f = 0; f < 3; ++f) fills[f] = test::raw_weight_rows(type, rows, cols, kinds[f], rng);
+          const int64_t w_row_bytes = csq::row_bytes(type, cols);
+          std::vector<uint8_t> w(size_t(rows * w_row_bytes));
+          for (int64_t r = 0; r < rows; ++r)
+            std::memcpy(w.data() + r * w_row_bytes, fills[r % 3].data() + r * w_row_bytes, size_t(w_row_bytes));
+          const int64_t x_stride = cpu::act_row_bytes(avx2->act, cols);
+          std::vector<uint8_t> xq(size_t(128 * x_stride));
+          std::vector<float> x(static_cast<size_t>(cols));
+          for (int64_t t = 0; t < 128; ++t) {
+            for (float& v : x) v = t % 3 == 0 ? normal(rng) : t % 3 == 1 ? 1.f : -1.f;
+            cpu::quantize_act(avx2->act, x.data(), xq.data() + t * x_stride, cols);
+          }
+          std::vector<float> want(size_t(128 * rows));
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t t = 0; t < 128; ++t)
+              avx2->dot(w.data() + r * w_row_bytes, xq.data() + t * x_stride, x_stride, 1, cols, &want[size_t(t * rows + r)]);
+          for (int64_t tokens : token_counts) {
+            if (cols == block && tokens != 3 && tokens != 128) continue;  // a single block needs few token counts
+            SCOPED_TRACE(std::string(impl.name) + " " + dtype_info(type).name + " " + std::to_string(rows) + "x" +
+                         std::to_string(cols) + " tokens=" + std::to_string(tokens));
+            std::vector<float> got(size_t(tokens * rows));
+            for (int64_t r0 = 0; r0 < rows; r0 += cpu::kFloatTileRows)
+              rows_fn(w.data() + r0 * w_row_bytes, w_row_bytes, std::min(cpu::kFloatTileRows, rows - r0), xq.data(), x_stride,
+                      tokens, cols, got.data() + r0, rows);
+            for (int64_t t = 0; t < tokens; ++t)
+              for (int64_t r = 0; r < rows; ++r)
+                ASSERT_EQ(0, std::memcmp(&want[size_t(t * rows + r)], &got[size_t(t * rows + r)], sizeof(float)))
+                    << "row " << r << " token " << t << ": " << want[size_t(t * rows + r)] << " vs " << got[size_t(t * rows + r)];
+          }
+        }
+    }
+  EXPECT_GT(tested, 0) << "no k-quant type has a rows-in-lanes kernel";
 }
 
 TEST(Avx512Kernels, FloatRowKernelsMatchTheAvx2OnesBitForBit) {

@@ -816,6 +816,245 @@ void rows8_q8_0(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64
   Q8_0Rows8<1>::run(w_rows, w_row_bytes, xs, cols / 32, out, out_stride);
 }
 
+// ---- Rows in vector lanes: 16 rows per vector, activations broadcast (decode batches, prompts) ----
+//
+// Without AMX every integer product of 2 or more tokens runs on vpdpbusd, and the kernels above
+// spend most of their instructions on moving sums between lanes: the in-place rows reduce 16
+// lanes per (row, token, block), the tiles unpack into memory and fold row pairs. Here one zmm
+// holds 16 weight rows, 4 consecutive columns (bytes) per 32-bit lane, and one vpdpbusd against 4
+// activation bytes of one token broadcast to every lane (an embedded {1to16} memory operand) adds
+// 64 products into 16 (row, token) sums: lane r is row r throughout, so per-row scales and mins
+// are lane-aligned vectors, each token's result for 16 rows is one vector, and nothing is reduced
+// across lanes. The weights stay where they are in memory: each block of 16 rows is brought into
+// lane order in registers (two 16 x 16 transposes of 32-bit words for 128 bytes of levels per
+// row), once per block, and that cost is shared by every token (kLaneTokens at a time from the
+// lane-ordered block, which stays in L1).
+//
+// Each (row, token, block) gets the same exact integer sums and then the same float multiply-adds
+// in block order as the AVX2 row kernel: bit-identical, whatever the token count or the grouping.
+//
+// A Format supplies Block, Lanes (one block of 16 rows in lane order) and
+//   load(rows, b, lanes): block b of the 16 rows (rows[r]: row r's first block) into lanes;
+//   dot<T>(lanes, xs, b, acc): acc[16 t + r] += row r . token t's block b, in the row kernel's float
+//     operations, for T tokens (xs[t]: token t's activation row).
+constexpr int kLaneRows = 16;
+constexpr int kLaneTokens = 8;
+// Q4_K products of this many tokens or more take the lanes instead of the eight-row kernels. Fewer
+// stay there: the lanes' transposes are paid once per block whatever the token count, and below
+// this they cost more than the eight-row kernels' reductions (1 thread, CPU time, 9728 x 2560 from
+// memory: 2 tokens 1.7 ms against 1.3, 4 about even at 1.8, 8 tokens 2.1-2.4 against 2.3-2.5, 16
+// 3.1-3.3 against 4.0-4.2; the 128-token prompt 163-173 GMAC/s against 137-149).
+constexpr int64_t kQ4KLaneMinTokens = 6;
+// Each row's bytes are requested this many blocks ahead: 16 interleaved streams are more than the
+// hardware prefetcher follows by itself (1 thread, 8 tokens from memory: 2.1-2.4 ms at 1 or 2
+// blocks, 2.8 at 4, 3.0 at none; prefetching the next 16 rows as one linear stream instead: 2.4-2.6).
+constexpr int64_t kLanePrefetchBlocks = 2;
+
+// A 16 x 16 transpose of 32-bit words: on entry v[r] holds row r's 16 words, on return v[w] holds
+// word w of the 16 rows (lane r = row r). 64 shuffles in four rounds.
+inline void transpose16x16_epi32(__m512i* v) {
+  __m512i t[16], u[16];
+  for (int p = 0; p < 16; p += 2) {
+    t[p] = _mm512_unpacklo_epi32(v[p], v[p + 1]);
+    t[p + 1] = _mm512_unpackhi_epi32(v[p], v[p + 1]);
+  }
+  // u[4 q + c], 128-bit lane L: word 4 L + c of rows 4 q .. 4 q + 3.
+  for (int q = 0; q < 16; q += 4) {
+    u[q] = _mm512_unpacklo_epi64(t[q], t[q + 2]);
+    u[q + 1] = _mm512_unpackhi_epi64(t[q], t[q + 2]);
+    u[q + 2] = _mm512_unpacklo_epi64(t[q + 1], t[q + 3]);
+    u[q + 3] = _mm512_unpackhi_epi64(t[q + 1], t[q + 3]);
+  }
+  // Word 4 L + c of the 16 rows: 128-bit lane L of u[c], u[4 + c], u[8 + c], u[12 + c] in turn.
+  for (int c = 0; c < 4; ++c) {
+    const __m512i ab_lo = pick_lanes<0, 1, 4, 5>(u[c], u[4 + c]), ab_hi = pick_lanes<2, 3, 6, 7>(u[c], u[4 + c]);
+    const __m512i cd_lo = pick_lanes<0, 1, 4, 5>(u[8 + c], u[12 + c]), cd_hi = pick_lanes<2, 3, 6, 7>(u[8 + c], u[12 + c]);
+    v[c] = pick_lanes<0, 2, 4, 6>(ab_lo, cd_lo);
+    v[4 + c] = pick_lanes<1, 3, 5, 7>(ab_lo, cd_lo);
+    v[8 + c] = pick_lanes<0, 2, 4, 6>(ab_hi, cd_hi);
+    v[12 + c] = pick_lanes<1, 3, 5, 7>(ab_hi, cd_hi);
+  }
+}
+
+// The first 16 bytes of 16 rows' blocks (p[r]) as 4 vectors: out[w], lane r = word w of row r's.
+inline void transpose_heads16(const uint8_t* const* p, __m512i* out) {
+  __m512i v[4];  // v[a], 128-bit lane m: row a + 4 m
+  for (int a = 0; a < 4; ++a) {
+    __m512i x = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[a])));
+    x = _mm512_inserti32x4(x, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[a + 4])), 1);
+    x = _mm512_inserti32x4(x, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[a + 8])), 2);
+    v[a] = _mm512_inserti32x4(x, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[a + 12])), 3);
+  }
+  const __m512i t0 = _mm512_unpacklo_epi32(v[0], v[1]), t1 = _mm512_unpackhi_epi32(v[0], v[1]);
+  const __m512i t2 = _mm512_unpacklo_epi32(v[2], v[3]), t3 = _mm512_unpackhi_epi32(v[2], v[3]);
+  out[0] = _mm512_unpacklo_epi64(t0, t2);
+  out[1] = _mm512_unpackhi_epi64(t0, t2);
+  out[2] = _mm512_unpacklo_epi64(t1, t3);
+  out[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+// A vpshufb control that fills each 32-bit lane with bytes b0..b3 of that lane (-1: zero).
+inline __m512i lane_bytes(int b0, int b1, int b2, int b3) {
+  const auto control = [&](int p) {
+    uint32_t w = 0;
+    const int bytes[4] = {b0, b1, b2, b3};
+    for (int i = 0; i < 4; ++i) w |= uint32_t(bytes[i] < 0 ? 0x80 : 4 * p + bytes[i]) << (8 * i);
+    return int(w);
+  };
+  return _mm512_broadcast_i32x4(_mm_set_epi32(control(3), control(2), control(1), control(0)));
+}
+
+// The low 16 bits of each 32-bit lane, in order (vpmovdw, which SIMDe 0.7.4 lacks).
+#if defined(CSQ_AVX512_EMULATED)
+inline __m256i low_words(__m512i v) {
+  const __m512i w = _mm512_and_si512(v, _mm512_set1_epi32(0xFFFF));
+  return _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm512_castsi512_si256(w), _mm512_extracti64x4_epi64(w, 1)), 0xD8);
+}
+#else
+inline __m256i low_words(__m512i v) { return _mm512_cvtepi32_epi16(v); }
+#endif
+
+// acc + w . (the 4 bytes at x in every lane): vpdpbusd with an embedded {1to16} broadcast. Written
+// out because GCC merges neighbouring 4-byte loads into one vector load and broadcasts each word
+// with a shuffle (vpsrldq + vpbroadcastd), two shuffle-port instructions per vpdpbusd.
+// dpwssd_broadcast: the same for vpdpwssd and the two int16 at x.
+#if defined(CSQ_AVX512_EMULATED)
+inline __m512i dpbusd_broadcast(__m512i acc, __m512i w, const int8_t* x) { return _mm512_dpbusd_epi32(acc, w, broadcast4(x)); }
+inline __m512i dpwssd_broadcast(__m512i acc, __m512i w, const int16_t* x) { return _mm512_dpwssd_epi32(acc, w, broadcast4(x)); }
+#else
+inline __m512i dpbusd_broadcast(__m512i acc, __m512i w, const int8_t* x) {
+  __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*reinterpret_cast<const int32_t*>(x)));
+  return acc;
+}
+inline __m512i dpwssd_broadcast(__m512i acc, __m512i w, const int16_t* x) {
+  __asm__("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*reinterpret_cast<const int32_t*>(x)));
+  return acc;
+}
+#endif
+
+// Q4_K: q45k_block_sums' integers per lane. A sub-block's 32 columns are two sums of 16 columns
+// (4 vpdpbusd each, at most 16 * 15 * 128 = 30720: 16 bits), each scaled by one vpdpwssd whose
+// other operand holds the row's scale in the low word (the sum's high word, its sign, meets 0).
+struct Q4KLanes {
+  using Block = BlockQ4_K;
+  struct Lanes {
+    __m512i q[8][8];    // [sub-block j][column quad k]: lane r = row r's levels 32 j + 4 k .. + 3
+    __m512i scales[8];  // [j]: lane r = row r's scale of sub-block j
+    __m512i mins[4];    // [p]: lane r = row r's mins of sub-blocks 2 p, 2 p + 1 as two int16
+    __m512 d, neg_dmin;
+  };
+
+  static void load(const uint8_t* const* rows, int64_t b, Lanes& lanes) {
+    const uint8_t* blocks[kLaneRows];
+    for (int r = 0; r < kLaneRows; ++r) blocks[r] = rows[r] + b * int64_t(sizeof(Block));
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    // qs byte 32 i + c holds level c of sub-block 2 i (low nibble) and of 2 i + 1 (high nibble).
+    for (int h = 0; h < 2; ++h) {
+      __m512i v[16];
+      for (int r = 0; r < kLaneRows; ++r) v[r] = load512(reinterpret_cast<const Block*>(blocks[r])->qs + 64 * h);
+      transpose16x16_epi32(v);
+      for (int w = 0; w < 16; ++w) {
+        const int i = 2 * h + w / 8, k = w % 8;
+        lanes.q[2 * i][k] = _mm512_and_si512(v[w], low4);
+        lanes.q[2 * i + 1][k] = _mm512_and_si512(_mm512_srli_epi16(v[w], 4), low4);
+      }
+    }
+    // Words: d | dmin, then the 12 bytes of packed scales and mins (scales_mins_k4, 16 rows at once).
+    __m512i head[4];
+    transpose_heads16(blocks, head);
+    const __m512i six = _mm512_set1_epi8(0x3F), four = _mm512_set1_epi8(0x0F), top2 = _mm512_set1_epi8(0x30);
+    const __m512i scales_lo = _mm512_and_si512(head[1], six), mins_lo = _mm512_and_si512(head[2], six);
+    const __m512i scales_hi = _mm512_or_si512(_mm512_and_si512(head[3], four), _mm512_and_si512(_mm512_srli_epi32(head[1], 2), top2));
+    const __m512i mins_hi =
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(head[3], 4), four), _mm512_and_si512(_mm512_srli_epi32(head[2], 2), top2));
+    for (int j = 0; j < 4; ++j) {
+      const __m512i pick = lane_bytes(j, -1, -1, -1);
+      lanes.scales[j] = _mm512_shuffle_epi8(scales_lo, pick);
+      lanes.scales[4 + j] = _mm512_shuffle_epi8(scales_hi, pick);
+    }
+    for (int p = 0; p < 2; ++p) {
+      const __m512i pick = lane_bytes(2 * p, -1, 2 * p + 1, -1);
+      lanes.mins[p] = _mm512_shuffle_epi8(mins_lo, pick);
+      lanes.mins[2 + p] = _mm512_shuffle_epi8(mins_hi, pick);
+    }
+    lanes.d = f16_to_f32x16(low_words(head[0]));
+    lanes.neg_dmin = _mm512_castsi512_ps(
+        _mm512_xor_si512(_mm512_castps_si512(f16_to_f32x16(low_words(_mm512_srli_epi32(head[0], 16)))), _mm512_set1_epi32(INT32_MIN)));
+  }
+
+  template <int T>
+  static void dot(const Lanes& lanes, const BlockQ8_K* const* xs, int64_t b, float* acc) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i levels[T];
+    for (int t = 0; t < T; ++t) levels[t] = zero;
+    for (int j = 0; j < 8; ++j) {
+      const __m512i* q = lanes.q[j];
+      for (int t = 0; t < T; ++t) {
+        const int8_t* xq = xs[t][b].qs + 32 * j;
+        __m512i lo = zero, hi = zero;
+        for (int k = 0; k < 4; ++k) {
+          lo = dpbusd_broadcast(lo, q[k], xq + 4 * k);
+          hi = dpbusd_broadcast(hi, q[4 + k], xq + 16 + 4 * k);
+        }
+        levels[t] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(levels[t], lo, lanes.scales[j]), hi, lanes.scales[j]);
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8_K& x = xs[t][b];
+      // sum_j min_j * (activation sum of sub-block j), two sub-blocks per vpdpwssd.
+      alignas(16) int16_t sub[8];
+      _mm_store_si128(reinterpret_cast<__m128i*>(sub), _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums)),
+                                                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums + 8))));
+      __m512i mins = zero;
+      for (int p = 0; p < 4; ++p) mins = dpwssd_broadcast(mins, lanes.mins[p], sub + 2 * p);
+      const __m512 dx = _mm512_set1_ps(x.d);
+      __m512 a = _mm512_loadu_ps(acc + 16 * t);
+      a = _mm512_fmadd_ps(_mm512_mul_ps(lanes.d, dx), i32_to_f32x16(levels[t]), a);
+      a = _mm512_fmadd_ps(_mm512_mul_ps(lanes.neg_dmin, dx), i32_to_f32x16(mins), a);
+      _mm512_storeu_ps(acc + 16 * t, a);
+    }
+  }
+};
+
+template <typename Format, int T>
+void lanes_dot(const typename Format::Lanes& lanes, const BlockQ8_K* const* xs, int64_t b, float* acc) {
+  Format::template dot<T>(lanes, xs, b, acc);
+}
+
+// Rows [0, n_rows) (n_rows <= kFloatTileRows) against n_tok tokens, 16 rows at a time; a last
+// partial group repeats its last row in the empty lanes and stores only its own.
+template <typename Format>
+void rows_in_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, const void* x, int64_t x_stride,
+                   int64_t n_tok, int64_t cols, float* out, int64_t out_stride) {
+  using Block = typename Format::Block;
+  const int64_t n_blocks = cols / QK_K;
+  thread_local std::vector<const BlockQ8_K*> xs;
+  thread_local std::vector<float> acc;  // [token][row]
+  xs.resize(size_t(n_tok));
+  for (int64_t t = 0; t < n_tok; ++t) xs[size_t(t)] = x_row<BlockQ8_K>(x, x_stride, int(t));
+  using DotFn = void (*)(const typename Format::Lanes&, const BlockQ8_K* const*, int64_t, float*);
+  static constexpr DotFn dots[kLaneTokens] = {lanes_dot<Format, 1>, lanes_dot<Format, 2>, lanes_dot<Format, 3>, lanes_dot<Format, 4>,
+                                              lanes_dot<Format, 5>, lanes_dot<Format, 6>, lanes_dot<Format, 7>, lanes_dot<Format, 8>};
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kLaneRows) {
+    const int64_t live = std::min<int64_t>(kLaneRows, n_rows - r0);
+    const uint8_t* rows[kLaneRows];
+    for (int64_t r = 0; r < kLaneRows; ++r) rows[r] = w_rows + (r0 + std::min(r, live - 1)) * w_row_bytes;
+    acc.assign(size_t(kLaneRows * n_tok), 0.f);
+    typename Format::Lanes lanes;
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      for (const uint8_t* row : rows) {
+        const char* ahead = reinterpret_cast<const char*>(row) + (b + kLanePrefetchBlocks) * int64_t(sizeof(Block));
+        for (int64_t off = 0; off < int64_t(sizeof(Block)); off += 64) _mm_prefetch(ahead + off, _MM_HINT_T1);
+      }
+      Format::load(rows, b, lanes);
+      for (int64_t t0 = 0; t0 < n_tok; t0 += kLaneTokens)
+        dots[std::min<int64_t>(kLaneTokens, n_tok - t0) - 1](lanes, xs.data() + t0, b, acc.data() + kLaneRows * t0);
+    }
+    for (int64_t t = 0; t < n_tok; ++t)
+      for (int64_t r = 0; r < live; ++r) out[t * out_stride + r0 + r] = acc[size_t(kLaneRows * t + r)];
+  }
+}
+
 constexpr int kTileTokens512 = 8;
 // As in the AVX2 file: 4 Q4_K blocks of 8 rows = 10.75 KB, 4 Q6_K blocks = 11.3 KB.
 constexpr auto rows8_q4_k = rows8<Q4KTile, BlockQ4_K, BlockQ8_K, QK_K, 4, unpack_q4k_block, Q4KTileTokens, Q4KRows8, kTileMinTokens512, kInPlaceTokens512, kTileTokens512>;
@@ -1039,7 +1278,7 @@ void rows_float512(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, c
 
 Avx512Parts CSQ_AVX512_ENTRY(avx512_parts)(DType weight_type) {
   switch (weight_type) {
-    case DType::Q4_K: return {nullptr, rows8_q4_k};
+    case DType::Q4_K: return {nullptr, rows8_q4_k, rows_in_lanes<Q4KLanes>, kQ4KLaneMinTokens};
     case DType::Q6_K: return {nullptr, rows8_q6_k};
     case DType::Q8_0: return {nullptr, rows8_q8_0, rows_q8_0_lanes, kQ8LaneMinTokens};
     case DType::F32: return {dot_for_tokens<F32Dot>, rows8_float512<DType::F32>, rows_float512<DType::F32>};
