@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <cstring>
 #include <random>
 #include <string>
@@ -378,7 +379,8 @@ TEST(Avx512Kernels, Q8_0LaneRowsMatchTheAvx2RowKernelBitForBit) {
 // blocks of kFloatTileRows as matmul does), 1-17 tokens (a last partial group of kLaneTokens) and
 // 128, several blocks and a single one. Row r takes its weights from one of three fills (random
 // bytes, all 0xFF, all 0x80), so neighbouring lanes differ; tokens alternate random activations
-// with every level at -128 (x = 1) and at 127 (x = -1).
+// with every level at -127 (x = 1) and at 127 (x = -1), every fourth has every level at -128 (Q6_K:
+// against level 0 at scale -128 in the all-0x80 rows, the largest sum its 16-bit packing takes).
 TEST(Avx512Kernels, RowsInLanesMatchTheAvx2RowKernelBitForBit) {
   const auto implementations = avx512_implementations();
   if (implementations.empty()) GTEST_SKIP() << "no AVX-512 kernels to run here (no AVX2, or no SIMDe in this build)";
@@ -410,6 +412,12 @@ TEST(Avx512Kernels, RowsInLanesMatchTheAvx2RowKernelBitForBit) {
           for (int64_t t = 0; t < 128; ++t) {
             for (float& v : x) v = t % 3 == 0 ? normal(rng) : t % 3 == 1 ? 1.f : -1.f;
             cpu::quantize_act(avx2->act, x.data(), xq.data() + t * x_stride, cols);
+            if (t % 4 == 3)  // every level -128, which quantize_q8_k never makes: the kernels' bounds allow it
+              for (int64_t b = 0; b < cols / quants::QK_K; ++b) {
+                quants::BlockQ8_K& blk = reinterpret_cast<quants::BlockQ8_K*>(xq.data() + t * x_stride)[b];
+                std::memset(blk.qs, 0x80, sizeof(blk.qs));
+                std::fill(std::begin(blk.bsums), std::end(blk.bsums), int16_t(-16 * 128));
+              }
           }
           std::vector<float> want(size_t(128 * rows));
           for (int64_t r = 0; r < rows; ++r)

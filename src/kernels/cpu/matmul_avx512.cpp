@@ -845,6 +845,8 @@ constexpr int kLaneTokens = 8;
 // memory: 2 tokens 1.7 ms against 1.3, 4 about even at 1.8, 8 tokens 2.1-2.4 against 2.3-2.5, 16
 // 3.1-3.3 against 4.0-4.2; the 128-token prompt 163-173 GMAC/s against 137-149).
 constexpr int64_t kQ4KLaneMinTokens = 6;
+// Q6_K from this many: its eight-row kernels reduce more per (row, token) than Q4_K's (see Q6KLanes).
+constexpr int64_t kQ6KLaneMinTokens = 2;
 // Each row's bytes are requested this many blocks ahead: 16 interleaved streams are more than the
 // hardware prefetcher follows by itself (1 thread, 8 tokens from memory: 2.1-2.4 ms at 1 or 2
 // blocks, 2.8 at 4, 3.0 at none; prefetching the next 16 rows as one linear stream instead: 2.4-2.6).
@@ -1012,6 +1014,175 @@ struct Q4KLanes {
       a = _mm512_fmadd_ps(_mm512_mul_ps(lanes.d, dx), i32_to_f32x16(levels[t]), a);
       a = _mm512_fmadd_ps(_mm512_mul_ps(lanes.neg_dmin, dx), i32_to_f32x16(mins), a);
       _mm512_storeu_ps(acc + 16 * t, a);
+    }
+  }
+};
+
+// Q6_K: a 16-column sub-block's sum reaches 16 * 63 * 128, 18 bits, too many for one vpdpwssd
+// by its scale, so here the lanes are (row, half) pairs: one vector holds 8 rows x one column
+// octet (lane 2 r + e: columns 8 o + 4 e .. + 3 of row r), and one vpdpbusd against a token's 8
+// activation bytes broadcast makes 64 multiply-adds into 16 (row, half) sums, with no horizontal
+// reduction; two vectors hold the 16 rows. Lane (r, e) of a sub-block's chain (two octets) sums 8
+// of its columns, starting from -32 times those 8 activations' sum, minus 1: it ends at
+// sum (level - 32) x - 1. (level - 32) x lies in [-4064, 4096] (4096 only for level 0 against
+// -128), so the chain lies in [-32513, 32767]: 16 bits. Two sub-blocks' chains therefore pack
+// into one vector exactly (vpackssdw) and one vpdpwssd weighs each row's two halves by its int8
+// scale; the sums start from 2 sum_g scale_g, which gives the 1s back. Per (16 rows, token,
+// block): 64 vpdpbusd, 16 vpackssdw, 16 vpdpwssd, 3 operations to put the rows in order and 3 to
+// weigh the block; per (16 rows, block), shared by the tokens: three 8 x 8 transposes of 64-bit
+// words per 8 rows (72 shuffles), 11 operations per 4 level vectors (88), 35 for the scales. The
+// integer is the AVX2 kernel's exact sum_g scale_g (levels . x - 32 bsum_g), weighed by the same
+// multiply-add in block order, so the results are its own bit for bit.
+
+// [a.L0, a.L2, b.L0, b.L2] and [a.L1, a.L3, b.L1, b.L3] of 128-bit lanes.
+inline __m512i even_lanes(__m512i a, __m512i b) { return pick_lanes<0, 2, 4, 6>(a, b); }
+inline __m512i odd_lanes(__m512i a, __m512i b) { return pick_lanes<1, 3, 5, 7>(a, b); }
+
+// out[o] qword r = a[r] qword o: an 8 x 8 transpose of 64-bit words (8 rows' 64 bytes to 8
+// column octets of the 8 rows).
+inline void transpose_qwords8(const __m512i* a, __m512i* out) {
+  __m512i t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm512_unpacklo_epi64(a[i], a[i + 1]);  // per 128-bit lane L: octet 2L of rows i, i + 1
+    t[i + 1] = _mm512_unpackhi_epi64(a[i], a[i + 1]);  // octet 2L + 1
+  }
+  for (int j = 0; j < 2; ++j) {
+    const __m512i v0 = even_lanes(t[j], t[2 + j]), v1 = odd_lanes(t[j], t[2 + j]);
+    const __m512i v2 = even_lanes(t[4 + j], t[6 + j]), v3 = odd_lanes(t[4 + j], t[6 + j]);
+    out[j] = even_lanes(v0, v2);
+    out[2 + j] = even_lanes(v1, v3);
+    out[4 + j] = odd_lanes(v0, v2);
+    out[6 + j] = odd_lanes(v1, v3);
+  }
+}
+
+// Bits of a where mask has 1s, of b elsewhere.
+inline __m512i select_bits(__m512i mask, __m512i a, __m512i b) { return _mm512_ternarylogic_epi32(mask, a, b, 0xCA); }
+
+// A vpshufb control for a dword: byte `byte` of the 128-bit lane in the high byte of both words.
+constexpr int high_bytes_of_words(int byte) { return int(0x80 | byte << 8 | 0x80 << 16 | unsigned(byte) << 24); }
+
+constexpr int kQ6KLaneTokens = 4;  // tokens per pass over a block's lanes
+struct Q6KLanes {
+  using Block = BlockQ6_K;
+  // One block of 16 rows, [half] = rows 8 half .. 8 half + 7.
+  struct Lanes {
+    __m512i levels[32][2];  // [octet o]: lane 2 r + e = levels (0..63) of columns 8 o + 4 e .. + 3 of row r
+    __m512i scales[8][2];   // [pair p]: per 128-bit lane L, dwords 0-3 hold the scale of (row 2 L, sub-block 2 p),
+                            // (2 L + 1, 2 p), (2 L, 2 p + 1), (2 L + 1, 2 p + 1) in both int16 halves
+    __m512i start[2];       // the sums' start: 2 sum_g scale_g of each row, over its two dwords
+    alignas(64) float d[16];  // per row
+  };
+
+  static void load(const uint8_t* const* row_starts, int64_t b, Lanes& out) {
+    const BlockQ6_K* w[kLaneRows];
+    for (int r = 0; r < kLaneRows; ++r) w[r] = reinterpret_cast<const Block*>(row_starts[r]) + b;
+    const __m512i low4 = _mm512_set1_epi8(0x0F), fields = _mm512_set1_epi8(0x33);
+    alignas(32) uint16_t d_half[16];
+    for (int half = 0; half < 2; ++half) {
+      const BlockQ6_K* const* rows = w + 8 * half;
+      __m512i raw[8], qh[8], ql[8];
+      for (int r = 0; r < 8; ++r) raw[r] = load512(rows[r]->qh);
+      transpose_qwords8(raw, qh);  // qh[4 h + m]: bytes 32 h + 8 m .. + 7
+      for (int h = 0; h < 2; ++h) {
+        for (int r = 0; r < 8; ++r) raw[r] = load512(rows[r]->ql + 64 * h);
+        transpose_qwords8(raw, ql);  // ql[4 k + m]: bytes 64 h + 32 k + 8 m .. + 7
+        for (int m = 0; m < 4; ++m) {
+          // Level of element 128 h + 32 k + i: the low (k < 2) or high nibble of ql[64 h + 32 (k % 2) + i]
+          // and bits 2k, 2k + 1 of qh[32 h + i]. fields02 keeps qh bits 0-1 and 4-5 (k = 0, 2) in
+          // place, fields13 bits 2-3 and 6-7 (k = 1, 3) moved down by 2.
+          const __m512i fields02 = _mm512_and_si512(qh[4 * h + m], fields);
+          const __m512i fields13 = _mm512_and_si512(_mm512_srli_epi16(qh[4 * h + m], 2), fields);
+          // Octet 16 h + 4 k + m: elements 128 h + 32 k + 8 m .. + 7.
+          out.levels[16 * h + m][half] = select_bits(low4, ql[m], _mm512_slli_epi16(fields02, 4));
+          out.levels[16 * h + 4 + m][half] = select_bits(low4, ql[4 + m], _mm512_slli_epi16(fields13, 4));
+          out.levels[16 * h + 8 + m][half] = select_bits(low4, _mm512_srli_epi16(ql[m], 4), fields02);
+          out.levels[16 * h + 12 + m][half] = select_bits(low4, _mm512_srli_epi16(ql[4 + m], 4), fields13);
+        }
+      }
+      // Per 128-bit lane L: the 16 scales of rows 2 L (even) and 2 L + 1 (odd).
+      __m512i even = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[0]->scales)));
+      __m512i odd = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[1]->scales)));
+      even = _mm512_inserti32x4(even, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[2]->scales)), 1);
+      odd = _mm512_inserti32x4(odd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[3]->scales)), 1);
+      even = _mm512_inserti32x4(even, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[4]->scales)), 2);
+      odd = _mm512_inserti32x4(odd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[5]->scales)), 2);
+      even = _mm512_inserti32x4(even, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[6]->scales)), 3);
+      odd = _mm512_inserti32x4(odd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[7]->scales)), 3);
+      // Scales 0-7 of rows 2 L, 2 L + 1 (bytes 0-7, 8-15 of lane L), then scales 8-15.
+      const __m512i by_row[2] = {_mm512_unpacklo_epi64(even, odd), _mm512_unpackhi_epi64(even, odd)};
+      __m512i sum = _mm512_setzero_si512();
+      for (int p = 0; p < 8; ++p) {
+        // Each scale byte into the high byte of both words of its dword (low bytes zero), then
+        // shifted down with its sign: int16.
+        const int g = 2 * (p % 4);
+        const __m512i picks = _mm512_broadcast_i32x4(_mm_setr_epi32(high_bytes_of_words(g), high_bytes_of_words(8 + g), high_bytes_of_words(g + 1), high_bytes_of_words(9 + g)));
+        const __m512i s = _mm512_srai_epi16(_mm512_shuffle_epi8(by_row[p / 4], picks), 8);
+        out.scales[p][half] = s;
+        sum = _mm512_add_epi16(sum, s);  // at most 8 * 128 per word
+      }
+      out.start[half] = _mm512_madd_epi16(sum, _mm512_set1_epi16(1));
+      for (int r = 0; r < 8; ++r) d_half[8 * half + r] = rows[r]->d;
+    }
+    _mm512_store_ps(out.d, f16_to_f32x16(load256(d_half)));
+  }
+
+  // A token's side of one block: the starts of the 16 sub-blocks' chains, (e = 0, e = 1) per
+  // sub-block, -32 (sum of the half's 8 activations) - 1.
+  static void starts(const BlockQ8_K& x, int64_t* out) {
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i v[4];
+    for (int i = 0; i < 4; ++i) {
+      // Dword k of the 64: the sum of activations 4 k .. 4 k + 3; half e of sub-block g is dwords
+      // 4 g + e and 4 g + e + 2, added into dword 4 g + e.
+      const __m512i quads = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, load512(x.qs + 64 * i));
+      const __m512i halves = _mm512_add_epi32(quads, _mm512_unpackhi_epi64(quads, quads));
+      v[i] = _mm512_xor_si512(_mm512_slli_epi32(halves, 5), _mm512_set1_epi32(-1));  // -32 s - 1
+    }
+    const __m512i first_qwords = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+    _mm512_storeu_si512(out, _mm512_permutex2var_epi64(v[0], first_qwords, v[1]));
+    _mm512_storeu_si512(out + 8, _mm512_permutex2var_epi64(v[2], first_qwords, v[3]));
+  }
+
+  template <int T>
+  static void dot(const Lanes& w, const BlockQ8_K* const* xs, int64_t b, float* acc) {
+    if constexpr (T > kQ6KLaneTokens) {
+      // Past 4 tokens the compiler reloads the lanes per token (32 registers no longer hold them
+      // with the sums): two passes (1 thread, 16 tokens: 3.6-3.7 ms against 3.9-4.1 at 8 a pass).
+      dot<kQ6KLaneTokens>(w, xs, b, acc);
+      return dot<T - kQ6KLaneTokens>(w, xs + kQ6KLaneTokens, b, acc + 16 * kQ6KLaneTokens);
+    }
+    alignas(64) int64_t start[T][16];
+    __m512i sums[T][2];
+    for (int t = 0; t < T; ++t) {
+      starts(xs[t][b], start[t]);
+      sums[t][0] = w.start[0], sums[t][1] = w.start[1];
+    }
+    for (int p = 0; p < 8; ++p) {
+      __m512i lv[4][2];
+      for (int i = 0; i < 4; ++i) lv[i][0] = _mm512_load_si512(&w.levels[4 * p + i][0]), lv[i][1] = _mm512_load_si512(&w.levels[4 * p + i][1]);
+      const __m512i sc0 = _mm512_load_si512(&w.scales[p][0]), sc1 = _mm512_load_si512(&w.scales[p][1]);
+      for (int t = 0; t < T; ++t) {
+        const int8_t* xq = xs[t][b].qs + 32 * p;
+        __m512i x[4];
+        for (int i = 0; i < 4; ++i) x[i] = broadcast8(xq + 8 * i);
+        for (int half = 0; half < 2; ++half) {
+          __m512i lo = _mm512_set1_epi64(start[t][2 * p]), hi = _mm512_set1_epi64(start[t][2 * p + 1]);
+          lo = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(lo, lv[0][half], x[0]), lv[1][half], x[1]);
+          hi = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(hi, lv[2][half], x[2]), lv[3][half], x[3]);
+          sums[t][half] = _mm512_dpwssd_epi32(sums[t][half], _mm512_packs_epi32(lo, hi), half ? sc1 : sc0);
+        }
+      }
+    }
+    // Row r's two dwords: 4 L + (r % 2) and + 2 of its half's sums, L = (r % 8) / 2.
+    const __m512i first = _mm512_set_epi32(29, 28, 25, 24, 21, 20, 17, 16, 13, 12, 9, 8, 5, 4, 1, 0);
+    const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(2));
+    const __m512 d = _mm512_load_ps(w.d);
+    for (int t = 0; t < T; ++t) {
+      const __m512i s = _mm512_add_epi32(_mm512_permutex2var_epi32(sums[t][0], first, sums[t][1]),
+                                         _mm512_permutex2var_epi32(sums[t][0], second, sums[t][1]));
+      _mm512_storeu_ps(acc + 16 * t, _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xs[t][b].d)), i32_to_f32x16(s),
+                                                     _mm512_loadu_ps(acc + 16 * t)));
     }
   }
 };
@@ -1279,7 +1450,7 @@ void rows_float512(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, c
 Avx512Parts CSQ_AVX512_ENTRY(avx512_parts)(DType weight_type) {
   switch (weight_type) {
     case DType::Q4_K: return {nullptr, rows8_q4_k, rows_in_lanes<Q4KLanes>, kQ4KLaneMinTokens};
-    case DType::Q6_K: return {nullptr, rows8_q6_k};
+    case DType::Q6_K: return {nullptr, rows8_q6_k, rows_in_lanes<Q6KLanes>, kQ6KLaneMinTokens};
     case DType::Q8_0: return {nullptr, rows8_q8_0, rows_q8_0_lanes, kQ8LaneMinTokens};
     case DType::F32: return {dot_for_tokens<F32Dot>, rows8_float512<DType::F32>, rows_float512<DType::F32>};
     case DType::F16: return {dot_for_tokens<F16Dot>, rows8_float512<DType::F16>, rows_float512<DType::F16>};
