@@ -1213,9 +1213,12 @@ void rows_in_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, c
     acc.assign(size_t(kLaneRows * n_tok), 0.f);
     typename Format::Lanes lanes;
     for (int64_t b = 0; b < n_blocks; ++b) {
-      for (const uint8_t* row : rows) {
-        const char* ahead = reinterpret_cast<const char*>(row) + (b + kLanePrefetchBlocks) * int64_t(sizeof(Block));
-        for (int64_t off = 0; off < int64_t(sizeof(Block)); off += 64) _mm_prefetch(ahead + off, _MM_HINT_T1);
+      // Past the rows' end, the same blocks of the next group's rows (this call's or the next one's).
+      const int64_t ahead = b + kLanePrefetchBlocks, wrap = ahead < n_blocks ? 0 : 1;
+      for (int64_t r = 0; r < kLaneRows; ++r) {
+        const char* p = reinterpret_cast<const char*>(w_rows + (r0 + r + wrap * kLaneRows) * w_row_bytes) +
+                        (ahead - wrap * n_blocks) * int64_t(sizeof(Block));
+        for (int64_t off = 0; off < int64_t(sizeof(Block)); off += 64) _mm_prefetch(p + off, _MM_HINT_T1);
       }
       Format::load(rows, b, lanes);
       for (int64_t t0 = 0; t0 < n_tok; t0 += kLaneTokens)
