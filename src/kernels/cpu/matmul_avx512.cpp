@@ -666,7 +666,7 @@ struct alignas(64) Q8_0LaneBlock {
   float d[16];       // per row
 };
 constexpr int64_t kQ8LaneChunk = 16;  // blocks per pass: 2 x 9 KB of lane-ordered weights
-constexpr int kQ8LaneRows = 16;
+constexpr int kLaneRows = 16;  // weight rows per vector (and per lane-ordered block): one per 32-bit lane
 constexpr int kQ8LaneTokens = 6;      // tokens per pass over the chunk
 // Decode batches from this many tokens on (and prompts) take the lanes; one token keeps Q8_0Rows8,
 // bound by memory either way (1 thread, CPU time, 9728 x 2560 read from memory, three alternating
@@ -761,19 +761,19 @@ void q8_0_lane_token_group(int tt, const Q8_0LaneBlock* lanes, int64_t nb, const
 // of fewer rows reads its last row again in the lanes beyond n_rows and stores only its own.
 void rows_q8_0_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, const void* x, int64_t x_stride,
                      int64_t n_tok, int64_t cols, float* out, int64_t out_stride) {
-  static_assert(kFloatTileRows == 2 * kQ8LaneRows);
+  static_assert(kFloatTileRows == 2 * kLaneRows);
   const int64_t n_blocks = cols / 32;
-  const int groups = n_rows > kQ8LaneRows ? 2 : 1;
+  const int groups = n_rows > kLaneRows ? 2 : 1;
   thread_local std::vector<Q8_0LaneBlock> lanes;
   thread_local std::vector<float> acc_storage;
   lanes.resize(size_t(2 * kQ8LaneChunk));
   acc_storage.resize(size_t(n_tok * 2 * 16 + 16));
   float* acc = cache_line_aligned(acc_storage.data());  // token t, group g at acc + 16 (2 t + g)
   std::fill(acc, acc + n_tok * 2 * 16, 0.f);
-  const BlockQ8_0* blocks[2][kQ8LaneRows];
+  const BlockQ8_0* blocks[2][kLaneRows];
   for (int g = 0; g < groups; ++g)
-    for (int64_t r = 0; r < kQ8LaneRows; ++r)
-      blocks[g][r] = reinterpret_cast<const BlockQ8_0*>(w_rows + std::min(g * kQ8LaneRows + r, n_rows - 1) * w_row_bytes);
+    for (int64_t r = 0; r < kLaneRows; ++r)
+      blocks[g][r] = reinterpret_cast<const BlockQ8_0*>(w_rows + std::min(g * kLaneRows + r, n_rows - 1) * w_row_bytes);
   for (int64_t b0 = 0; b0 < n_blocks; b0 += kQ8LaneChunk) {
     const int64_t nb = std::min(kQ8LaneChunk, n_blocks - b0);
     for (int g = 0; g < groups; ++g)
@@ -781,7 +781,7 @@ void rows_q8_0_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows,
         // The rows that follow (a thread's rows are consecutive: its next block) are requested
         // while these are multiplied, each block's last byte: every line of the rows but a row's
         // first. 32 streams are more than the hardware prefetcher follows.
-        for (int r = 0; r < kQ8LaneRows; ++r)
+        for (int r = 0; r < kLaneRows; ++r)
           _mm_prefetch(reinterpret_cast<const char*>(blocks[g][r] + b0 + i) + kFloatTileRows * w_row_bytes + sizeof(BlockQ8_0) - 1,
                        _MM_HINT_T1);
         q8_0_lane_order(blocks[g], b0 + i, lanes[size_t(g * kQ8LaneChunk + i)]);
@@ -802,8 +802,8 @@ void rows_q8_0_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows,
   }
   for (int64_t t = 0; t < n_tok; ++t)
     for (int g = 0; g < groups; ++g)
-      std::memcpy(out + t * out_stride + g * kQ8LaneRows, acc + 16 * (2 * t + g),
-                  size_t(std::min<int64_t>(kQ8LaneRows, n_rows - g * kQ8LaneRows)) * sizeof(float));
+      std::memcpy(out + t * out_stride + g * kLaneRows, acc + 16 * (2 * t + g),
+                  size_t(std::min<int64_t>(kLaneRows, n_rows - g * kLaneRows)) * sizeof(float));
 }
 
 // Eight rows: one token in place, more in lanes (where matmul takes the lanes itself, 32 rows at
@@ -837,7 +837,6 @@ void rows8_q8_0(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64
 //   load(rows, b, lanes): block b of the 16 rows (rows[r]: row r's first block) into lanes;
 //   dot<T>(lanes, xs, b, acc): acc[16 t + r] += row r . token t's block b, in the row kernel's float
 //     operations, for T tokens (xs[t]: token t's activation row).
-constexpr int kLaneRows = 16;
 constexpr int kLaneTokens = 8;
 // Q4_K products of this many tokens or more take the lanes instead of the eight-row kernels. Fewer
 // stay there: the lanes' transposes are paid once per block whatever the token count, and below
