@@ -846,9 +846,11 @@ constexpr int kLaneTokens = 8;
 constexpr int64_t kQ4KLaneMinTokens = 6;
 // Q6_K from this many: its eight-row kernels reduce more per (row, token) than Q4_K's (see Q6KLanes).
 constexpr int64_t kQ6KLaneMinTokens = 2;
-// Each row's bytes are requested this many blocks ahead: 16 interleaved streams are more than the
-// hardware prefetcher follows by itself (1 thread, 8 tokens from memory: 2.1-2.4 ms at 1 or 2
-// blocks, 2.8 at 4, 3.0 at none; prefetching the next 16 rows as one linear stream instead: 2.4-2.6).
+// Each row's bytes are requested this many blocks ahead, into L1: 16 interleaved streams are more
+// than the hardware prefetcher follows by itself (1 thread, Q4_K, 8 tokens from memory: 2.1-2.4 ms
+// at 1 or 2 blocks, 2.5-2.8 at 3 or 4, 3.0 without; every line is needed: one or two per row and
+// block, 2.7-2.9; the next 16 rows as one linear stream instead, 2.4-2.6. Into L1 rather than L2:
+// 16 tokens 2.56-2.87 ms against 2.87-2.90, 12 2.15-2.40 against 2.33-2.35, 8 even).
 constexpr int64_t kLanePrefetchBlocks = 2;
 
 // A 16 x 16 transpose of 32-bit words: on entry v[r] holds row r's 16 words, on return v[w] holds
@@ -1196,7 +1198,7 @@ void lanes_dot(const typename Format::Lanes& lanes, const BlockQ8_K* const* xs, 
 template <typename Format>
 void rows_in_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, const void* x, int64_t x_stride,
                    int64_t n_tok, int64_t cols, float* out, int64_t out_stride) {
-  using Block = typename Format::Block;
+  constexpr int64_t kBlockBytes = sizeof(typename Format::Block);
   const int64_t n_blocks = cols / QK_K;
   thread_local std::vector<const BlockQ8_K*> xs;
   thread_local std::vector<float> acc;  // [token][row]
@@ -1216,8 +1218,8 @@ void rows_in_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, c
       const int64_t ahead = b + kLanePrefetchBlocks, wrap = ahead < n_blocks ? 0 : 1;
       for (int64_t r = 0; r < kLaneRows; ++r) {
         const char* p = reinterpret_cast<const char*>(w_rows + (r0 + r + wrap * kLaneRows) * w_row_bytes) +
-                        (ahead - wrap * n_blocks) * int64_t(sizeof(Block));
-        for (int64_t off = 0; off < int64_t(sizeof(Block)); off += 64) _mm_prefetch(p + off, _MM_HINT_T1);
+                        (ahead - wrap * n_blocks) * kBlockBytes;
+        for (int64_t off = 0; off < kBlockBytes; off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
       }
       Format::load(rows, b, lanes);
       for (int64_t t0 = 0; t0 < n_tok; t0 += kLaneTokens)
