@@ -838,12 +838,14 @@ void rows8_q8_0(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64
 //   dot<T>(lanes, xs, b, acc): acc[16 t + r] += row r . token t's block b, in the row kernel's float
 //     operations, for T tokens (xs[t]: token t's activation row).
 constexpr int kLaneTokens = 8;
-// Q4_K products of this many tokens or more take the lanes instead of the eight-row kernels. Fewer
-// stay there: the lanes' transposes are paid once per block whatever the token count, and below
-// this they cost more than the eight-row kernels' reductions (1 thread, CPU time, 9728 x 2560 from
-// memory: 2 tokens 1.7 ms against 1.3, 4 about even at 1.8, 8 tokens 2.1-2.4 against 2.3-2.5, 16
-// 3.1-3.3 against 4.0-4.2; the 128-token prompt 163-173 GMAC/s against 137-149).
-constexpr int64_t kQ4KLaneMinTokens = 6;
+// Q4_K products of this many tokens or more take the lanes instead of the eight-row kernels: the
+// lanes' transposes are paid once per block whatever the token count, and at 2 tokens they cost as
+// much as the eight-row kernels' reductions (1 thread, CPU time, 9728 x 2560 from memory, three
+// alternating pairs: 2 tokens 1.42-1.50 ms in lanes against 1.40-1.49, 3 1.50-1.59 against
+// 1.58-1.70, 4 1.53-1.61 against 1.82-1.98, 5 1.61-1.71 against 1.97-2.03; earlier, 8 tokens
+// 2.1-2.4 against 2.3-2.5, 16 3.1-3.3 against 4.0-4.2, the 128-token prompt 163-173 GMAC/s against
+// 137-149).
+constexpr int64_t kQ4KLaneMinTokens = 3;
 // Q6_K from this many: its eight-row kernels reduce more per (row, token) than Q4_K's (see Q6KLanes).
 constexpr int64_t kQ6KLaneMinTokens = 2;
 // Each row's bytes are requested this many blocks ahead, into L1: 16 interleaved streams are more
