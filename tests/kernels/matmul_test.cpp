@@ -364,7 +364,7 @@ TEST(Avx512Kernels, Q8_0LaneRowsMatchTheAvx2RowKernelBitForBit) {
                 for (int64_t b = 0; b < cols / 32; ++b) {
                   auto& block = reinterpret_cast<cpu::BlockQ8x32*>(xq.data() + t * x_stride)[b];
                   std::memset(block.qs, 0x80, 32);
-                  block.sum = -128 * 32;
+                  block.bias_correction = -128 * (-128 * 32);
                 }
             }
             std::vector<float> got(size_t(tokens * rows));
@@ -595,7 +595,7 @@ TEST(ActivationQuantization, MatchesGgml) {
       EXPECT_EQ(q[size_t(b)].qs[i], int8_t(std::nearbyint(x[size_t(b * 32 + i)] * id)));
       sum += q[size_t(b)].qs[i];
     }
-    EXPECT_EQ(q[size_t(b)].sum, sum);
+    EXPECT_EQ(q[size_t(b)].bias_correction, -128 * sum);
   }
 
   // Q8K: the bytes of ggml's quantize_row_q8_K (quants::quantize_q8_k).

@@ -29,11 +29,12 @@ enum class ActFormat {
 
 // 8-bit activations in 32-element blocks: the levels and scale of ggml's Q8_0 (symmetric,
 // ±127, scale rounded to fp16), with the scale kept as a float so the kernels need not decode it,
-// and the levels' sum (the AVX-512 Q8_0 kernels multiply weights biased by 128 and take it off).
+// and -128 times the levels' sum: the AVX-512 Q8_0 kernels multiply weights biased by 128, which
+// adds 128 times that sum to a block's dot product, and start each sum from this (a broadcast load).
 struct BlockQ8x32 {
   float d;
   int8_t qs[32];
-  int32_t sum;
+  int32_t bias_correction;
 };
 
 // Bytes of one activation row of `cols` elements in `format`.

@@ -40,11 +40,12 @@ void quantize_block_q8x32(const float* x, BlockQ8x32& y) {
   for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
   const float id = amax != 0 ? 127.f / amax : 0.f;
   y.d = f16_to_f32(f32_to_f16(amax / 127.f));
-  y.sum = 0;
+  int32_t sum = 0;
   for (int i = 0; i < 32; ++i) {
     y.qs[i] = int8_t(round_nearest(x[i] * id));
-    y.sum += y.qs[i];
+    sum += y.qs[i];
   }
+  y.bias_correction = -128 * sum;
 }
 
 }  // namespace

@@ -542,7 +542,7 @@ struct Q6KTileTokens {
 //
 // vpdpbusd multiplies unsigned by signed bytes: the weights go in biased by 128 (unsigned), the
 // activations as they are, and each (row, token) block sum comes out 128 times the activations'
-// sum (BlockQ8x32::sum) too high, the same for every row: taken off once per token and block.
+// sum too high, the same for every row: BlockQ8x32::bias_correction, added once per token and block.
 // One token reads 8 rows in place (Q8_0Rows8); more take 16 rows in vector lanes
 // (rows_q8_0_lanes).
 
@@ -592,7 +592,7 @@ inline __m512i reduce_rows8x2(const __m512i* pairs) {
 // Q8_0 rows read in place (generation), two blocks of each row per vector, block b of the 8 rows
 // in turn as in the AVX2 kernel. The weights go in biased by 128 (one xor per row and pair of
 // blocks), the activations as they are, so a row's sums exceed the exact ones by 128 times the
-// activations' sum (BlockQ8x32::sum), the same for every row: taken off once per token and block.
+// activations' sum, the same for every row: BlockQ8x32::bias_correction, added once per token and block.
 // The 8 rows' sums of both blocks are reduced together in 512-bit registers, a lane per (block,
 // row), and each block weighed as the tile kernel does: the same integers and float operations.
 template <int N>
@@ -621,8 +621,9 @@ struct Q8_0Rows8 {
       }
       const __m512 d = f16_to_f32x16(load256(d_half));
       for (int t = 0; t < N; ++t) {
-        const __m512i excess = _mm512_inserti64x4(_mm512_set1_epi32(128 * xs[t][b].sum), _mm256_set1_epi32(128 * xs[t][b + 1].sum), 1);
-        const __m512 sums = i32_to_f32x16(_mm512_sub_epi32(reduce_rows8x2(pairs[t]), excess));
+        const __m512i correction =
+            _mm512_inserti64x4(_mm512_set1_epi32(xs[t][b].bias_correction), _mm256_set1_epi32(xs[t][b + 1].bias_correction), 1);
+        const __m512 sums = i32_to_f32x16(_mm512_add_epi32(reduce_rows8x2(pairs[t]), correction));
         const __m512 scale = _mm512_mul_ps(d, join_halves(_mm256_set1_ps(xs[t][b].d), _mm256_set1_ps(xs[t][b + 1].d)));
         acc[t] = _mm256_fmadd_ps(_mm512_castps512_ps256(scale), _mm512_castps512_ps256(sums), acc[t]);
         acc[t] = _mm256_fmadd_ps(high_half(scale), high_half(sums), acc[t]);
@@ -708,14 +709,25 @@ inline __m512i broadcast4(const void* p) {
   return _mm512_set1_epi32(v);
 }
 
+// *p in every lane, one load per call: GCC would broadcast once and copy the register for each
+// further use (an operation on the vector ports each, where a second broadcast load costs none).
+#if defined(CSQ_AVX512_EMULATED)
+inline __m512i broadcast_load(const int32_t* p) { return _mm512_set1_epi32(*p); }
+#else
+inline __m512i broadcast_load(const int32_t* p) {
+  __m512i v;
+  __asm__ volatile("vpbroadcastd %1, %0" : "=v"(v) : "m"(*p));
+  return v;
+}
+#endif
+
 // T tokens (xs[t] at the chunk's first block) against nb lane-ordered blocks of G groups of 16
 // rows (group g's at lanes + g * kQ8LaneChunk): acc[2 t + g] (16 rows of token t) += each
-// block's d * dx times its exact sum. neg_excess[b][t] = -128 * the activations' sum of token t's
-// block b: the bias's excess, taken off by starting the sum there. Each activation broadcast
+// block's d * dx times its exact sum. Each sum starts from the token block's bias correction
+// (-128 times its levels' sum: what the weights' bias adds, taken off). Each activation broadcast
 // feeds both groups: one load per vpdpbusd was what bound a single group of 16 rows.
 template <int G, int T>
-void q8_0_lane_tokens(const Q8_0LaneBlock* lanes, int64_t nb, const BlockQ8x32* const* xs,
-                      const int32_t (*neg_excess)[2][kQ8LaneTokens], float* acc) {
+void q8_0_lane_tokens(const Q8_0LaneBlock* lanes, int64_t nb, const BlockQ8x32* const* xs, float* acc) {
   __m512 a[G][T];
   for (int g = 0; g < G; ++g)
     for (int t = 0; t < T; ++t) a[g][t] = _mm512_load_ps(acc + 16 * (2 * t + g));
@@ -724,7 +736,7 @@ void q8_0_lane_tokens(const Q8_0LaneBlock* lanes, int64_t nb, const BlockQ8x32* 
     // it in its chain. At most 32 * 255 * 128 from -128 * 32 * 128: exact in 32 bits.
     __m512i s[G][T];
     for (int g = 0; g < G; ++g)
-      for (int t = 0; t < T; ++t) s[g][t] = _mm512_set1_epi32(neg_excess[b][g][t]);
+      for (int t = 0; t < T; ++t) s[g][t] = broadcast_load(&xs[t][b].bias_correction);
     for (int k = 0; k < 8; ++k) {
       __m512i q[G];
       for (int g = 0; g < G; ++g) q[g] = _mm512_load_si512(lanes[g * kQ8LaneChunk + b].q[k]);
@@ -745,15 +757,15 @@ void q8_0_lane_tokens(const Q8_0LaneBlock* lanes, int64_t nb, const BlockQ8x32* 
 
 template <int G>
 void q8_0_lane_token_group(int tt, const Q8_0LaneBlock* lanes, int64_t nb, const BlockQ8x32* const* xs,
-                           const int32_t (*neg_excess)[2][kQ8LaneTokens], float* acc) {
+                           float* acc) {
   static_assert(kQ8LaneTokens == 6);
   switch (tt) {
-    case 1: return q8_0_lane_tokens<G, 1>(lanes, nb, xs, neg_excess, acc);
-    case 2: return q8_0_lane_tokens<G, 2>(lanes, nb, xs, neg_excess, acc);
-    case 3: return q8_0_lane_tokens<G, 3>(lanes, nb, xs, neg_excess, acc);
-    case 4: return q8_0_lane_tokens<G, 4>(lanes, nb, xs, neg_excess, acc);
-    case 5: return q8_0_lane_tokens<G, 5>(lanes, nb, xs, neg_excess, acc);
-    default: return q8_0_lane_tokens<G, 6>(lanes, nb, xs, neg_excess, acc);
+    case 1: return q8_0_lane_tokens<G, 1>(lanes, nb, xs, acc);
+    case 2: return q8_0_lane_tokens<G, 2>(lanes, nb, xs, acc);
+    case 3: return q8_0_lane_tokens<G, 3>(lanes, nb, xs, acc);
+    case 4: return q8_0_lane_tokens<G, 4>(lanes, nb, xs, acc);
+    case 5: return q8_0_lane_tokens<G, 5>(lanes, nb, xs, acc);
+    default: return q8_0_lane_tokens<G, 6>(lanes, nb, xs, acc);
   }
 }
 
@@ -789,15 +801,10 @@ void rows_q8_0_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows,
     for (int64_t t0 = 0; t0 < n_tok; t0 += kQ8LaneTokens) {
       const int tt = int(std::min<int64_t>(kQ8LaneTokens, n_tok - t0));
       const BlockQ8x32* xs[kQ8LaneTokens];
-      // Once per group of rows: two broadcasts of one register would cost a register copy each.
-      alignas(64) int32_t neg_excess[kQ8LaneChunk][2][kQ8LaneTokens];
-      for (int t = 0; t < tt; ++t) {
-        xs[t] = x_row<BlockQ8x32>(x, x_stride, int(t0 + t)) + b0;
-        for (int64_t i = 0; i < nb; ++i) neg_excess[i][0][t] = neg_excess[i][1][t] = -128 * xs[t][i].sum;
-      }
+      for (int t = 0; t < tt; ++t) xs[t] = x_row<BlockQ8x32>(x, x_stride, int(t0 + t)) + b0;
       float* a = acc + 16 * 2 * t0;
-      if (groups == 2) q8_0_lane_token_group<2>(tt, lanes.data(), nb, xs, neg_excess, a);
-      else q8_0_lane_token_group<1>(tt, lanes.data(), nb, xs, neg_excess, a);
+      if (groups == 2) q8_0_lane_token_group<2>(tt, lanes.data(), nb, xs, a);
+      else q8_0_lane_token_group<1>(tt, lanes.data(), nb, xs, a);
     }
   }
   for (int64_t t = 0; t < n_tok; ++t)
