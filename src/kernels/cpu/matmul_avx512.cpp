@@ -853,7 +853,12 @@ constexpr int kLaneTokens = 8;
 // 2.1-2.4 against 2.3-2.5, 16 3.1-3.3 against 4.0-4.2, the 128-token prompt 163-173 GMAC/s against
 // 137-149).
 constexpr int64_t kQ4KLaneMinTokens = 3;
-// Q6_K from this many: its eight-row kernels reduce more per (row, token) than Q4_K's (see Q6KLanes).
+// Q6_K from this many (under AMX too, up to its int8 tiles' kAmxQ6KMinTokens). With the
+// prefetch into L1, 2-4 tokens are even or faster than the eight-row kernels, 8 and more faster (1
+// thread, CPU time, 9728 x 2560 from memory, three alternating pairs: under AMX 2 tokens 1.89-2.00
+// ms against 2.02-2.13, 4 2.08-2.15 against 2.24-2.36; CSQ_KERNELS=avx512 2 tokens 2.00-2.02
+// against 1.96-2.14, 4 2.12-2.22 against 2.19-2.38, 8 2.64-2.73 against 2.91-2.96, 16 4.07-4.10
+// against 5.98-6.33).
 constexpr int64_t kQ6KLaneMinTokens = 2;
 // Each row's bytes are requested this many blocks ahead, into L1: 16 interleaved streams are more
 // than the hardware prefetcher follows by itself (1 thread, Q4_K, 8 tokens from memory: 2.1-2.4 ms
@@ -1137,21 +1142,16 @@ struct Q6KLanes {
     _mm512_store_ps(out.d, f16_to_f32x16(load256(d_half)));
   }
 
-  // A token's side of one block: the starts of the 16 sub-blocks' chains, (e = 0, e = 1) per
-  // sub-block, -32 (sum of the half's 8 activations) - 1.
+  // A token's side of one block: the starts of the 16 sub-blocks' chains, -32 (sum of the half's
+  // 8 activations) - 1, qword 2 g = (e = 0, e = 1) of sub-block g (the odd qwords are not used).
   static void starts(const BlockQ8_K& x, int64_t* out) {
-    const __m512i ones = _mm512_set1_epi8(1);
-    __m512i v[4];
     for (int i = 0; i < 4; ++i) {
-      // Dword k of the 64: the sum of activations 4 k .. 4 k + 3; half e of sub-block g is dwords
-      // 4 g + e and 4 g + e + 2, added into dword 4 g + e.
-      const __m512i quads = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, load512(x.qs + 64 * i));
+      // Dword k of the 64: 32 x the sum of activations 4 k .. 4 k + 3; half e of sub-block g is
+      // dwords 4 g + e and 4 g + e + 2, added into dword 4 g + e; then not(32 s) = -32 s - 1.
+      const __m512i quads = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(32), load512(x.qs + 64 * i));
       const __m512i halves = _mm512_add_epi32(quads, _mm512_unpackhi_epi64(quads, quads));
-      v[i] = _mm512_xor_si512(_mm512_slli_epi32(halves, 5), _mm512_set1_epi32(-1));  // -32 s - 1
+      _mm512_store_si512(out + 8 * i, _mm512_xor_si512(halves, _mm512_set1_epi32(-1)));
     }
-    const __m512i first_qwords = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
-    _mm512_storeu_si512(out, _mm512_permutex2var_epi64(v[0], first_qwords, v[1]));
-    _mm512_storeu_si512(out + 8, _mm512_permutex2var_epi64(v[2], first_qwords, v[3]));
   }
 
   template <int T>
@@ -1162,7 +1162,7 @@ struct Q6KLanes {
       dot<kQ6KLaneTokens>(w, xs, b, acc);
       return dot<T - kQ6KLaneTokens>(w, xs + kQ6KLaneTokens, b, acc + 16 * kQ6KLaneTokens);
     }
-    alignas(64) int64_t start[T][16];
+    alignas(64) int64_t start[T][32];
     __m512i sums[T][2];
     for (int t = 0; t < T; ++t) {
       starts(xs[t][b], start[t]);
@@ -1177,7 +1177,7 @@ struct Q6KLanes {
         __m512i x[4];
         for (int i = 0; i < 4; ++i) x[i] = broadcast8(xq + 8 * i);
         for (int half = 0; half < 2; ++half) {
-          __m512i lo = _mm512_set1_epi64(start[t][2 * p]), hi = _mm512_set1_epi64(start[t][2 * p + 1]);
+          __m512i lo = _mm512_set1_epi64(start[t][4 * p]), hi = _mm512_set1_epi64(start[t][4 * p + 2]);
           lo = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(lo, lv[0][half], x[0]), lv[1][half], x[1]);
           hi = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(hi, lv[2][half], x[2]), lv[3][half], x[3]);
           sums[t][half] = _mm512_dpwssd_epi32(sums[t][half], _mm512_packs_epi32(lo, hi), half ? sc1 : sc0);
