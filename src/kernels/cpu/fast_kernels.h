@@ -204,7 +204,10 @@ struct alignas(64) AmxTileConfig {
 // against 2.79-2.85, 8: 2.77-2.85 against 2.86-2.89, 10: 2.98-3.07 against 2.88-2.93).
 constexpr int64_t kAmxQ8_0MinTokens = 9;
 constexpr int64_t kAmxQ4KMinTokens = 7;
-constexpr int64_t kAmxQ6KMinTokens = 8;
+// Q6_K: the lanes beat the tiles at 8 tokens, are even at 9-10 and lose from 12 (1 thread, CPU
+// time, 9728 x 2560 from memory, three alternating pairs: 8 tokens 2.65-2.76 ms against 2.94-3.26,
+// 9 2.94-3.02 against 2.88-3.24, 10 3.14-3.22 against 3.00-3.29, 12 3.46-3.52 against 3.01-3.28).
+constexpr int64_t kAmxQ6KMinTokens = 9;
 int64_t amx_int8_min_tokens(DType type);
 // y = w x from the activations quantized for the weight type's row kernel (xq: n_tokens rows
 // x_stride bytes apart). Only call when use_amx() and n_tokens >= amx_int8_min_tokens(w.type).
