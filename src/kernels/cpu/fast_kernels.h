@@ -203,7 +203,10 @@ struct alignas(64) AmxTileConfig {
 // memory, three alternating pairs, 5 tokens 2.48-2.57 ms against 2.74-2.84 on AMX, 6: 2.56-2.66
 // against 2.79-2.85, 8: 2.77-2.85 against 2.86-2.89, 10: 2.98-3.07 against 2.88-2.93).
 constexpr int64_t kAmxQ8_0MinTokens = 9;
-constexpr int64_t kAmxQ4KMinTokens = 7;
+// Q4_K: the lanes beat the tiles at 7-8 tokens, are even at 9 and lose from 10 (1 thread, CPU
+// time, 9728 x 2560 from memory, three alternating pairs: 7 tokens 1.76-1.81 ms against 2.00-2.13,
+// 8 1.90-1.93 against 1.99-2.11, 9 2.05-2.11 against 1.99-2.09, 10 2.22-2.26 against 2.07-2.10).
+constexpr int64_t kAmxQ4KMinTokens = 9;
 // Q6_K: the lanes beat the tiles at 8 tokens, are even at 9-10 and lose from 12 (1 thread, CPU
 // time, 9728 x 2560 from memory, three alternating pairs: 8 tokens 2.65-2.76 ms against 2.94-3.26,
 // 9 2.94-3.02 against 2.88-3.24, 10 3.14-3.22 against 3.00-3.29, 12 3.46-3.52 against 3.01-3.28).
