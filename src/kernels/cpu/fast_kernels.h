@@ -207,10 +207,11 @@ constexpr int64_t kAmxQ8_0MinTokens = 9;
 // time, 9728 x 2560 from memory, three alternating pairs: 7 tokens 1.76-1.81 ms against 2.00-2.13,
 // 8 1.90-1.93 against 1.99-2.11, 9 2.05-2.11 against 1.99-2.09, 10 2.22-2.26 against 2.07-2.10).
 constexpr int64_t kAmxQ4KMinTokens = 9;
-// Q6_K: the lanes beat the tiles at 8 tokens, are even at 9-10 and lose from 12 (1 thread, CPU
-// time, 9728 x 2560 from memory, three alternating pairs: 8 tokens 2.65-2.76 ms against 2.94-3.26,
-// 9 2.94-3.02 against 2.88-3.24, 10 3.14-3.22 against 3.00-3.29, 12 3.46-3.52 against 3.01-3.28).
-constexpr int64_t kAmxQ6KMinTokens = 9;
+// Q6_K from 8: on one thread the Q6_K lanes beat the tiles at 8 tokens (2.65-2.76 ms against
+// 2.94-3.26, 9728 x 2560 from memory), but a whole decode step of 8 streams on two threads ran
+// slower with them (csq bench Q4_K_M --streams 8, two alternating pairs: S_TG 31.0 / 35.6 tok/s
+// against 37.5 / 37.9 with AMX at 8).
+constexpr int64_t kAmxQ6KMinTokens = 8;
 int64_t amx_int8_min_tokens(DType type);
 // y = w x from the activations quantized for the weight type's row kernel (xq: n_tokens rows
 // x_stride bytes apart). Only call when use_amx() and n_tokens >= amx_int8_min_tokens(w.type).
