@@ -605,5 +605,43 @@ TEST(ActivationQuantization, MatchesGgml) {
   EXPECT_EQ(0, std::memcmp(k.data(), expected.data(), sizeof(quants::BlockQ8_K) * 2));
 }
 
+// The vector Q8_K encoder writes the reference's bytes for the inputs where they could part:
+// magnitude ties between signs (the first decides the scale's sign), levels exactly half-way
+// (ties to even), blocks of zeros, a lone value, subnormal and huge magnitudes.
+TEST(ActivationQuantization, VectorQ8KIsTheReferenceByteForByte) {
+  if (!cpu::cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2";
+  constexpr int kBlocks = 40;
+  std::mt19937 rng(11);
+  std::vector<float> x(size_t(kBlocks) * quants::QK_K);
+  for (int b = 0; b < kBlocks; ++b) {
+    float* block = x.data() + size_t(b) * quants::QK_K;
+    std::normal_distribution<float> normal(0.f, std::ldexp(1.f, b % 20 - 10));
+    for (int j = 0; j < quants::QK_K; ++j) block[j] = normal(rng);
+    switch (b % 8) {
+      case 0: block[17] = -100.f, block[200] = 100.f; break;  // the negative comes first
+      case 1: block[3] = 100.f, block[255] = -100.f; break;   // the positive comes first
+      case 2:  // max 127: levels are the values themselves, half-way ones tie to even
+        for (int j = 0; j < quants::QK_K; ++j) block[j] = float(j % 64) * 0.5f - 16.f;
+        block[0] = 127.f;
+        break;
+      case 3: std::fill(block, block + quants::QK_K, 0.f); break;
+      case 4: std::fill(block, block + quants::QK_K, 0.f), block[99] = -1e-3f; break;
+      case 5: for (int j = 0; j < quants::QK_K; ++j) block[j] *= 1e-40f; break;  // subnormal
+      case 6: for (int j = 0; j < quants::QK_K; ++j) block[j] *= 1e30f; break;
+      default: break;
+    }
+  }
+  std::vector<quants::BlockQ8_K> got(kBlocks), expected(kBlocks);
+  cpu::quantize_q8_k_avx2(x.data(), got.data(), int64_t(x.size()));
+  quants::quantize_q8_k(x.data(), expected.data(), int64_t(x.size()));
+  for (int b = 0; b < kBlocks; ++b)
+    EXPECT_EQ(0, std::memcmp(&got[size_t(b)], &expected[size_t(b)], sizeof(quants::BlockQ8_K))) << "block " << b;
+  // The first extreme becomes level -127: d = -extreme / 127.
+  EXPECT_EQ(got[0].qs[17], -127);
+  EXPECT_GT(got[0].d, 0.f);
+  EXPECT_EQ(got[1].qs[3], -127);
+  EXPECT_LT(got[1].d, 0.f);
+}
+
 }  // namespace
 }  // namespace csq::kernels

@@ -137,6 +137,8 @@ bool use_avx512();
 // The AVX2 kernel for a weight type, or nullptr where there is none (the caller falls back to
 // the reference). Only call when cpu_has_avx2().
 const RowKernel* avx2_kernel(DType weight_type);
+// quants::quantize_q8_k bit for bit (ggml's encoding of k-quant activations), 8 lanes at a time.
+void quantize_q8_k_avx2(const float* x, quants::BlockQ8_K* y, int64_t n);
 // 64-bit ARM: the NEON row kernel for a weight type (bit-identical to the AVX2 one), or nullptr.
 // use_neon() unless CSQ_KERNELS=reference.
 const RowKernel* neon_kernel(DType weight_type);

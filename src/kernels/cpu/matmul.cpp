@@ -67,7 +67,11 @@ void quantize_act(ActFormat format, const float* x, void* dst, int64_t cols) {
       return;
     }
     case ActFormat::Q8K:
-      // ggml-cpu encodes k-quant activations with the reference quantize_row_q8_K on every ISA.
+      // ggml-cpu encodes k-quant activations with the reference quantize_row_q8_K on every ISA;
+      // the vector version writes the same bytes.
+#if CSQ_X86_KERNELS
+      if (use_avx2()) return quantize_q8_k_avx2(x, static_cast<quants::BlockQ8_K*>(dst), cols);
+#endif
       quants::quantize_q8_k(x, static_cast<quants::BlockQ8_K*>(dst), cols);
       return;
 #if CSQ_X86_KERNELS

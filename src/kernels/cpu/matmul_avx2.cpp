@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/cpu/fast_kernels.h"
+#include "kernels/quantize.h"
 
 #include "kernels/cpu/avx2_begin.h"
 #include "kernels/cpu/simd_common.h"
@@ -624,6 +625,61 @@ float probe_float_fma(int64_t rounds) {
   __m256 sum = acc[0];
   for (int i = 1; i < 12; ++i) sum = _mm256_add_ps(sum, acc[i]);
   return hsum(sum);
+}
+
+void quantize_q8_k_avx2(const float* x, quants::BlockQ8_K* y, int64_t n) {
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  // packs_epi32 then packs_epi16 interleave 128-bit lanes; this puts the bytes back in order.
+  const __m256i in_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t b = 0; b < n / quants::QK_K; ++b, x += quants::QK_K) {
+    quants::BlockQ8_K& out = y[b];
+    // max_ps returns its second operand when the first is NaN: NaNs are skipped, as the
+    // reference's `ax > amax` skips them.
+    __m256 amax8 = _mm256_setzero_ps();
+    for (int j = 0; j < quants::QK_K; j += 8) amax8 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + j), magnitude), amax8);
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax8), _mm256_extractf128_ps(amax8, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float amax = _mm_cvtss_f32(m);
+    if (amax == 0) {
+      std::memset(&out, 0, sizeof(out));
+      continue;
+    }
+    // The scale's sign is that of the first value of largest magnitude.
+    int first = 0;
+    for (int j = 0; j < quants::QK_K; j += 8) {
+      const __m256 hit = _mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + j), magnitude), _mm256_set1_ps(amax), _CMP_EQ_OQ);
+      if (const int mask = _mm256_movemask_ps(hit)) {
+        first = j + __builtin_ctz(unsigned(mask));
+        break;
+      }
+    }
+    const float iscale = -127.f / x[first];
+    if (!std::isfinite(iscale)) {
+      // A block so small (below about 4e-37) that the scale overflows: the reference's levels
+      // come from its rounding trick applied to infinities, which a conversion does not copy.
+      quants::quantize_q8_k(x, &out, quants::QK_K);
+      continue;
+    }
+    const __m256 scale = _mm256_set1_ps(iscale);
+    const __m256i top = _mm256_set1_epi32(127);
+    for (int j = 0; j < quants::QK_K; j += 32) {
+      // Round to nearest even, as nearest_int does (exact: |iscale * x| <= 127).
+      __m256i q[4];
+      for (int k = 0; k < 4; ++k)
+        q[k] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(scale, _mm256_loadu_ps(x + j + 8 * k))), top);
+      for (int h = 0; h < 2; ++h) {
+        const __m256i sum16 = _mm256_add_epi32(q[2 * h], q[2 * h + 1]);
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum16), _mm256_extracti128_si256(sum16, 1));
+        s = _mm_hadd_epi32(s, s);
+        s = _mm_hadd_epi32(s, s);
+        out.bsums[(j + 16 * h) / 16] = int16_t(_mm_cvtsi128_si32(s));
+      }
+      const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.qs + j), _mm256_permutevar8x32_epi32(bytes, in_order));
+    }
+    out.d = 1 / iscale;
+  }
 }
 
 const RowKernel* avx2_kernel(DType weight_type) {
