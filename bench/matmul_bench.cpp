@@ -7,11 +7,13 @@
 // --cpu-time times the process's CPU time instead of the wall clock: with 1 thread, a kernel's own
 // cost on a machine that others share (with more threads it also counts the pool's spinning).
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -46,13 +48,39 @@ double best_seconds(int reps, const std::function<void()>& fn) {
 
 }  // namespace
 
+// The type named `name` (ggml's spelling, e.g. Q4_K), if there is one.
+std::optional<DType> type_named(const std::string& name) {
+  for (uint32_t id = 0; id < 40; ++id)
+    if (const csq::DTypeInfo* info = csq::dtype_info(id); info && name == info->name) return DType(id);
+  return std::nullopt;
+}
+
+// `problem` with the offending argument in place of %s.
+int usage(const char* problem, const char* argument) {
+  std::fprintf(stderr, "csq_matmul_bench: ");
+  std::fprintf(stderr, problem, argument);
+  std::fprintf(stderr, "\nUsage: csq_matmul_bench [--cpu-time] [threads] [types...]\n");
+  return 1;
+}
+
 int main(int argc, char** argv) {
   int arg = 1;
   if (arg < argc && std::string(argv[arg]) == "--cpu-time") g_cpu_time = true, ++arg;
-  const int threads = arg < argc ? std::atoi(argv[arg++]) : 2;
-  std::vector<std::string> names;
-  for (; arg < argc; ++arg) names.emplace_back(argv[arg]);
-  if (names.empty()) names = {"Q4_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "BF16", "F16"};
+  int threads = 2;
+  if (arg < argc && std::isdigit(static_cast<unsigned char>(argv[arg][0]))) {
+    char* end = nullptr;
+    const long n = std::strtol(argv[arg], &end, 10);
+    if (*end != '\0' || n < 1 || n > 1024) return usage("'%s' is not a thread count (1-1024)", argv[arg]);
+    threads = int(n), ++arg;
+  }
+  std::vector<std::pair<std::string, DType>> types;
+  for (; arg < argc; ++arg) {
+    const std::optional<DType> type = type_named(argv[arg]);
+    if (!type) return usage("unknown option or weight type '%s' (types as ggml names them: Q4_K, Q8_0, BF16, ...)", argv[arg]);
+    types.emplace_back(argv[arg], *type);
+  }
+  if (types.empty())
+    for (const char* name : {"Q4_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "BF16", "F16"}) types.emplace_back(name, *type_named(name));
   csq::ThreadPool pool(threads);
   const int64_t rows = 9728, cols = 2560;
   std::mt19937 rng(1);
@@ -63,10 +91,7 @@ int main(int argc, char** argv) {
   std::printf("%-6s %10s %12s %12s %14s", "type", "MiB", "tg GB/s", "tg ms", "pp128 GMAC/s");
   for (int64_t n : batches) std::printf(" %8s", ("b" + std::to_string(n) + " ms").c_str());
   std::printf("\n");
-  for (const std::string& name : names) {
-    DType type = DType::F32;
-    for (uint32_t id = 0; id < 40; ++id)
-      if (const csq::DTypeInfo* info = csq::dtype_info(id); info && name == info->name) type = DType(id);
+  for (const auto& [name, type] : types) {
     csq::kernels::Matrix w{type, rows, cols, nullptr};
     std::vector<uint8_t> data(size_t(rows * w.row_bytes()));
     for (int64_t r = 0; r < rows; ++r) {
