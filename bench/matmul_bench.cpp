@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
   for (float& v : x) v = normal(rng) * 20.f;
   const int64_t batches[] = {2, 4, 8, 12, 16};
   std::printf("%-6s %10s %12s %12s %14s", "type", "MiB", "tg GB/s", "tg ms", "pp128 GMAC/s");
-  for (int64_t n : batches) std::printf(" %8s", ("b" + std::to_string(n) + " ms").c_str());
+  for (int64_t n : batches) std::printf(" %*sb%lld ms", n < 10 ? 3 : 2, "", static_cast<long long>(n));  // "b12 ms" in 8 columns
   std::printf("\n");
   for (const auto& [name, type] : types) {
     csq::kernels::Matrix w{type, rows, cols, nullptr};
