@@ -21,7 +21,8 @@ namespace {
 
 using test::WeightFill;
 
-// Token t's activations: random, or constant 1 (every level 127) or -1 (Q8_K: every level -128).
+// Token t's activations: random, or constant 1 (every level 127) or -1 (every level -127: both
+// quantizers map the largest magnitude to 127 in size; levels of -128 are the lane tests' case).
 std::vector<uint8_t> activations(cpu::ActFormat format, int64_t cols, int64_t tokens, std::mt19937& rng) {
   const int64_t stride = cpu::act_row_bytes(format, cols);
   std::vector<uint8_t> xq(size_t(tokens * stride));
