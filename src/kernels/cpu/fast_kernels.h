@@ -98,15 +98,6 @@ inline float* cache_line_aligned(float* p) { return p + (16 - reinterpret_cast<u
 // in-place kernel break even at about 32 tokens, the tile is 1.3x faster at 64).
 constexpr int64_t kTileMinTokens = 16;
 constexpr int64_t kQ6KTileMinTokens = 48;
-// The AVX-512 kernels read the rows in place for up to 8 tokens in one pass (vpdpbusd, 32
-// registers), so a decode step of 2-8 streams decodes each weight block once; beyond that the
-// tiles pay sooner: Q4_K from 9 tokens (a second in-place pass costs more than the unpacking),
-// Q6_K from 16 (Q8_0 takes its lanes kernel from 2 tokens, see matmul_avx512.cpp) (1 thread, CPU time, Q4_K at 8 tokens: 3.3 ms either way, at 16:
-// tile 4.4 ms, in place 6.2; Q6_K at 8: in place 3.2, tile 5.0; at 16: 6.0 both).
-constexpr int kInPlaceTokens512 = 8;
-constexpr int64_t kTileMinTokens512 = kInPlaceTokens512 + 1;
-constexpr int64_t kQ6KTileMinTokens512 = 16;
-
 // Float weights take their eight-row (tile) kernel from this many tokens on; fewer stream each
 // row once through the row kernel (generation is bound by memory, not by the activations' loads).
 constexpr int64_t kFloatTileMinTokens = 8;

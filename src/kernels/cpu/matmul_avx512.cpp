@@ -7,16 +7,11 @@
 // kernels': which ISA ran never changes an answer, the AVX2 row kernel can take a last partial
 // group of rows, and the tests compare the two bit for bit.
 //
-// Prompt tiles interleave 8 rows x 8 columns per 64-byte vector (lane 2 * row + e holds columns
-// 8 g + 4 e .. + 3 of the row), so one vpdpbusd multiplies and sums 64 levels by a token's 8
-// activation bytes broadcast to every row; 4 of them cover a Q4_K sub-block, whose sum still fits
-// 16 bits, so one vpdpwssd applies the sub-block scale and accumulates. Generation reads the rows
-// in place as the AVX2 kernels do, 64 levels per instruction instead of 32 and up to 8 tokens per
-// pass instead of 4 (a decode step of up to 8 streams decodes each weight block once); for the
-// k-quants two vpdpbusd results share one vpdpwssd (packed to 16 bits), and from kByTokenFrom
-// tokens on each row's sums are reduced for all tokens at once (KQuantRowsByToken). Q8_0 from 2
-// tokens on (decode batches and prompts) holds 16 rows in the lanes of a vector instead, each
-// token's 4 activation bytes broadcast to them (rows_q8_0_lanes).
+// One token (Q4_K: up to two) reads eight rows in place as the AVX2 kernels do, 64 levels per
+// instruction instead of 32; for the k-quants two vpdpbusd results share one vpdpwssd (packed to
+// 16 bits). Decode batches and prompts hold 16 rows in the lanes of a vector instead, each
+// token's activation bytes broadcast to them (rows_in_lanes for Q4_K and Q6_K, rows_q8_0_lanes
+// for Q8_0), with the AMX int8 tiles taking over from their thresholds where the CPU has AMX.
 //
 // With CSQ_AVX512_EMULATED the file is compiled again for the tests, with SIMDe implementing the
 // AVX-512 intrinsics on AVX2 (entry points suffixed _emulated): the kernels' logic is then checked
@@ -63,26 +58,19 @@ inline __m512i load_two256(const void* lo, const void* hi) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(load256(lo)), load256(hi), 1);
 }
 
-// 8 bytes at p in every 64-bit lane: a token's activations for one column octet of all 8 rows.
+// 8 bytes at p in every 64-bit lane.
 inline __m512i broadcast8(const void* p) {
   int64_t v;
   std::memcpy(&v, p, 8);
   return _mm512_set1_epi64(v);
 }
 
-// Lane r of the result is v[2 r] + v[2 r + 1] (exact): a tile row's two column halves.
-inline __m256i fold_pairs(__m512i v) { return _mm512_cvtepi64_epi32(_mm512_add_epi32(v, _mm512_srli_epi64(v, 32))); }
-
 // The two 256-bit halves added: 8 lanes whose sum is v's.
 inline __m256i fold_halves(__m512i v) {
   return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
-// A lane of s holds at most 4 dpbusd terms' worth that fits in 16 bits; with scales holding the
-// scale in each lane's low 16 bits (0 above), vpdpwssd adds s * scale exactly.
-inline __m512i add_scaled(__m512i acc, __m512i s, __m512i scales) { return _mm512_dpwssd_epi32(acc, s, scales); }
-
-// Two vectors of such sums packed into one (vpackssdw: per 128-bit lane a's 4 sums, then b's,
+// Two vectors of 4-term dpbusd sums, each of which fits 16 bits, packed into one (vpackssdw: per 128-bit lane a's 4 sums, then b's,
 // exactly) and scaled with one vpdpwssd: in each 128-bit lane, scales holds the int16 scale of
 // a's sums in words 0-3 and of b's in words 4-7. One instruction leaves the dot-product port (the
 // pack runs on the shuffle port): that port bounds the in-place kernels at several tokens.
@@ -92,105 +80,11 @@ inline __m512i add_scaled_pair(__m512i acc, __m512i a, __m512i b, __m512i scales
 // A vpshufb control selecting int16 word s in both halves of a 32-bit lane.
 constexpr int pick_word2(int s) { return (2 * s | (2 * s + 1) << 8) * 0x10001; }
 
-// ---- K-quant rows in place, tokens in lanes (decode batches) ----
-//
-// KQuantRows8 reduces each (row, token) block sum to 8 lanes, stores it, and transposes 8 rows'
-// sums per token: at 8 tokens those reductions and the partial-sum traffic cost about as much
-// as the dot products. Here the block sums of one row for all N tokens are reduced together, in
-// registers, to one vector with a lane per token, and each row keeps its accumulator with a lane
-// per token: about a third of the instructions per (row, token). The integer sums are the same
-// exact integers and every (row, token) takes the same float multiply-adds in the same block
-// order (d * dx is commutative), so the results are KQuantRows8's bit for bit.
-
-// What every row's block needs from one activation block of each token: dx with a lane per
-// token, and the 16-bit sums Format::side_terms weighs, a token per 128-bit lane (0 past N).
-struct alignas(64) TokenSide {
-  int16_t sums[4][32];
-  float dx[8];
-};
-
-// v[t] (t < N): 16 lanes whose sum is token t's levels sum; side_lo and side_hi: 4 lanes per token
-// in the token's 128-bit lane (tokens 0-3 and 4-7) whose sum is its side term. Lane t of levels
-// and side gets token t's sums (exact).
 // 128-bit lanes of a (0-3) and b (4-7): vshufi64x2's selection, which SIMDe 0.7.4 lacks.
 template <int L0, int L1, int L2, int L3>
 inline __m512i pick_lanes(__m512i a, __m512i b) {
   return _mm512_permutex2var_epi64(a, _mm512_set_epi64(2 * L3 + 1, 2 * L3, 2 * L2 + 1, 2 * L2, 2 * L1 + 1, 2 * L1, 2 * L0 + 1, 2 * L0), b);
 }
-
-template <int N>
-inline void sum_by_token(const __m512i* v, __m512i side_lo, __m512i side_hi, __m256i& levels, __m256i& side) {
-  const __m512i zero = _mm512_setzero_si512();
-  // Pairs of tokens: 8 lanes of token 2p, then 8 of token 2p + 1.
-  __m512i pairs[4];
-  for (int p = 0; p < 4; ++p) {
-    if (2 * p >= N) {
-      pairs[p] = zero;
-      continue;
-    }
-    const __m512i a = v[2 * p], b = 2 * p + 1 < N ? v[2 * p + 1] : zero;
-    const __m512i halves_lo = pick_lanes<0, 1, 4, 5>(a, b), halves_hi = pick_lanes<2, 3, 6, 7>(a, b);
-    pairs[p] = _mm512_add_epi32(halves_lo, halves_hi);
-  }
-  // Quads: token 4q + k's 4 lanes in 128-bit lane k, as the side terms.
-  __m512i quads[2];
-  for (int q = 0; q < 2; ++q) {
-    const __m512i even = pick_lanes<0, 2, 4, 6>(pairs[2 * q], pairs[2 * q + 1]);
-    const __m512i odd = pick_lanes<1, 3, 5, 7>(pairs[2 * q], pairs[2 * q + 1]);
-    quads[q] = 4 * q < N ? _mm512_add_epi32(even, odd) : zero;
-  }
-  // 128-bit lane k: [levels k, levels k + 4, side k, side k + 4] after two more halvings.
-  const __m512i l2 = _mm512_add_epi32(_mm512_unpacklo_epi64(quads[0], quads[1]), _mm512_unpackhi_epi64(quads[0], quads[1]));
-  const __m512i s2 = _mm512_add_epi32(_mm512_unpacklo_epi64(side_lo, side_hi), _mm512_unpackhi_epi64(side_lo, side_hi));
-  const __m512 l2f = _mm512_castsi512_ps(l2), s2f = _mm512_castsi512_ps(s2);
-  const __m512i l1 = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(l2f, s2f, 0x88)),
-                                      _mm512_castps_si512(_mm512_shuffle_ps(l2f, s2f, 0xDD)));
-  const __m512i by_token = _mm512_permutexvar_epi32(_mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0), l1);
-  levels = _mm512_castsi512_si256(by_token);
-  side = _mm512_extracti64x4_epi64(by_token, 1);
-}
-
-// Eight rows against N (2..8) tokens, one row after the other (one linear stream), each row's
-// blocks reduced and weighed as they are read. Format: Q4KFormat512 or Q6KFormat512.
-template <int N, typename Format>
-struct KQuantRowsByToken {
-  using Block = typename Format::Block;
-  static void run(const uint8_t* w_rows, int64_t w_row_bytes, const BlockQ8_K* const* xs, int64_t n_blocks, float* out,
-                  int64_t out_stride) {
-    thread_local std::vector<TokenSide> sides;
-    sides.assign(size_t(n_blocks), TokenSide{});
-    for (int64_t b = 0; b < n_blocks; ++b)
-      for (int t = 0; t < N; ++t) {
-        Format::token_side(xs[t][b], t, sides[size_t(b)]);
-        sides[size_t(b)].dx[t] = xs[t][b].d;
-      }
-    for (int r = 0; r < 8; ++r) {
-      const Block* w = reinterpret_cast<const Block*>(w_rows + r * w_row_bytes);
-      __m256 acc = _mm256_setzero_ps();
-      for (int64_t b = 0; b < n_blocks; ++b) {
-        prefetch_ahead(w + b, int64_t(sizeof(Block)));
-        const TokenSide& side = sides[size_t(b)];
-        __m512i lv[N], side_lo, side_hi;
-        Format::template levels<N>(w[b], xs, b, lv);
-        Format::template side_terms<N>(w[b], side, side_lo, side_hi);
-        __m256i levels, side_sums;
-        sum_by_token<N>(lv, side_lo, side_hi, levels, side_sums);
-        acc = Format::weigh(w[b], _mm256_load_ps(side.dx), levels, side_sums, acc);
-      }
-      alignas(32) float by_token[8];
-      _mm256_store_ps(by_token, acc);
-      for (int t = 0; t < N; ++t) out[t * out_stride + r] = by_token[t];
-    }
-  }
-};
-
-// Decode batches from this many tokens on take KQuantRowsByToken; fewer keep KQuantRows8, whose
-// reductions cost less than a row accumulator with lanes left empty (1 thread, CPU time, a
-// 9728 x 2560 matrix read from memory: Q4_K at 8 tokens 2.5-2.8 ms against 3.0-3.1, at 7 2.6
-// against 2.8; at 5-6 about even, Q6_K slower by token below 7).
-constexpr int kByTokenFrom = 7;
-template <int N, typename Format>
-using KQuantRows512 = std::conditional_t<(N >= kByTokenFrom), KQuantRowsByToken<N, Format>, KQuantRows8<N, Format>>;
 
 // ---- Q4_K ----
 
@@ -233,25 +127,6 @@ struct Q4KFormat512 {
     const __m256i scales_mins = scales_mins_k4_i16(wb.scales);
     for (int t = 0; t < N; ++t)
       out[t] = _mm256_hadd_epi32(fold_halves(lv[t]), _mm256_madd_epi16(scales_mins, x_sub[t]));
-  }
-
-  // Tokens in lanes (KQuantRowsByToken): side.sums[0] and [1] hold the 8 sub-block sums of
-  // tokens 0-3 and 4-7, a token per 128-bit lane; the mins term sum_j min_j * (sub-block sum j)
-  // in 4 lanes of each token's 128-bit lane.
-  static void token_side(const BlockQ8_K& x, int t, TokenSide& side) {
-    _mm_store_si128(reinterpret_cast<__m128i*>(side.sums[t / 4] + 8 * (t % 4)), _mm256_extracti128_si256(sub_block_sums(x), 1));
-  }
-  template <int N>
-  static void side_terms(const Block& wb, const TokenSide& side, __m512i& lo, __m512i& hi) {
-    const __m512i mins = _mm512_broadcast_i32x4(_mm256_extracti128_si256(scales_mins_k4_i16(wb.scales), 1));
-    lo = _mm512_madd_epi16(load512(side.sums[0]), mins);
-    hi = N > 4 ? _mm512_madd_epi16(load512(side.sums[1]), mins) : _mm512_setzero_si512();
-  }
-  // acc + d dx levels - dmin dx mins: the two multiply-adds of KQuantRows8, a row's lane per token.
-  static __m256 weigh(const Block& wb, __m256 dx, __m256i levels, __m256i mins, __m256 acc) {
-    const __m256 d = _mm256_set1_ps(half_to_float(wb.d)), neg_dmin = _mm256_set1_ps(-half_to_float(wb.dmin));
-    acc = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(levels), acc);
-    return _mm256_fmadd_ps(_mm256_mul_ps(neg_dmin, dx), _mm256_cvtepi32_ps(mins), acc);
   }
 };
 
@@ -362,63 +237,7 @@ struct Q4KOneToken {
   }
 };
 
-template <int N> using Q4KRows8 = std::conditional_t<N == 1, Q4KOneToken, KQuantRows512<N, Q4KFormat512>>;
-
-struct alignas(64) Q4KTile {
-  uint8_t q[8][4][64];   // [sub-block j][column octet g][8 * row + c] = level(row, 32 j + 8 g + c)
-  int32_t scales[8][16];  // [j][2 * row + e] = the row's 6-bit scale of sub-block j
-  int16_t mins[2][32];    // [k][4 * row + m] = the row's 6-bit min of sub-block 4 k + m
-  float d[8];             // per row
-  float neg_dmin[8];      // per row, negated
-};
-
-void unpack_q4k_block(Q4KTile& tile, const BlockQ4_K* const* blocks) {
-  unpack_q4k_tile<interleave_octets8>(tile, blocks, [&](int row, int j, uint8_t scale, uint8_t min) {
-    tile.scales[j][2 * row] = tile.scales[j][2 * row + 1] = scale;
-    tile.mins[j / 4][4 * row + j % 4] = min;
-  });
-}
-
-template <int T>
-struct Q4KTileTokens {
-  static void run(const Q4KTile* tiles, int64_t n_blocks, const BlockQ8_K* const* xs, float* acc) {
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const Q4KTile& tile = tiles[b];
-      __m512i levels[T];
-      for (int t = 0; t < T; ++t) levels[t] = _mm512_setzero_si512();
-      for (int j = 0; j < 8; ++j) {
-        const __m512i q0 = load512(tile.q[j][0]), q1 = load512(tile.q[j][1]);
-        const __m512i q2 = load512(tile.q[j][2]), q3 = load512(tile.q[j][3]);
-        const __m512i sc = load512(tile.scales[j]);
-        for (int t = 0; t < T; ++t) {
-          // At most 32 * 15 * 127 = 60960 over a row's sub-block, split between two lanes: each
-          // lane fits 16 bits.
-          const int8_t* xq = xs[t][b].qs + 32 * j;
-          __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, broadcast8(xq));
-          s = _mm512_dpbusd_epi32(s, q1, broadcast8(xq + 8));
-          s = _mm512_dpbusd_epi32(s, q2, broadcast8(xq + 16));
-          s = _mm512_dpbusd_epi32(s, q3, broadcast8(xq + 24));
-          levels[t] = add_scaled(levels[t], s, sc);
-        }
-      }
-      const __m256 d = _mm256_load_ps(tile.d), neg_dmin = _mm256_load_ps(tile.neg_dmin);
-      for (int t = 0; t < T; ++t) {
-        // sum_j min_j * (activation sum of sub-block j): lane 2 row + e takes sub-blocks 4k + 2e, +1.
-        alignas(16) int16_t sub_sums[8];
-        _mm_store_si128(reinterpret_cast<__m128i*>(sub_sums),
-                        _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xs[t][b].bsums)),
-                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(xs[t][b].bsums + 8))));
-        __m512i mins = _mm512_dpwssd_epi32(_mm512_setzero_si512(), load512(tile.mins[0]), broadcast8(sub_sums));
-        mins = _mm512_dpwssd_epi32(mins, load512(tile.mins[1]), broadcast8(sub_sums + 4));
-        const __m256 dx = _mm256_set1_ps(xs[t][b].d);
-        __m256 a = _mm256_loadu_ps(acc + 8 * t);
-        a = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(fold_pairs(levels[t])), a);
-        a = _mm256_fmadd_ps(_mm256_mul_ps(neg_dmin, dx), _mm256_cvtepi32_ps(fold_pairs(mins)), a);
-        _mm256_storeu_ps(acc + 8 * t, a);
-      }
-    }
-  }
-};
+template <int N> using Q4KRows8 = std::conditional_t<N == 1, Q4KOneToken, KQuantRows8<N, Q4KFormat512>>;
 
 // ---- Q6_K ----
 
@@ -465,78 +284,8 @@ struct Q6KFormat512 {
     for (int t = 0; t < N; ++t)
       out[t] = _mm256_sub_epi32(fold_halves(lv[t]), _mm256_slli_epi32(_mm256_madd_epi16(load256(xs[t][b].bsums), sc16), 5));
   }
-
-  // Tokens in lanes (KQuantRowsByToken): side.sums[0] and [1] hold the group sums 0-7 of tokens
-  // 0-3 and 4-7, a token per 128-bit lane, [2] and [3] groups 8-15; the bias term
-  // sum_g scale_g * (group sum g) in 4 lanes of each token's 128-bit lane.
-  static void token_side(const BlockQ8_K& x, int t, TokenSide& side) {
-    const __m256i sums = load256(x.bsums);
-    _mm_store_si128(reinterpret_cast<__m128i*>(side.sums[t / 4] + 8 * (t % 4)), _mm256_castsi256_si128(sums));
-    _mm_store_si128(reinterpret_cast<__m128i*>(side.sums[2 + t / 4] + 8 * (t % 4)), _mm256_extracti128_si256(sums, 1));
-  }
-  template <int N>
-  static void side_terms(const Block& wb, const TokenSide& side, __m512i& lo, __m512i& hi) {
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
-    const __m512i sc_lo = _mm512_broadcast_i32x4(_mm256_castsi256_si128(sc16));
-    const __m512i sc_hi = _mm512_broadcast_i32x4(_mm256_extracti128_si256(sc16, 1));
-    lo = _mm512_add_epi32(_mm512_madd_epi16(load512(side.sums[0]), sc_lo), _mm512_madd_epi16(load512(side.sums[2]), sc_hi));
-    hi = N > 4 ? _mm512_add_epi32(_mm512_madd_epi16(load512(side.sums[1]), sc_lo), _mm512_madd_epi16(load512(side.sums[3]), sc_hi))
-               : _mm512_setzero_si512();
-  }
-  // acc + d dx (levels - 32 bias): KQuantRows8's multiply-add, a row's lane per token.
-  static __m256 weigh(const Block& wb, __m256 dx, __m256i levels, __m256i bias, __m256 acc) {
-    const __m256 d = _mm256_set1_ps(half_to_float(wb.d));
-    return _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(_mm256_sub_epi32(levels, _mm256_slli_epi32(bias, 5))), acc);
-  }
 };
-template <int N> using Q6KRows8 = KQuantRows512<N, Q6KFormat512>;
-
-struct alignas(64) Q6KTile {
-  uint8_t q[16][2][64];   // [group k of 16 columns][column octet g][8 * row + c] = level (0..63)
-  int32_t scales[16][16];  // [k][2 * row + e] = the row's scale of group k, as int16 in the low half
-  int16_t bias[4][32];     // [k][4 * row + m] = the row's scale of group 4 k + m (for the +32 bias)
-  float d[8];              // per row
-};
-
-void unpack_q6k_block(Q6KTile& tile, const BlockQ6_K* const* blocks) {
-  unpack_q6k_tile<interleave_octets8>(tile, blocks, [&](int row, int k, int8_t scale) {
-    tile.scales[k][2 * row] = tile.scales[k][2 * row + 1] = uint16_t(scale);
-    tile.bias[k / 4][4 * row + k % 4] = scale;
-  });
-}
-
-template <int T>
-struct Q6KTileTokens {
-  static void run(const Q6KTile* tiles, int64_t n_blocks, const BlockQ8_K* const* xs, float* acc) {
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const Q6KTile& tile = tiles[b];
-      __m512i sums[T];
-      for (int t = 0; t < T; ++t) {
-        // The +32 bias: 32 * sum_k scale_k * (activation sum of group k); lane 2 row + e takes
-        // groups 4k + 2e and 4k + 2e + 1.
-        __m512i bias = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) bias = _mm512_dpwssd_epi32(bias, load512(tile.bias[k]), broadcast8(xs[t][b].bsums + 4 * k));
-        sums[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(bias, 5));
-      }
-      for (int k = 0; k < 16; ++k) {
-        const __m512i q0 = load512(tile.q[k][0]), q1 = load512(tile.q[k][1]);
-        const __m512i sc = load512(tile.scales[k]);
-        for (int t = 0; t < T; ++t) {
-          // One octet's 4-term sums reach 4 * 63 * 127 = 32004: each is scaled on its own.
-          const int8_t* xq = xs[t][b].qs + 16 * k;
-          sums[t] = add_scaled(sums[t], _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, broadcast8(xq)), sc);
-          sums[t] = add_scaled(sums[t], _mm512_dpbusd_epi32(_mm512_setzero_si512(), q1, broadcast8(xq + 8)), sc);
-        }
-      }
-      const __m256 d = _mm256_load_ps(tile.d);
-      for (int t = 0; t < T; ++t) {
-        __m256 a = _mm256_loadu_ps(acc + 8 * t);
-        a = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xs[t][b].d)), _mm256_cvtepi32_ps(fold_pairs(sums[t])), a);
-        _mm256_storeu_ps(acc + 8 * t, a);
-      }
-    }
-  }
-};
+template <int N> using Q6KRows8 = KQuantRows8<N, Q6KFormat512>;
 
 // ---- Q8_0 ----
 //
@@ -1239,10 +988,21 @@ void rows_in_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, c
   }
 }
 
-constexpr int kTileTokens512 = 8;
-// As in the AVX2 file: 4 Q4_K blocks of 8 rows = 10.75 KB, 4 Q6_K blocks = 11.3 KB.
-constexpr auto rows8_q4_k = rows8<Q4KTile, BlockQ4_K, BlockQ8_K, QK_K, 4, unpack_q4k_block, Q4KTileTokens, Q4KRows8, kTileMinTokens512, kInPlaceTokens512, kTileTokens512>;
-constexpr auto rows8_q6_k = rows8<Q6KTile, BlockQ6_K, BlockQ8_K, QK_K, 4, unpack_q6k_block, Q6KTileTokens, Q6KRows8, kQ6KTileMinTokens512, kInPlaceTokens512, kTileTokens512>;
+// Eight rows of a k-quant: below the lanes' threshold in place (Rows8<N>, one pass: a decode step of
+// that many streams reads each block once), from it in lanes (matmul takes those itself, 32 rows
+// at a time).
+template <template <int> class Rows8, typename Lanes, int64_t kLaneMinTokens>
+void rows8_kquant(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
+                  float* out, int64_t out_stride) {
+  static_assert(kLaneMinTokens >= 2 && kLaneMinTokens <= 3);
+  if (n_tok >= kLaneMinTokens) return rows_in_lanes<Lanes>(w_rows, w_row_bytes, 8, x, x_stride, n_tok, cols, out, out_stride);
+  const BlockQ8_K* xs[2] = {x_row<BlockQ8_K>(x, x_stride, 0), n_tok > 1 ? x_row<BlockQ8_K>(x, x_stride, 1) : nullptr};
+  if constexpr (kLaneMinTokens == 3)
+    if (n_tok == 2) return Rows8<2>::run(w_rows, w_row_bytes, xs, cols / QK_K, out, out_stride);
+  Rows8<1>::run(w_rows, w_row_bytes, xs, cols / QK_K, out, out_stride);
+}
+constexpr auto rows8_q4_k = rows8_kquant<Q4KRows8, Q4KLanes, kQ4KLaneMinTokens>;
+constexpr auto rows8_q6_k = rows8_kquant<Q6KRows8, Q6KLanes, kQ6KLaneMinTokens>;
 
 // ---- float weights (F32, F16, BF16) with float activations ----
 //

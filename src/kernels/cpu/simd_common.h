@@ -266,7 +266,7 @@ inline void unpack_q6k_tile(Tile& tile, const BlockQ6_K* const* blocks, Place pl
 }
 
 // ---- Eight rows read in place against a few tokens (generation), k-quant weights ----
-// (1..kMaxTokens per call on AVX2, 1..kInPlaceTokens512 on AVX-512: see rows8 below)
+// (1..kMaxTokens per call on AVX2; on AVX-512 the one or two tokens below the lane kernels)
 //
 // Each row's block sums are the row kernel's, but instead of reducing each to a scalar (two
 // horizontal sums and two dependent scalar multiply-adds per row and block), 8 rows' sums are
@@ -336,33 +336,22 @@ constexpr int kTileTokens = 4;
 // Eight rows of one weight format against n_tok tokens. From kTileFrom tokens on, the rows
 // are unpacked once into tiles, then passed over one chunk of blocks at a time, so the chunk
 // (about 8-10 KB) stays in L1 while every token streams its activations past it; fewer tokens
-// read the rows in place (Rows8), kInPlaceTokens at a time (AVX-512, 32 registers: 8 tokens,
-// so a decode step of up to 8 streams decodes each weight block once; AVX2: kMaxTokens).
+// read the rows in place (Rows8), kMaxTokens at a time.
 //
 // UnpackBlock(tile, blocks) puts one weight block of each of the 8 rows (blocks[r] of row r) into
 // its tile block.
 template <typename Tile, typename WBlock, typename XBlock, int64_t kBlockElems, int64_t kChunkBlocks,
           void (*UnpackBlock)(Tile&, const WBlock* const*), template <int> class Kernel, template <int> class Rows8,
-          int64_t kTileFrom = kTileMinTokens, int kInPlaceTokens = kMaxTokens, int kTileT = kTileTokens>
+          int64_t kTileFrom = kTileMinTokens>
 void rows8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
            float* out, int64_t out_stride) {
-  static_assert(kInPlaceTokens == kMaxTokens || kInPlaceTokens == 8);
   const int64_t n_blocks = cols / kBlockElems;
   if (n_tok < kTileFrom) {
-    for (int64_t t0 = 0; t0 < n_tok; t0 += kInPlaceTokens) {
-      const XBlock* xs[kInPlaceTokens];
-      const int tt = int(std::min<int64_t>(kInPlaceTokens, n_tok - t0));
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kMaxTokens) {
+      const XBlock* xs[kMaxTokens];
+      const int tt = int(std::min<int64_t>(kMaxTokens, n_tok - t0));
       for (int t = 0; t < tt; ++t) xs[t] = x_row<XBlock>(x, x_stride, int(t0 + t));
       float* o = out + t0 * out_stride;
-      if constexpr (kInPlaceTokens == 8) {
-        switch (tt) {
-          case 5: Rows8<5>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); continue;
-          case 6: Rows8<6>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); continue;
-          case 7: Rows8<7>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); continue;
-          case 8: Rows8<8>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); continue;
-          default: break;
-        }
-      }
       switch (tt) {
         case 1: Rows8<1>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); break;
         case 2: Rows8<2>::run(w_rows, w_row_bytes, xs, n_blocks, o, out_stride); break;
@@ -387,27 +376,18 @@ void rows8(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_
   // cache instead of waiting on memory.
   const char* next_group = reinterpret_cast<const char*>(w_rows + 8 * w_row_bytes);
   const int64_t next_lines = 8 * w_row_bytes / 64;
-  const int64_t steps = (n_blocks + kChunkBlocks - 1) / kChunkBlocks * ((n_tok + kTileT - 1) / kTileT);
+  const int64_t steps = (n_blocks + kChunkBlocks - 1) / kChunkBlocks * ((n_tok + kTileTokens - 1) / kTileTokens);
   const int64_t lines_per_step = (next_lines + steps - 1) / steps;
   int64_t next_line = 0;
   for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkBlocks) {
     const int64_t nb = std::min(kChunkBlocks, n_blocks - b0);
-    for (int64_t t0 = 0; t0 < n_tok; t0 += kTileT) {
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kTileTokens) {
       for (const int64_t end = std::min(next_lines, next_line + lines_per_step); next_line < end; ++next_line)
         _mm_prefetch(next_group + 64 * next_line, _MM_HINT_T1);
-      const XBlock* xs[kTileT];
-      const int tt = int(std::min<int64_t>(kTileT, n_tok - t0));
+      const XBlock* xs[kTileTokens];
+      const int tt = int(std::min<int64_t>(kTileTokens, n_tok - t0));
       for (int t = 0; t < tt; ++t) xs[t] = x_row<XBlock>(x, x_stride, int(t0 + t)) + b0;
       float* a = acc.data() + 8 * t0;
-      if constexpr (kTileT == 8) {
-        switch (tt) {
-          case 5: Kernel<5>::run(tiles.data() + b0, nb, xs, a); continue;
-          case 6: Kernel<6>::run(tiles.data() + b0, nb, xs, a); continue;
-          case 7: Kernel<7>::run(tiles.data() + b0, nb, xs, a); continue;
-          case 8: Kernel<8>::run(tiles.data() + b0, nb, xs, a); continue;
-          default: break;
-        }
-      }
       switch (tt) {
         case 1: Kernel<1>::run(tiles.data() + b0, nb, xs, a); break;
         case 2: Kernel<2>::run(tiles.data() + b0, nb, xs, a); break;
