@@ -562,21 +562,11 @@ void rows_q8_0_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows,
                   size_t(std::min<int64_t>(kLaneRows, n_rows - g * kLaneRows)) * sizeof(float));
 }
 
-// Eight rows: one token in place, more in lanes (where matmul takes the lanes itself, 32 rows at
-// a time).
-void rows8_q8_0(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
-                float* out, int64_t out_stride) {
-  static_assert(kQ8LaneMinTokens == 2);
-  if (n_tok >= kQ8LaneMinTokens) return rows_q8_0_lanes(w_rows, w_row_bytes, 8, x, x_stride, n_tok, cols, out, out_stride);
-  const BlockQ8x32* xs[1] = {x_row<BlockQ8x32>(x, x_stride, 0)};
-  Q8_0Rows8<1>::run(w_rows, w_row_bytes, xs, cols / 32, out, out_stride);
-}
-
 // ---- Rows in vector lanes: 16 rows per vector, activations broadcast (decode batches, prompts) ----
 //
-// Without AMX every integer product of 2 or more tokens runs on vpdpbusd, and the kernels above
-// spend most of their instructions on moving sums between lanes: the in-place rows reduce 16
-// lanes per (row, token, block), the tiles unpack into memory and fold row pairs. Here one zmm
+// Without AMX every integer product of 2 or more tokens runs on vpdpbusd. Read in place, a row's
+// sums fill the lanes of a vector and must be reduced per (row, token, block), which cost about as
+// much as the products at 8 tokens (the eight-row kernels above). Here one zmm
 // holds 16 weight rows, 4 consecutive columns (bytes) per 32-bit lane, and one vpdpbusd against 4
 // activation bytes of one token broadcast to every lane (an embedded {1to16} memory operand) adds
 // 64 products into 16 (row, token) sums: lane r is row r throughout, so per-row scales and mins
@@ -988,21 +978,22 @@ void rows_in_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, c
   }
 }
 
-// Eight rows of a k-quant: below the lanes' threshold in place (Rows8<N>, one pass: a decode step of
-// that many streams reads each block once), from it in lanes (matmul takes those itself, 32 rows
-// at a time).
-template <template <int> class Rows8, typename Lanes, int64_t kLaneMinTokens>
-void rows8_kquant(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
-                  float* out, int64_t out_stride) {
+// Eight rows: below the lanes' threshold in place (Rows8<N>, one pass: a decode step of that many
+// streams reads each block once), from it in lanes (matmul calls the lanes itself from that many
+// tokens, 32 rows at a time).
+template <typename XBlock, int64_t kBlockElems, template <int> class Rows8, RowsFn kLanes, int64_t kLaneMinTokens>
+void rows8_or_lanes(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride, int64_t n_tok, int64_t cols,
+                    float* out, int64_t out_stride) {
   static_assert(kLaneMinTokens >= 2 && kLaneMinTokens <= 3);
-  if (n_tok >= kLaneMinTokens) return rows_in_lanes<Lanes>(w_rows, w_row_bytes, 8, x, x_stride, n_tok, cols, out, out_stride);
-  const BlockQ8_K* xs[2] = {x_row<BlockQ8_K>(x, x_stride, 0), n_tok > 1 ? x_row<BlockQ8_K>(x, x_stride, 1) : nullptr};
+  if (n_tok >= kLaneMinTokens) return kLanes(w_rows, w_row_bytes, 8, x, x_stride, n_tok, cols, out, out_stride);
+  const XBlock* xs[2] = {x_row<XBlock>(x, x_stride, 0), n_tok > 1 ? x_row<XBlock>(x, x_stride, 1) : nullptr};
   if constexpr (kLaneMinTokens == 3)
-    if (n_tok == 2) return Rows8<2>::run(w_rows, w_row_bytes, xs, cols / QK_K, out, out_stride);
-  Rows8<1>::run(w_rows, w_row_bytes, xs, cols / QK_K, out, out_stride);
+    if (n_tok == 2) return Rows8<2>::run(w_rows, w_row_bytes, xs, cols / kBlockElems, out, out_stride);
+  Rows8<1>::run(w_rows, w_row_bytes, xs, cols / kBlockElems, out, out_stride);
 }
-constexpr auto rows8_q4_k = rows8_kquant<Q4KRows8, Q4KLanes, kQ4KLaneMinTokens>;
-constexpr auto rows8_q6_k = rows8_kquant<Q6KRows8, Q6KLanes, kQ6KLaneMinTokens>;
+constexpr auto rows8_q8_0 = rows8_or_lanes<BlockQ8x32, 32, Q8_0Rows8, rows_q8_0_lanes, kQ8LaneMinTokens>;
+constexpr auto rows8_q4_k = rows8_or_lanes<BlockQ8_K, QK_K, Q4KRows8, rows_in_lanes<Q4KLanes>, kQ4KLaneMinTokens>;
+constexpr auto rows8_q6_k = rows8_or_lanes<BlockQ8_K, QK_K, Q6KRows8, rows_in_lanes<Q6KLanes>, kQ6KLaneMinTokens>;
 
 // ---- float weights (F32, F16, BF16) with float activations ----
 //
