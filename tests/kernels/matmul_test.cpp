@@ -264,14 +264,24 @@ std::vector<Avx512Implementation> avx512_implementations() {
   return out;
 }
 
-// Every decode batch of 1..16 tokens (the in-place pass of up to 8 tokens, two passes, the tiles
-// from 9 or 16), and the AVX2 tile thresholds around them.
+// Every decode batch of 1..16 tokens (one or two in place, more in lanes), and the AVX2 tile
+// thresholds around them.
 std::vector<int64_t> avx512_token_counts() {
   std::vector<int64_t> counts;
   for (int64_t n = 1; n <= 16; ++n) counts.push_back(n);
   counts.push_back(cpu::kTileMinTokens + 3);
   counts.push_back(cpu::kQ6KTileMinTokens + 3);
   return counts;
+}
+
+// y = w x (token t's row r at t * rows + r) through a RowsFn, called on blocks of kRowsFnBlock rows
+// as matmul calls it.
+std::vector<float> in_row_blocks(cpu::RowsFn fn, const uint8_t* w, int64_t w_row_bytes, int64_t rows, const uint8_t* xq,
+                                 int64_t x_stride, int64_t tokens, int64_t cols) {
+  std::vector<float> y(size_t(tokens * rows));
+  for (int64_t r0 = 0; r0 < rows; r0 += cpu::kRowsFnBlock)
+    fn(w + r0 * w_row_bytes, w_row_bytes, std::min(cpu::kRowsFnBlock, rows - r0), xq, x_stride, tokens, cols, y.data() + r0, rows);
+  return y;
 }
 
 TEST(Avx512Kernels, EightRowKernelsMatchTheAvx2RowKernelBitForBit) {
@@ -367,10 +377,7 @@ TEST(Avx512Kernels, Q8_0LaneRowsMatchTheAvx2RowKernelBitForBit) {
                   block.bias_correction = -128 * (-128 * 32);
                 }
             }
-            std::vector<float> got(size_t(tokens * rows));
-            for (int64_t r0 = 0; r0 < rows; r0 += cpu::kFloatTileRows)
-              lanes(w.data() + r0 * w_row_bytes, w_row_bytes, std::min(cpu::kFloatTileRows, rows - r0), xq.data(), x_stride,
-                    tokens, cols, got.data() + r0, rows);
+            const std::vector<float> got = in_row_blocks(lanes, w.data(), w_row_bytes, rows, xq.data(), x_stride, tokens, cols);
             for (int64_t r = 0; r < rows; ++r)
               for (int64_t t = 0; t < tokens; ++t) {
                 float one = row_model::dot(DType::Q8_0, w.data() + r * w_row_bytes, xq.data() + t * x_stride, cols);
@@ -385,7 +392,7 @@ TEST(Avx512Kernels, Q8_0LaneRowsMatchTheAvx2RowKernelBitForBit) {
 
 // The k-quant rows-in-lanes kernels (16 rows per vector; RowsFn of the k-quant types that have
 // one; Q8_0's: Q8_0LaneRowsMatchTheAvx2RowKernelBitForBit) against the AVX2 row kernel, bit for bit: full and partial groups of 16 rows (called in
-// blocks of kFloatTileRows as matmul does), 1-17 tokens (a last partial group of kLaneTokens) and
+// blocks of kRowsFnBlock as matmul does), 1-17 tokens (a last partial group of kLaneTokens) and
 // 128, several blocks and a single one. Row r takes its weights from one of three fills (random
 // bytes, all 0xFF, all 0x80), so neighbouring lanes differ; tokens alternate random activations
 // with every level at -127 (x = 1) and at 127 (x = -1), every fourth has every level at -128 (Q6_K:
@@ -436,10 +443,7 @@ TEST(Avx512Kernels, RowsInLanesMatchTheAvx2RowKernelBitForBit) {
             if (cols == block && tokens != 3 && tokens != 128) continue;  // a single block needs few token counts
             SCOPED_TRACE(std::string(impl.name) + " " + dtype_info(type).name + " " + std::to_string(rows) + "x" +
                          std::to_string(cols) + " tokens=" + std::to_string(tokens));
-            std::vector<float> got(size_t(tokens * rows));
-            for (int64_t r0 = 0; r0 < rows; r0 += cpu::kFloatTileRows)
-              rows_fn(w.data() + r0 * w_row_bytes, w_row_bytes, std::min(cpu::kFloatTileRows, rows - r0), xq.data(), x_stride,
-                      tokens, cols, got.data() + r0, rows);
+            const std::vector<float> got = in_row_blocks(rows_fn, w.data(), w_row_bytes, rows, xq.data(), x_stride, tokens, cols);
             for (int64_t t = 0; t < tokens; ++t)
               for (int64_t r = 0; r < rows; ++r)
                 ASSERT_EQ(0, std::memcmp(&want[size_t(t * rows + r)], &got[size_t(t * rows + r)], sizeof(float)))
@@ -482,7 +486,7 @@ TEST(Avx512Kernels, FloatTileMatchesTheAvx2RowKernelBitForBit) {
   for (const Avx512Implementation& impl : implementations)
     for (DType type : {DType::F32, DType::F16, DType::BF16})
       for (int64_t cols : {7, 45, 2600})
-        for (int64_t rows : {cpu::kFloatTileRows, int64_t(13), int64_t(3)})
+        for (int64_t rows : {cpu::kRowsFnBlock, int64_t(13), int64_t(3)})
           for (int64_t tokens : {cpu::kFloatTileMinTokens, int64_t(13), int64_t(17), int64_t(131)}) {
             if (tokens == 131 && cols != 45) continue;  // the token panels need no long rows
             const Case c{type, rows, cols, tokens};

@@ -84,12 +84,13 @@ inline float scalar_w(const void* w, int64_t i) {
 // kQ6KTileMinTokens) tokens on the rows are unpacked into tiles first (prompt processing).
 using Rows8Fn = void (*)(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, int64_t x_stride,
                          int64_t n_tok, int64_t cols, float* out, int64_t out_stride);
-// The same for any n_rows <= kFloatTileRows consecutive rows (out[t * out_stride + i], i < n_rows):
-// the AVX-512 float tile, which reuses a block's widened weights and each token group's
-// activations across all of the block's rows, and the AVX-512 Q8_0 lanes (16 rows per vector).
+// The same for any n_rows <= kRowsFnBlock consecutive rows (out[t * out_stride + i], i < n_rows),
+// which matmul hands out in blocks of kRowsFnBlock: the AVX-512 float tile, which reuses a block's
+// widened weights and each token group's activations across all of the block's rows, and the
+// AVX-512 integer kernels with rows in vector lanes (two groups of 16 rows).
 using RowsFn = void (*)(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, const void* x, int64_t x_stride,
                         int64_t n_tok, int64_t cols, float* out, int64_t out_stride);
-constexpr int64_t kFloatTileRows = 32;
+constexpr int64_t kRowsFnBlock = 32;
 // The first 64-byte boundary at or after p (4-byte aligned): a float buffer allocated 15 floats
 // over its need holds a cache-line-aligned one there.
 inline float* cache_line_aligned(float* p) { return p + (16 - reinterpret_cast<uintptr_t>(p) / 4 % 16) % 16; }

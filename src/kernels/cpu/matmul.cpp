@@ -283,11 +283,11 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
       for (int64_t t = 0; t < n_tokens; ++t) std::memcpy(dst + t * stride, xq + t * x_stride, size_t(w.cols) * sizeof(float));
       xq = reinterpret_cast<const uint8_t*>(dst), x_stride = stride * int64_t(sizeof(float));
     }
-    const int64_t blocks = (w.rows + cpu::kFloatTileRows - 1) / cpu::kFloatTileRows;
+    const int64_t blocks = (w.rows + cpu::kRowsFnBlock - 1) / cpu::kRowsFnBlock;
     pool.parallel_for_guided(blocks, 1, [&](int64_t begin, int64_t end, int) {
       for (int64_t b = begin; b < end; ++b) {
-        const int64_t r0 = b * cpu::kFloatTileRows;
-        kernel->rows(w.data + r0 * w_row_bytes, w_row_bytes, std::min(cpu::kFloatTileRows, w.rows - r0), xq, x_stride,
+        const int64_t r0 = b * cpu::kRowsFnBlock;
+        kernel->rows(w.data + r0 * w_row_bytes, w_row_bytes, std::min(cpu::kRowsFnBlock, w.rows - r0), xq, x_stride,
                      n_tokens, w.cols, y + r0, w.rows);
       }
     });

@@ -518,11 +518,11 @@ void q8_0_lane_token_group(int tt, const Q8_0LaneBlock* lanes, int64_t nb, const
   }
 }
 
-// Rows [0, n_rows) (n_rows <= kFloatTileRows = 2 groups of 16) against n_tok tokens; a last group
+// Rows [0, n_rows) (n_rows <= kRowsFnBlock = 2 groups of 16) against n_tok tokens; a last group
 // of fewer rows reads its last row again in the lanes beyond n_rows and stores only its own.
 void rows_q8_0_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, const void* x, int64_t x_stride,
                      int64_t n_tok, int64_t cols, float* out, int64_t out_stride) {
-  static_assert(kFloatTileRows == 2 * kLaneRows);
+  static_assert(kRowsFnBlock == 2 * kLaneRows);
   const int64_t n_blocks = cols / 32;
   const int groups = n_rows > kLaneRows ? 2 : 1;
   thread_local std::vector<Q8_0LaneBlock> lanes;
@@ -543,7 +543,7 @@ void rows_q8_0_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows,
         // while these are multiplied, each block's last byte: every line of the rows but a row's
         // first. 32 streams are more than the hardware prefetcher follows.
         for (int r = 0; r < kLaneRows; ++r)
-          _mm_prefetch(reinterpret_cast<const char*>(blocks[g][r] + b0 + i) + kFloatTileRows * w_row_bytes + sizeof(BlockQ8_0) - 1,
+          _mm_prefetch(reinterpret_cast<const char*>(blocks[g][r] + b0 + i) + kRowsFnBlock * w_row_bytes + sizeof(BlockQ8_0) - 1,
                        _MM_HINT_T1);
         q8_0_lane_order(blocks[g], b0 + i, lanes[size_t(g * kQ8LaneChunk + i)]);
       }
@@ -941,7 +941,7 @@ void lanes_dot(const typename Format::Lanes& lanes, const BlockQ8_K* const* xs, 
   Format::template dot<T>(lanes, xs, b, acc);
 }
 
-// Rows [0, n_rows) (n_rows <= kFloatTileRows) against n_tok tokens, 16 rows at a time; a last
+// Rows [0, n_rows) (n_rows <= kRowsFnBlock) against n_tok tokens, 16 rows at a time; a last
 // partial group repeats its last row in the empty lanes and stores only its own.
 template <typename Format>
 void rows_in_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, const void* x, int64_t x_stride,
@@ -1107,7 +1107,7 @@ void rows8_float512(const uint8_t* w_rows, int64_t w_row_bytes, const void* x, i
 }
 
 // Float weights against many tokens (prompts), blocked as a GEMM: a block of up to
-// kFloatTileRows rows is widened to float kFloatChunk columns at a time into a buffer (32 rows x
+// kRowsFnBlock rows is widened to float kFloatChunk columns at a time into a buffer (32 rows x
 // 1024 columns = 128 KB, in L2), once per chunk; then for each group of 6 tokens, whose 24 KB of
 // activations stay in L1 while every quad of rows passes, a register block of 4 rows x 6 tokens
 // takes 4 weight loads and 6 activation loads per 16 columns for 24 FMAs into 24 accumulators,
@@ -1183,17 +1183,17 @@ void float_panel512(const uint8_t* const* rows, int64_t row_bytes, int64_t quads
   }
 }
 
-// Rows [0, n_rows) (n_rows <= kFloatTileRows) against n_tok tokens: quads of rows through the
+// Rows [0, n_rows) (n_rows <= kRowsFnBlock) against n_tok tokens: quads of rows through the
 // register blocks, the last n_rows % 4 rows through the row kernel (the same bits).
 template <DType Type>
 void rows_float512(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, const void* x, int64_t x_stride,
                    int64_t n_tok, int64_t cols, float* out, int64_t out_stride) {
-  const uint8_t* rows[kFloatTileRows];
+  const uint8_t* rows[kRowsFnBlock];
   for (int64_t r = 0; r < n_rows; ++r) rows[r] = w_rows + r * w_row_bytes;
   const int64_t quads = n_rows / kFloatBlockRows, body = cols / 16 * 16;
   thread_local std::vector<float> widened_storage, acc;
   // 64-byte aligned: every widened vector is one cache line.
-  widened_storage.resize(size_t(kFloatTileRows * kFloatChunk + 16));
+  widened_storage.resize(size_t(kRowsFnBlock * kFloatChunk + 16));
   float* widened = cache_line_aligned(widened_storage.data());
   for (int64_t t_begin = 0; t_begin < n_tok; t_begin += kFloatTokenPanel) {
     const int64_t t_end = std::min(n_tok, t_begin + kFloatTokenPanel), n = t_end - t_begin;
