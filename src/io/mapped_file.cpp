@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "base/progress_line.h"
 
 namespace csq::io {
 
@@ -66,6 +67,19 @@ MappedFile::MappedFile(const std::string& path, FileMemory memory, size_t aligne
   uint8_t* buffer = mapping_ + lead;
   // Read in pieces: a single read() stops at about 2 GB.
   constexpr size_t kPiece = size_t(64) << 20;
+  // A slow disk, or a VM whose fresh pages fault through to the host, can make this take minutes:
+  // past a few seconds the user sees how far it got.
+  constexpr double kQuietSeconds = 3;
+  ProgressLine progress;
+  bool progress_shown = false;
+  const auto show_progress = [&](size_t done, bool final) {
+    if (!(progress_shown || progress.seconds() > kQuietSeconds) || !progress.due(final)) return;
+    progress_shown = true;
+    char figures[96];
+    std::snprintf(figures, sizeof figures, ": %.2f of %.2f GB, %.0f MB/s", double(done) * 1e-9, double(size_) * 1e-9,
+                  double(done) * 1e-6 / progress.seconds());
+    progress.draw("loading " + path.substr(path.rfind('/') + 1) + figures, final);
+  };
   for (size_t done = 0; done < size_;) {
     const ssize_t got = ::pread(file.fd, buffer + done, std::min(kPiece, size_ - done), off_t(done));
     if (got < 0 && errno == EINTR) continue;
@@ -76,6 +90,7 @@ MappedFile::MappedFile(const std::string& path, FileMemory memory, size_t aligne
       fail_input(path + ": read failed at byte " + std::to_string(done) + ": " + why);
     }
     done += size_t(got);
+    show_progress(done, done == size_);
   }
   data_ = buffer;
   // Weights are read-only: a stray write faults instead of changing the model.
