@@ -118,6 +118,9 @@ void run_detect(const DetectOptions& o) {
   std::fprintf(stderr, "speed: %.0f events/s (%.2f s, %d thread%s)\n",
                stats.seconds > 0 ? double(stats.events + stats.unparseable) / stats.seconds : 0.0, stats.seconds,
                o.threads, o.threads == 1 ? "" : "s");
+  if (stats.failed_inputs)
+    fail_input(std::to_string(stats.failed_inputs) + " of " + std::to_string(o.events.size()) +
+               " inputs could not be read to the end (named above); their records before the failure were matched");
 }
 
 void run_rules(const DetectOptions& o) {

@@ -105,7 +105,14 @@ void run_inputs(const Detector& detector, std::vector<NamedInput> inputs, const 
         Slot& slot = slots[n];
         slot.problem.clear();
         slot.matches.clear();
-        if (reader.next(slot.record, slot.problem) == RecordReader::Status::End) {
+        RecordReader::Status status;
+        try {
+          status = reader.next(slot.record, slot.problem);
+        } catch (const Error&) {
+          process(input, n);  // the records read before the damage are the user's too
+          throw;
+        }
+        if (status == RecordReader::Status::End) {
           more = false;
           break;
         }
@@ -146,6 +153,7 @@ void run_inputs(const Detector& detector, std::vector<NamedInput> inputs, const 
       else run_json(input.name, ByteSource::open(input.name));
     } catch (const Error& e) {
       // An unreadable or corrupt input (a truncated .gz, a read error) ends that input, not the run.
+      ++stats.failed_inputs;
       problem(input.name, 0, e.what());
     }
   }

@@ -39,6 +39,7 @@ struct RunOptions {
 struct RunStats {
   uint64_t events = 0;       // records that parsed as events
   uint64_t unparseable = 0;  // records skipped with a problem
+  uint64_t failed_inputs = 0;  // inputs that could not be opened or read to the end (also counted as problems)
   uint64_t alerts = 0;
   std::array<uint64_t, 5> alerts_by_level{};
   std::map<std::string, uint64_t> problems_by_reason;

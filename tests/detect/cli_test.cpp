@@ -87,5 +87,17 @@ TEST(DetectCli, RulesListingAndUsageErrors) {
   EXPECT_EQ(run_csq({"detect", "--rules", "/nonexistent.yml", "--events", "-"}).exit_code, 2);
 }
 
+TEST(DetectCli, AnInputThatCannotBeReadIsExitCode2AfterTheOthers) {
+  const std::string rules = write("cli_rules3.yml", kRules);
+  const std::string good = write("cli_good.jsonl", event(1));
+  const std::string missing = temp_dir() + "/cli_missing.jsonl";
+  const RunResult r = run_csq({"detect", "--rules", rules, "--events", missing, good, "--json"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.out.find("\"rule_id\":\"r-whoami\""), std::string::npos) << r.out;  // the good input still runs
+  EXPECT_NE(r.err.find(missing + ": cannot open"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1 of 2 inputs could not be read"), std::string::npos) << r.err;
+  EXPECT_EQ(run_csq({"detect", "--rules", rules, "--events", temp_dir(), "--json"}).exit_code, 2);
+}
+
 }  // namespace
 }  // namespace csq::test

@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -33,6 +34,8 @@ std::string gzip(const std::string& data) {
   deflateEnd(&z);
   return out;
 }
+
+std::string temp_dir_missing() { return csq::test::temp_dir() + "/no-such-file.jsonl"; }
 
 struct Read {
   std::vector<Record> records;
@@ -144,15 +147,25 @@ TEST(DetectEvents, FlatNxlogLayout) {
   EXPECT_EQ(f.at("<time>"), "2020-10-18 07:50:06.220");
 }
 
-TEST(DetectEvents, BadRecordsAreCountedAndNamed) {
-  // A 100 MB line against a 1 MiB limit, invalid UTF-8, JSON nested 10,000 deep, a non-object,
-  // then a good event: the good one is still read and matched.
+// One rule, A = 1, applied to every event.
+RuleSet rule_a_equals_1() {
   RuleSet set;
   load_rules_text("title: t\nauthor: a\nlogsource: {product: windows}\ndetection:\n  s:\n    A: 1\n  condition: s\n",
                   "r.yml", {}, set);
+  return set;
+}
+
+DetectorOptions any_logsource() {
   DetectorOptions o;
   o.ignore_logsource = true;
-  const Detector d(set, Pipeline{}, o);
+  return o;
+}
+
+TEST(DetectEvents, BadRecordsAreCountedAndNamed) {
+  // A 100 MB line against a 1 MiB limit, invalid UTF-8, JSON nested 10,000 deep, a non-object,
+  // then a good event: the good one is still read and matched.
+  const RuleSet set = rule_a_equals_1();
+  const Detector d(set, Pipeline{}, any_logsource());
   std::string input = "{\"A\": \"" + std::string(100u << 20, 'x') + "\"}\n";
   input += "{\"A\": \"\xff\xfe\"}\n";
   input += std::string(10000, '[') + std::string(10000, ']') + "\n";
@@ -181,6 +194,34 @@ TEST(DetectEvents, BadRecordsAreCountedAndNamed) {
   EXPECT_NE(problems[1].reason.find("UTF-8"), std::string::npos) << problems[1].reason;
   EXPECT_NE(problems[2].reason.find("deep"), std::string::npos) << problems[2].reason;
   EXPECT_EQ(problems[3].reason, "not a JSON object");
+}
+
+TEST(DetectEvents, RecordsBeforeGzipDamageAreMatchedAndTheInputCountsAsFailed) {
+  // 3,000 events, the .gz cut in half: the events inflated before the cut are still matched
+  // (they share a batch with the cut), the cut is one problem naming the file, the other
+  // inputs (a missing file, a directory, a good file) are each read or named.
+  const RuleSet set = rule_a_equals_1();
+  const Detector d(set, Pipeline{}, any_logsource());
+  std::string events;
+  for (int i = 0; i < 3000; ++i) events += "{\"A\": 1, \"pad\": \"" + std::to_string(i * 7919) + "\"}\n";
+  const std::string gz = gzip(events);
+  const std::string cut = write_temp("cut.jsonl.gz", gz.substr(0, gz.size() / 2));
+  const std::string good = write_temp("good.jsonl", "{\"A\": 1}\n");
+  RunStats stats;
+  std::vector<InputProblem> problems;
+  std::map<std::string, size_t> alerts;
+  run_detection(
+      d, {cut, temp_dir_missing(), csq::test::temp_dir(), good}, {}, [&](Alert&& a) { ++alerts[a.source]; },
+      [&](const InputProblem& p) { problems.push_back(p); }, stats);
+  EXPECT_GT(alerts[cut], 500u);
+  EXPECT_LT(alerts[cut], 3000u);
+  EXPECT_EQ(alerts[good], 1u);
+  EXPECT_EQ(stats.failed_inputs, 3u);
+  ASSERT_EQ(problems.size(), 3u);
+  EXPECT_EQ(problems[0].source, cut);
+  EXPECT_NE(problems[0].reason.find("truncated"), std::string::npos) << problems[0].reason;
+  EXPECT_NE(problems[1].reason.find("cannot open"), std::string::npos) << problems[1].reason;
+  EXPECT_NE(problems[2].reason.find("directory"), std::string::npos) << problems[2].reason;
 }
 
 TEST(DetectEvents, AlertJsonCarriesAuthorAndEvent) {
