@@ -122,6 +122,34 @@ bool api_key_matches(const std::string& presented, const std::string& expected) 
   return diff == 0;
 }
 
+void post_bounded(httplib::Server& svr, const std::string& pattern, size_t max_bytes, httplib::Server::Handler handler) {
+  svr.Post(pattern, [max_bytes, handler](const httplib::Request& req, httplib::Response& res,
+                                         const httplib::ContentReader& read) {
+    if (req.is_multipart_form_data()) {
+      send_error(res, error(415, "the request body must be JSON, not multipart/form-data"));
+      return;
+    }
+    httplib::Request with_body = req;
+    bool too_large = false;
+    const bool complete = read([&](const char* data, size_t size) {
+      too_large = with_body.body.size() + size > max_bytes;
+      if (!too_large) with_body.body.append(data, size);
+      return !too_large;
+    });
+    if (too_large || res.status == 413) {  // 413: httplib refused a Content-Length over the limit
+      res.set_header("Connection", "close");  // the rest of the body is left unread
+      send_error(res, error(413, "request body too large (the limit is " + std::to_string(max_bytes >> 20) +
+                                     " MiB, --max-body-mb)"));
+      return;
+    }
+    if (!complete) {
+      send_error(res, error(400, "the request body could not be read (a Content-Length or chunked body is needed)"));
+      return;
+    }
+    handler(with_body, res);
+  });
+}
+
 HttpServer::HttpServer(const Engine& engine, Scheduler& scheduler, ServerOptions options)
     : engine_(engine),
       scheduler_(scheduler),
@@ -476,8 +504,8 @@ void HttpServer::install_routes() {
       }
     };
   };
-  svr.Post("/v1/chat/completions", generation(true));
-  svr.Post("/v1/completions", generation(false));
+  post_bounded(svr, "/v1/chat/completions", options_.max_body_bytes, generation(true));
+  post_bounded(svr, "/v1/completions", options_.max_body_bytes, generation(false));
   install_task_routes(svr);
   install_console_routes(svr);
 }

@@ -31,6 +31,11 @@ inline ApiError queue_full(httplib::Response& res) {
   return error(429, "the server is busy: the request queue is full; retry shortly", "rate_limit_error");
 }
 
+// Registers a POST route whose body is read here, at most `max_bytes` of it as decoded: httplib
+// 0.11 checks only a Content-Length against its limit, so a chunked body, or a small one that
+// inflates (Content-Encoding: gzip), would be read whole whatever its size.
+void post_bounded(httplib::Server& svr, const std::string& pattern, size_t max_bytes, httplib::Server::Handler handler);
+
 // The console's pages and files (console_routes.cpp): served without the API key.
 bool is_console_path(const std::string& path);
 

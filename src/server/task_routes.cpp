@@ -159,7 +159,7 @@ void HttpServer::install_task_routes(httplib::Server& svr) {
     return api;
   };
 
-  svr.Post("/v1/detect", task("/v1/detect", [this](const httplib::Request& req) {
+  post_bounded(svr, "/v1/detect", options_.max_body_bytes, task("/v1/detect", [this](const httplib::Request& req) {
              if (!options_.detector)
                throw error(404, "this server has no detection rules (start csq serve with --rules DIR [--pipeline FILE])",
                            "invalid_request_error", "no_rules");
@@ -180,7 +180,7 @@ void HttpServer::install_task_routes(httplib::Server& svr) {
              return ojson{{"events", stats.events}, {"alerts", std::move(alerts)}, {"problems", std::move(problems)}};
            }));
 
-  svr.Post("/v1/triage", generating_task("/v1/triage", [this, sampling](const httplib::Request& req,
+  post_bounded(svr, "/v1/triage", options_.max_body_bytes, generating_task("/v1/triage", [this, sampling](const httplib::Request& req,
                                                                          std::shared_ptr<const std::atomic<bool>> abandoned) {
              const ojson body = parse_body(req.body);
              expect_fields(body, {"records", "context"});
@@ -223,7 +223,7 @@ void HttpServer::install_task_routes(httplib::Server& svr) {
              };
            }));
 
-  svr.Post("/v1/respond", generating_task("/v1/respond", [this, sampling](const httplib::Request& req,
+  post_bounded(svr, "/v1/respond", options_.max_body_bytes, generating_task("/v1/respond", [this, sampling](const httplib::Request& req,
                                                                            std::shared_ptr<const std::atomic<bool>> abandoned) {
              if (!options_.kb) throw error(404, "no ATT&CK knowledge base is loaded (start csq serve with --kb DIR)");
              const ojson body = parse_body(req.body);

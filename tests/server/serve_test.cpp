@@ -4,6 +4,7 @@
 #include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <fstream>
@@ -111,6 +112,7 @@ class RawRequests : public ::testing::Test {
     ServerOptions options;
     options.model_alias = "tiny";
     options.log_requests = false;
+    options.max_body_bytes = kMaxBody;
     http_ = std::make_unique<HttpServer>(*engine_, *scheduler_, options);
   }
   std::string post(const std::string& path, const std::string& json) {
@@ -118,6 +120,7 @@ class RawRequests : public ::testing::Test {
                           std::to_string(json.size()) + "\r\n\r\n" + json);
   }
 
+  static constexpr size_t kMaxBody = 1 << 20;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Scheduler> scheduler_;
@@ -145,6 +148,37 @@ TEST_F(RawRequests, DeeplyNestedJsonIsRefused) {
   const std::string answer = post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}], "tools": )" + deep + "}");
   EXPECT_TRUE(answer.starts_with("HTTP/1.1 400 ")) << answer.substr(0, 300);
   EXPECT_NE(answer.find("nests deeper than 64 levels"), std::string::npos) << answer.substr(0, 300);
+}
+
+TEST_F(RawRequests, TheBodyLimitHoldsForChunkedAndCompressedBodies) {
+  // httplib checks only a Content-Length against the limit; a chunked body, or a small one
+  // that inflates (Content-Encoding), was read whole: 194 KB of gzip took 5.4 GB of memory.
+  const std::string body = R"({"prompt": ")" + std::string(kMaxBody, 'a') + R"(", "max_tokens": 1})";
+  char size[32];
+  std::snprintf(size, sizeof size, "%zx", body.size());
+  const std::string chunked = http_->respond("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                             "Transfer-Encoding: chunked\r\n\r\n" + std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n");
+  EXPECT_TRUE(chunked.starts_with("HTTP/1.1 413 ")) << chunked.substr(0, 400);
+  EXPECT_NE(chunked.find("request body too large"), std::string::npos) << chunked.substr(0, 400);
+
+  std::string deflated(compressBound(uLong(body.size())), '\0');
+  uLongf deflated_size = uLongf(deflated.size());
+  ASSERT_EQ(compress2(reinterpret_cast<Bytef*>(deflated.data()), &deflated_size,
+                      reinterpret_cast<const Bytef*>(body.data()), uLong(body.size()), 9), Z_OK);
+  deflated.resize(deflated_size);
+  ASSERT_LT(deflated.size(), kMaxBody / 100);
+  const std::string inflated = http_->respond("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                              "Content-Encoding: deflate\r\nContent-Length: " + std::to_string(deflated.size()) +
+                                              "\r\n\r\n" + deflated);
+  EXPECT_TRUE(inflated.starts_with("HTTP/1.1 413 ")) << inflated.substr(0, 400);
+
+  // A chunked body within the limit is still read.
+  const std::string small = R"({"prompt": "Alert:", "max_tokens": 1})";
+  std::snprintf(size, sizeof size, "%zx", small.size());
+  const std::string ok = http_->respond("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                        "Transfer-Encoding: chunked\r\n\r\n" + std::string(size) + "\r\n" + small + "\r\n0\r\n\r\n");
+  EXPECT_TRUE(ok.starts_with("HTTP/1.1 200 ")) << ok.substr(0, 400);
+  EXPECT_NE(post("/v1/completions", body).find("HTTP/1.1 413 "), std::string::npos);
 }
 
 }  // namespace
