@@ -40,6 +40,19 @@ struct Submitted {
   }
 };
 
+// The metrics label of a request refused before routing: its route when it names one, else
+// "other". Never the path itself, which the client chose (any bytes, once decoded) and which
+// would add a series per path.
+std::string route_label(const std::string& path) {
+  static const char* const kRoutes[] = {"/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions",
+                                        "/v1/detect", "/v1/triage", "/v1/respond", "/v1/kb/search"};
+  for (const char* route : kRoutes)
+    if (path == route) return route;
+  if (path.starts_with("/v1/kb/techniques/")) return "/v1/kb/techniques/{id}";
+  if (path.starts_with("/v1/kb/mitigations/")) return "/v1/kb/mitigations/{id}";
+  return "other";
+}
+
 // A connection held in memory: reads the given request bytes, collects the response bytes.
 class MemoryStream : public httplib::Stream {
  public:
@@ -256,7 +269,7 @@ void HttpServer::install_routes() {
       if (!api_key_matches(presented, options_.api_key)) {
         send_error(res, error(401, "invalid or missing API key (Authorization: Bearer KEY)", "authentication_error",
                               "invalid_api_key"));
-        metrics_.count_request(req.path, 401);
+        metrics_.count_request(route_label(req.path), 401);
         return httplib::Server::HandlerResponse::Handled;
       }
     }

@@ -181,5 +181,22 @@ TEST_F(RawRequests, TheBodyLimitHoldsForChunkedAndCompressedBodies) {
   EXPECT_NE(post("/v1/completions", body).find("HTTP/1.1 413 "), std::string::npos);
 }
 
+TEST_F(RawRequests, RefusedPathsCannotWriteIntoTheMetrics) {
+  // A request without the key is counted under its route, never under the path it sent: a
+  // decoded path could otherwise add lines to the exposition, and random paths grow it forever.
+  ServerOptions options;
+  options.api_key = "0123456789abcdef0123";
+  options.log_requests = false;
+  HttpServer http(*engine_, *scheduler_, options);
+  const std::string forged = "/x%22%7D%201%0Acsq_requests_total%7Bendpoint%3D%22%2Fv1%2Fcompletions%22%7D%2099999%0A%23";
+  for (const std::string path : {forged, std::string("/random-1"), std::string("/random-2"), std::string("/v1/models")})
+    EXPECT_TRUE(http.respond("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 401 ")) << path;
+  const std::string metrics = http.respond("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer 0123456789abcdef0123\r\n\r\n");
+  EXPECT_EQ(metrics.find("99999"), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("random"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("csq_requests_total{endpoint=\"other\",status=\"401\"} 3\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("csq_requests_total{endpoint=\"/v1/models\",status=\"401\"} 1\n"), std::string::npos) << metrics;
+}
+
 }  // namespace
 }  // namespace csq::server
