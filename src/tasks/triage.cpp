@@ -564,9 +564,11 @@ void triage_stream(ChatBackend& backend, const TriageSource& source, const std::
         try {
           input = source();
         } catch (...) {
+          // Bad input ends the reading, not the inputs already read: they are answered and
+          // handed to the sink first.
           std::lock_guard<std::mutex> lock(mutex);
           if (!failure) failure = std::current_exception();
-          stop = true;
+          exhausted = true;
           cv.notify_all();
           return;
         }

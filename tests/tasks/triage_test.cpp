@@ -7,9 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "base/error.h"
 #include "runtime/constraint.h"
@@ -243,6 +246,32 @@ TEST(TriageHybrid, AnInputAlertCarriesItsOwnRuleIdInBothLayouts) {
                 .rules,
             std::vector<std::string>{"r-nested"});
   EXPECT_TRUE(triage_input(backend, input(R"({"EventID": 1})"), "", o).rules.empty());
+}
+
+// Two inputs answered at once; complete() holds the first until the source has failed on the
+// second, as when a bad line follows a good one in a pipe.
+class HeldBackend : public RecordingBackend {
+ public:
+  ChatResult complete(const ChatRequest& r) override {
+    for (int i = 0; i < 500 && !source_failed; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return RecordingBackend::complete(r);
+  }
+  int concurrency() const override { return 2; }
+  std::atomic<bool> source_failed{false};
+};
+
+TEST(TriageStream, InputsReadBeforeABadOneAreAnsweredBeforeTheError) {
+  HeldBackend backend;
+  size_t calls = 0;
+  const TriageSource source = [&]() -> std::optional<TriageInput> {
+    if (calls++ == 0) return input(R"({"EventID": 1})", "stdin:1");
+    backend.source_failed = true;
+    fail_input("stdin:2: not valid JSON");
+  };
+  std::vector<std::string> answered;
+  EXPECT_THROW(triage_stream(backend, source, "", TriageOptions{}, [&](size_t, const TriageResult& r) { answered.push_back(r.id); }),
+               csq::Error);
+  EXPECT_EQ(answered, std::vector<std::string>{"stdin:1"});
 }
 
 // ---- on the real Qwen3 tokenizer and the fixture model ----
