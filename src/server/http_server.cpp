@@ -409,22 +409,22 @@ void HttpServer::install_routes() {
           metrics_.count_request(endpoint, 200);
           metrics_.observe_latency(std::chrono::duration<double>(Clock::now() - received).count(), first);
         };
+        auto hung_up = [this, endpoint] { metrics_.count_request(endpoint, kClientClosed); };
 
         if (!api.stream) {
           // The answer is awaited inside the response so that a client that hangs up is noticed
           // (a failed write of the leading whitespace, which JSON ignores) and its work cancelled.
           res.set_chunked_content_provider(
               "application/json",
-              [this, submitted, api, id, created, model, chat, record, log_content](size_t, httplib::DataSink& sink) mutable {
-                for (auto& job : submitted.jobs) {
-                  while (!job->finished()) {
-                    if (job->next_event(std::chrono::milliseconds(1000))) continue;
+              [this, submitted, api, id, created, model, chat, record, hung_up, log_content](size_t, httplib::DataSink& sink) mutable {
+                // A space each second the answer is not ready, whether tokens are coming or not.
+                for (auto& job : submitted.jobs)
+                  while (!job->wait_for(std::chrono::milliseconds(1000)))
                     if (!sink.write(" ", 1)) {
                       submitted.cancel_all();
+                      hung_up();
                       return false;
                     }
-                  }
-                }
                 std::vector<Choice> choices;
                 int64_t cached = 0;
                 for (size_t i = 0; i < submitted.jobs.size(); ++i) {
@@ -447,7 +447,7 @@ void HttpServer::install_routes() {
         res.set_header("X-Accel-Buffering", "no");
         res.set_chunked_content_provider(
             "text/event-stream",
-            [submitted, api, id, created, model, chat, record](size_t, httplib::DataSink& sink) mutable {
+            [submitted, api, id, created, model, chat, record, hung_up](size_t, httplib::DataSink& sink) mutable {
               auto send = [&](const ojson& event) {
                 const std::string text = sse(event);
                 return sink.write(text.data(), text.size());
@@ -484,11 +484,13 @@ void HttpServer::install_routes() {
                   }
                   if (!ok) {  // the client went away: stop generating for it
                     submitted.cancel_all();
+                    hung_up();
                     return false;
                   }
                 }
                 if (!progressed && !sink.is_writable()) {
                   submitted.cancel_all();
+                  hung_up();
                   return false;
                 }
               }

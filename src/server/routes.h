@@ -25,6 +25,9 @@ inline void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(dump(e.body()), "application/json");
 }
 
+// Client Closed Request, as nginx logs it: the client left before the answer.
+constexpr int kClientClosed = 499;
+
 // A full request queue: a condition of the moment, which the client retries after Retry-After.
 inline ApiError queue_full(httplib::Response& res) {
   res.set_header("Retry-After", "1");

@@ -82,9 +82,6 @@ struct RunningTask {
 // second (JSON ignores leading whitespace): a failed write is a client that hung up.
 constexpr auto kCommitAfter = std::chrono::seconds(1);
 
-// Client Closed Request, as nginx logs it: the client left before the answer.
-constexpr int kClientClosed = 499;
-
 }  // namespace
 
 void HttpServer::install_task_routes(httplib::Server& svr) {

@@ -198,5 +198,40 @@ TEST_F(RawRequests, RefusedPathsCannotWriteIntoTheMetrics) {
   EXPECT_NE(metrics.find("csq_requests_total{endpoint=\"/v1/models\",status=\"401\"} 1\n"), std::string::npos) << metrics;
 }
 
+TEST_F(RawRequests, AClientThatHangsUpStopsItsGenerationAndIsCounted) {
+  SchedulerConfig config;
+  config.n_ctx = 4096;  // room for an answer that runs far longer than the test
+  Scheduler scheduler(*engine_->model, engine_->tokenizer, *pool_, config);
+  ServerOptions options;
+  options.port = 0;
+  options.log_requests = false;
+  HttpServer http(*engine_, scheduler, options);
+  http.bind();
+  std::thread serving([&] { http.serve(); });
+  httplib::Client client("127.0.0.1", http.port());
+  for (const bool stream : {true, false}) {
+    const uint64_t generated_before = scheduler.stats().generated_tokens;
+    httplib::Request request;
+    request.method = "POST";
+    request.path = "/v1/completions";
+    request.set_header("Content-Type", "application/json");
+    request.body = std::string(R"({"prompt": "Incident timeline:", "max_tokens": 4000, "ignore_eos": true, "stream": )") +
+                   (stream ? "true}" : "false}");
+    // The first bytes (a stream's first chunk; a waiting answer's keep-alive space after a
+    // second) end the request: the client hangs up.
+    request.content_receiver = [](const char*, size_t, uint64_t, uint64_t) { return false; };
+    client.send(request);
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while ((scheduler.stats().active > 0 || scheduler.stats().queue_depth > 0) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(scheduler.stats().active, 0) << (stream ? "stream" : "waiting answer");
+    EXPECT_LT(scheduler.stats().generated_tokens - generated_before, 2000u) << (stream ? "stream" : "waiting answer");
+  }
+  const std::string metrics = http.respond("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(metrics.find("csq_requests_total{endpoint=\"/v1/completions\",status=\"499\"} 2\n"), std::string::npos) << metrics;
+  http.stop(0ms);
+  serving.join();
+}
+
 }  // namespace
 }  // namespace csq::server
