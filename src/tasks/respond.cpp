@@ -87,12 +87,29 @@ std::string retrieval_query(const RespondInput& input) {
   return text;
 }
 
+// A record `csq detect --json` writes: the rule's id, title and file beside the event (a
+// correlation's event is its summary).
+bool is_detect_alert(const ojson& record) {
+  const ojson* event = member(record, "event");
+  for (const char* key : {"rule_id", "title", "rule_file"})
+    if (const ojson* v = member(record, key); !v || !v->is_string()) return false;
+  return event && event->is_object();
+}
+
 std::string input_kind(const RespondInput& input) {
   if (input.record.is_null()) return "text";
   if (is_triage(input.record)) return "triage";
   const ojson* type = member(input.record, "type");
   if (type && type->is_string() && (*type == "sigma_alert" || *type == "sigma_correlation")) return type->get<std::string>();
+  if (is_detect_alert(input.record))
+    return member(*member(input.record, "event"), "correlation") ? "sigma_correlation" : "sigma_alert";
   return "record";
+}
+
+// The title of the rule the alert is from: Sigma's nested `rule.title` or csq detect's `title`.
+const ojson* rule_title(const ojson& alert) {
+  if (const ojson* title = path(alert, {"rule", "title"}); title && title->is_string()) return title;
+  return is_detect_alert(alert) ? member(alert, "title") : nullptr;
 }
 
 // The input as the model sees it: JSON, with every '<' escaped so that nothing inside can close
@@ -317,7 +334,7 @@ ojson build_plan(const kb::KnowledgeBase& kb, const RespondInput& input, const s
     techniques_out.push_back({{"id", t.id}, {"name", t.name}, {"tactics", tactic_names(kb, t)}, {"source", pt.source}});
   }
   ojson in = {{"where", input.where}, {"kind", input_kind(input)}};
-  if (const ojson* title = path(alert_of(input.record), {"rule", "title"}); title && title->is_string()) in["rule"] = *title;
+  if (const ojson* title = rule_title(alert_of(input.record))) in["rule"] = *title;
   ojson out;
   out["type"] = "response_plan";
   out["input"] = in;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -166,6 +167,27 @@ TEST(RespondValidation, RemovesUnknownAndUnlinkedIdsAndListsThem) {
   EXPECT_NE(md.find("\n## Respond\n\n### RS.MA Incident Management\n\n- [ ] Escalate to tier 2.\n"), std::string::npos) << md;
   EXPECT_NE(md.find("- [ ] Block unsigned scripts. (M1038 Execution Prevention)\n"), std::string::npos) << md;
   EXPECT_NE(md.find("- mitigation M1056 in step 3: not linked"), std::string::npos) << md;
+}
+
+TEST(RespondValidation, CsqDetectsOwnAlertsAreSigmaAlertsWithTheirRuleTitle) {
+  CSQ_REQUIRE_ATTACK();
+  // The records `csq detect --json` writes (detect::alert_json): a rule's alert and a correlation's.
+  const ojson alert = ojson::parse(R"j({"time": "2020-12-19T07:00:22.190Z", "rule_id": "92626ddd", "title": "Scheduled Task Creation",
+      "level": "low", "status": "test", "author": "Florian Roth (Nextron Systems)", "tags": ["attack.t1053.005"],
+      "rule_file": "rules/proc_creation_win_schtasks_creation.yml", "source": "schtask.jsonl", "record": 66,
+      "matched": {"CommandLine": "schtasks /create"}, "event": {"EventID": 4688, "CommandLine": "schtasks /create"}})j");
+  const ojson correlation = ojson::parse(R"({"time": "2024-01-01 10:00:02.000", "rule_id": "r-burst", "title": "Whoami burst",
+      "level": "high", "status": "unknown", "author": "John Roe", "tags": [], "rule_file": "corr.yml", "source": "w.jsonl",
+      "record": 2, "matched": {"User": "bob", "count": "2"},
+      "event": {"correlation": "event_count", "group": {"User": "bob"}, "count": 2, "timespan_ms": 60000, "last_rule": "Whoami"}})");
+  const ojson answer = {{"summary", "s"}, {"severity", "low"}, {"techniques", ojson::array()},
+                        {"steps", {{{"category", "RS.AN"}, {"action", "Check the task."}, {"mitigations", ojson::array()}}}}};
+  for (const auto& [record, kind, title] : {std::tuple{alert, "sigma_alert", "Scheduled Task Creation"},
+                                            std::tuple{correlation, "sigma_correlation", "Whoami burst"}}) {
+    const tasks::RespondInput in{"alerts.jsonl:1", record, {}};
+    const ojson plan = tasks::build_plan(shared_kb(), in, tasks::input_techniques(shared_kb(), in, 0), {}, answer_of(answer));
+    EXPECT_EQ(plan["input"], (ojson{{"where", "alerts.jsonl:1"}, {"kind", kind}, {"rule", title}}));
+  }
 }
 
 TEST(RespondValidation, AnAnswerCutOffIsAnErrorNotAPartialPlan) {
