@@ -1,6 +1,7 @@
 #include "detect/event.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -134,6 +135,11 @@ std::unique_ptr<ByteSource> ByteSource::open(const std::string& path) {
   } else {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) fail_input(path + ": cannot open (" + std::strerror(errno) + ")");
+    struct stat st;
+    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      fail_input(path + ": is a directory, not a file of events");
+    }
     raw = std::make_unique<FdSource>(fd, name, true);
   }
   std::string head;

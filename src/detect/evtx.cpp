@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -179,6 +180,7 @@ EvtxStats read_evtx(const std::string& path, const std::function<void(EvtxRecord
                     const std::function<void(const EvtxProblem&)>& on_problem) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
   if (!f) fail_input(path + ": cannot open: " + std::strerror(errno));
+  if (std::error_code ec; std::filesystem::is_directory(path, ec)) fail_input(path + ": is a directory, not an EVTX file");
   if (std::fseek(f.get(), 0, SEEK_END) != 0) fail_input(path + ": cannot seek: " + std::strerror(errno));
   const long size = std::ftell(f.get());
   if (size < 0) fail_input(path + ": not a regular file");

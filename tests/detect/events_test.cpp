@@ -103,6 +103,16 @@ TEST(DetectEvents, GzipIsInflatedWhateverTheName) {
   EXPECT_THROW(read_all(cut), csq::Error);
 }
 
+TEST(DetectEvents, ADirectoryIsBadInputNamingIt) {
+  try {
+    ByteSource::open(csq::test::temp_dir());
+    FAIL() << "a directory was opened as events";
+  } catch (const csq::Error& e) {
+    EXPECT_EQ(e.code(), csq::ErrorCode::BadInput);
+    EXPECT_EQ(std::string(e.what()), csq::test::temp_dir() + ": is a directory, not a file of events");
+  }
+}
+
 TEST(DetectEvents, EvtxDumpLayout) {
   const auto f = normalise(R"({"Event": {"#attributes": {"xmlns": "x"}, "System": {
       "Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon", "Guid": "G"}},

@@ -348,6 +348,11 @@ TEST(DetectEvtx, CliDumpsJsonLinesAndSummarisesProblems) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("not.evtx: not an EVTX file"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("Record 2"), std::string::npos);  // the good file after it is still dumped
+
+  r = test::run_csq({"evtx", test::temp_dir(), path});  // a directory is bad input, not a runtime failure
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find(test::temp_dir() + ": is a directory"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("Record 2"), std::string::npos);
 }
 
 }  // namespace
