@@ -1,6 +1,8 @@
 #include "server/openai.h"
 
+#include <algorithm>
 #include <cmath>
+#include <initializer_list>
 
 #include "tokenizer/tokenizer.h"
 
@@ -45,6 +47,30 @@ bool boolean(const json& body, const char* key) {
   const json* v = field(body, key);
   if (!v->is_boolean()) bad(key, std::string("'") + key + "' must be true or false");
   return v->get<bool>();
+}
+
+// The fields both endpoints read; `user` (an end-user id for a provider's abuse monitoring)
+// changes no answer, so it is taken and left.
+constexpr std::string_view kCommonFields[] = {
+    "model", "temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty", "repetition_penalty",
+    "seed", "max_tokens", "max_completion_tokens", "stop", "n", "stream", "stream_options", "ignore_eos", "logit_bias",
+    "response_format", "user"};
+
+// A field the endpoint does not read is refused naming it, as OpenAI does: ignoring it would
+// answer a different question (a misspelt max_tokens, a suffix, best_of) without a word.
+void expect_known_fields(const json& body, std::initializer_list<std::string_view> own) {
+  for (const auto& item : body.items()) {
+    const std::string& key = item.key();
+    const auto is_key = [&](std::string_view name) { return key == name; };
+    if (std::none_of(std::begin(kCommonFields), std::end(kCommonFields), is_key) && std::none_of(own.begin(), own.end(), is_key))
+      bad(key, "unknown field '" + key + "': this server does not support it");
+  }
+}
+
+// Combinations that would drop what was asked for, refused as OpenAI refuses them.
+void check_streaming(const json& body, const ApiRequest& r) {
+  if (field(body, "stream_options") && !r.stream) bad("stream_options", "'stream_options' is only allowed with 'stream': true");
+  if (r.stream && r.logprobs) bad("logprobs", "'logprobs' are not available with 'stream': true; ask without streaming");
 }
 
 // Fields shared by both endpoints.
@@ -174,6 +200,9 @@ ApiRequest parse_chat_request(const json& body, const ApiLimits& limits) {
   ApiRequest r;
   r.chat = true;
   parse_common(body, limits, r);
+  expect_known_fields(body, {"messages", "tools", "tool_choice", "logprobs", "top_logprobs", "chat_template_kwargs"});
+  if (const json* v = field(body, "tool_choice"); v && *v != "auto")
+    bad("tool_choice", "only 'tool_choice': \"auto\" is supported (the model decides whether to call a tool)");
   const json* messages = field(body, "messages");
   if (!messages || !messages->is_array() || messages->empty()) bad("messages", "'messages' must be a non-empty array");
   r.messages = ojson::array();
@@ -199,6 +228,8 @@ ApiRequest parse_chat_request(const json& body, const ApiLimits& limits) {
     if (!kwargs->is_object()) bad("chat_template_kwargs", "'chat_template_kwargs' must be an object");
     r.chat_template_kwargs = *kwargs;
   }
+  if (r.top_logprobs > 0 && !r.logprobs) bad("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+  check_streaming(body, r);
   return r;
 }
 
@@ -206,6 +237,7 @@ ApiRequest parse_completion_request(const json& body, const ApiLimits& limits) {
   ApiRequest r;
   r.chat = false;
   parse_common(body, limits, r);
+  expect_known_fields(body, {"prompt", "logprobs", "echo"});
   const json* prompt = field(body, "prompt");
   if (!prompt) bad("prompt", "'prompt' is required");
   auto as_ids = [](const json& arr) {
@@ -238,6 +270,7 @@ ApiRequest parse_completion_request(const json& body, const ApiLimits& limits) {
     r.top_logprobs = int32_t(integer(body, "logprobs", 0, limits.max_top_logprobs));
   }
   if (field(body, "echo")) r.echo = boolean(body, "echo");
+  check_streaming(body, r);
   return r;
 }
 

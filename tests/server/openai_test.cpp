@@ -26,10 +26,9 @@ TEST(OpenAiRequest, ChatFieldsAreParsed) {
                                {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
     "temperature": 0.3, "top_p": 0.9, "top_k": 20, "min_p": 0.05, "seed": 42, "max_completion_tokens": 64,
     "stop": ["</s>", "\n\n"], "n": 2, "stream": true, "stream_options": {"include_usage": true},
-    "logprobs": true, "top_logprobs": 3, "presence_penalty": 0.5, "frequency_penalty": 0.25,
-    "logit_bias": {"151645": -100},
-    "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"b": {"type": "string"}, "a": {"type": "integer"}}}}},
-    "unknown_field_is_ignored": 1})"),
+    "presence_penalty": 0.5, "frequency_penalty": 0.25, "logit_bias": {"151645": -100}, "user": "analyst-7",
+    "tool_choice": "auto",
+    "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"b": {"type": "string"}, "a": {"type": "integer"}}}}}})"),
                                     ApiLimits{});
   EXPECT_EQ(r.messages.size(), 2u);
   EXPECT_EQ(r.messages[1]["content"], "ab");
@@ -40,8 +39,11 @@ TEST(OpenAiRequest, ChatFieldsAreParsed) {
   EXPECT_EQ(r.max_tokens, 64);
   EXPECT_EQ(r.stop, (std::vector<std::string>{"</s>", "\n\n"}));
   EXPECT_EQ(r.n, 2);
-  EXPECT_TRUE(r.stream && r.include_usage && r.logprobs);
-  EXPECT_EQ(r.top_logprobs, 3);
+  EXPECT_TRUE(r.stream && r.include_usage);
+  const auto with_logprobs = parse_chat_request(
+      ojson::parse(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 3})"), ApiLimits{});
+  EXPECT_TRUE(with_logprobs.logprobs);
+  EXPECT_EQ(with_logprobs.top_logprobs, 3);
   EXPECT_FLOAT_EQ(r.sampling.logit_bias.at(151645), -100.0f);
   EXPECT_EQ(r.format, ResponseFormat::JsonSchema);
   // Property order survives parsing: the schema's order is the answer's order.
@@ -64,6 +66,37 @@ TEST(OpenAiRequest, BadFieldsAreNamed) {
             "response_format");
   EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})").param, "messages");
   EXPECT_EQ(chat_error(R"([1, 2])").status, 400);
+}
+
+ApiError completion_error(const std::string& body) {
+  try {
+    parse_completion_request(ojson::parse(body), ApiLimits{});
+  } catch (const ApiError& e) {
+    return e;
+  }
+  ADD_FAILURE() << "accepted: " << body;
+  return {};
+}
+
+TEST(OpenAiRequest, FieldsThatWouldBeIgnoredAreRefused) {
+  // OpenAI refuses a field it does not know; ignoring one would answer a different question
+  // (a misspelt max_tokens, a suffix, best_of, a forced tool call) without a word.
+  const std::string chat = R"({"messages": [{"role": "user", "content": "x"}], )";
+  ApiError e = chat_error(chat + R"("max_token": 5})");
+  EXPECT_EQ(e.param, "max_token");
+  EXPECT_NE(e.message.find("unknown field 'max_token'"), std::string::npos) << e.message;
+  EXPECT_EQ(chat_error(chat + R"("tool_choice": "required"})").param, "tool_choice");
+  EXPECT_EQ(chat_error(chat + R"("parallel_tool_calls": false})").param, "parallel_tool_calls");
+  EXPECT_EQ(completion_error(R"({"prompt": "x", "suffix": "}"})").param, "suffix");
+  EXPECT_EQ(completion_error(R"({"prompt": "x", "best_of": 3})").param, "best_of");
+  EXPECT_EQ(completion_error(R"({"prompt": "x", "messages": []})").param, "messages");
+  EXPECT_EQ(chat_error(chat + R"("prompt": "x"})").param, "prompt");
+  // Combinations OpenAI refuses, which would otherwise drop what was asked for.
+  EXPECT_EQ(chat_error(chat + R"("stream_options": {"include_usage": true}})").param, "stream_options");
+  EXPECT_EQ(chat_error(chat + R"("stream": true, "logprobs": true})").param, "logprobs");
+  EXPECT_EQ(completion_error(R"({"prompt": "x", "stream": true, "logprobs": 2})").param, "logprobs");
+  EXPECT_EQ(chat_error(chat + R"("top_logprobs": 2})").param, "top_logprobs");
+  EXPECT_EQ(completion_error(R"({"prompt": "x", "stream_options": {"include_usage": true}})").param, "stream_options");
 }
 
 TEST(OpenAiRequest, CompletionPrompts) {
