@@ -10,15 +10,18 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-ApiError chat_error(const std::string& body) {
+// The error a parser throws for `body` (a failure when it accepts it).
+ApiError request_error(ApiRequest (*parse)(const ojson&, const ApiLimits&), const std::string& body) {
   try {
-    parse_chat_request(ojson::parse(body), ApiLimits{});
+    parse(ojson::parse(body), ApiLimits{});
   } catch (const ApiError& e) {
     return e;
   }
   ADD_FAILURE() << "accepted: " << body;
   return {};
 }
+ApiError chat_error(const std::string& body) { return request_error(parse_chat_request, body); }
+ApiError completion_error(const std::string& body) { return request_error(parse_completion_request, body); }
 
 TEST(OpenAiRequest, ChatFieldsAreParsed) {
   const auto r = parse_chat_request(ojson::parse(R"({
@@ -66,16 +69,6 @@ TEST(OpenAiRequest, BadFieldsAreNamed) {
             "response_format");
   EXPECT_EQ(chat_error(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})").param, "messages");
   EXPECT_EQ(chat_error(R"([1, 2])").status, 400);
-}
-
-ApiError completion_error(const std::string& body) {
-  try {
-    parse_completion_request(ojson::parse(body), ApiLimits{});
-  } catch (const ApiError& e) {
-    return e;
-  }
-  ADD_FAILURE() << "accepted: " << body;
-  return {};
 }
 
 TEST(OpenAiRequest, FieldsThatWouldBeIgnoredAreRefused) {
