@@ -468,6 +468,10 @@ void HttpServer::install_routes() {
                     ok = send(chat_chunk(id, created, model, index, &empty, nullptr, nullptr, true));
                     started[i] = true;
                   }
+                  if (!chat && !started[i]) {  // echo: the prompt first
+                    if (!submitted.echo[i].empty()) ok = send(completion_chunk(id, created, model, index, submitted.echo[i], nullptr));
+                    started[i] = true;
+                  }
                   if (ok && (!event->content.empty() || !event->reasoning.empty())) {
                     if (chat)
                       ok = send(chat_chunk(id, created, model, index, event->content.empty() ? nullptr : &event->content,

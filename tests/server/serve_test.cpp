@@ -141,6 +141,17 @@ TEST_F(RawRequests, AnswersLikeAConnection) {
   EXPECT_NE(two.find(R"("id":"tiny")"), std::string::npos) << two;
 }
 
+TEST_F(RawRequests, EchoIsStreamedToo) {
+  // The prompt comes first, as in the answer that is not streamed.
+  const std::string whole = post("/v1/completions", R"({"prompt": "Alert:", "max_tokens": 2, "temperature": 0, "echo": true})");
+  EXPECT_NE(whole.find(R"("text":"Alert:)"), std::string::npos) << whole;
+  const std::string stream =
+      post("/v1/completions", R"({"prompt": "Alert:", "max_tokens": 2, "temperature": 0, "echo": true, "stream": true})");
+  EXPECT_NE(stream.find(R"("choices":[{"index":0,"text":"Alert:","logprobs":null,"finish_reason":null}])"), std::string::npos)
+      << stream;
+  EXPECT_LT(stream.find(R"("text":"Alert:")"), stream.find(R"("finish_reason":"length")")) << stream;
+}
+
 TEST_F(RawRequests, DeeplyNestedJsonIsRefused) {
   // Copying and rendering a request recurses over its JSON; nesting this deep would overflow
   // the stack of the handler thread.
