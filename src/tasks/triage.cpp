@@ -432,7 +432,10 @@ ojson TriageResult::to_json() const {
   j["truncated_fields"] = truncated_fields;
   j["omitted_fields"] = omitted_fields;
   j["decided_by"] = decided_by;
-  if (!rules.empty()) j["rules"] = rules;
+  if (!rules.empty()) {
+    j["rules"] = rules;
+    j["rule_authors"] = rule_authors;
+  }
   if (!error.empty()) {
     j["error"] = error;
     j["answer"] = answer;
@@ -458,19 +461,28 @@ ChatRequest triage_request(const TriageInput& input, const TriagePrompt& prompt,
 
 namespace {
 
-// The rule ids an input carries: the rules that fired (hybrid), else a csq detect alert's own
-// ("rule_id", or "rule": {"id"}).
-std::vector<std::string> input_rule_ids(const TriageInput& input) {
-  std::vector<std::string> ids;
-  for (const RuleContext& r : input.rules) ids.push_back(r.id.empty() ? r.title : r.id);
-  if (!ids.empty() || input.screened || !input.record.is_object()) return ids;
-  const auto flat = input.record.find("rule_id");
-  if (flat != input.record.end() && flat->is_string()) ids.push_back(*flat);
+// The rules an input carries, by id and author: the rules that fired (hybrid), else a csq
+// detect alert's own ("rule_id" and "author", or "rule": {"id", "author"}).
+void input_rules(const TriageInput& input, TriageResult& out) {
+  for (const RuleContext& r : input.rules) {
+    out.rules.push_back(r.id.empty() ? r.title : r.id);
+    out.rule_authors.push_back(r.author);
+  }
+  if (!out.rules.empty() || input.screened || !input.record.is_object()) return;
+  auto string_at = [](const ojson& object, const char* key) {
+    const auto it = object.find(key);
+    return it != object.end() && it->is_string() ? std::optional<std::string>(*it) : std::nullopt;
+  };
+  const ojson* rule = &input.record;
+  auto id = string_at(input.record, "rule_id");
   const auto nested = input.record.find("rule");
-  if (ids.empty() && nested != input.record.end() && nested->is_object() && nested->contains("id") &&
-      (*nested)["id"].is_string())
-    ids.push_back((*nested)["id"]);
-  return ids;
+  if (!id && nested != input.record.end() && nested->is_object()) {
+    rule = &*nested;
+    id = string_at(*nested, "id");
+  }
+  if (!id) return;
+  out.rules.push_back(*id);
+  out.rule_authors.push_back(string_at(*rule, "author").value_or(""));
 }
 
 }  // namespace
@@ -479,7 +491,7 @@ TriageResult triage_input(ChatBackend& backend, const TriageInput& input, const 
                           const TriageOptions& options) {
   TriageResult out;
   out.id = input.id;
-  out.rules = input_rule_ids(input);
+  input_rules(input, out);
   if (input.screened && !input.screen_problem.empty()) {
     out.decided_by = "rules";
     out.error = "the detection engine could not read the record as an event: " + input.screen_problem;

@@ -141,9 +141,10 @@ struct TriageResult {
   size_t truncated_fields = 0;
   size_t omitted_fields = 0;
   std::vector<std::string> rules;  // ids of the rules that fired (hybrid), or the input alert's rule_id
+  std::vector<std::string> rule_authors;  // their authors, in that order ("" when a rule names none)
   std::string decided_by = "model";  // "rules": hybrid mode, no rule fired, no model call
   // {"id", "verdict", "confidence", "techniques", "rationale", "next_steps", "prompt_tokens",
-  //  "answer_tokens", "truncated_fields", "omitted_fields", "decided_by", "rules"?, "error"?,
+  //  "answer_tokens", "truncated_fields", "omitted_fields", "decided_by", "rules"?, "rule_authors"?, "error"?,
   //  "answer"?}; confidence is null when the rules decided.
   nlohmann::ordered_json to_json() const;
 };

@@ -274,6 +274,24 @@ TEST(TriageStream, InputsReadBeforeABadOneAreAnsweredBeforeTheError) {
   EXPECT_EQ(answered, std::vector<std::string>{"stdin:1"});
 }
 
+TEST(TriageHybrid, ALineFromRulesNamesTheirAuthors) {
+  // The Detection Rule License 1.1: messages based on a rule's matches keep its author.
+  RecordingBackend backend;
+  TriageOptions o;
+  TriageInput fired = input(R"({"EventID": 1})", "e:1");
+  fired.screened = true;
+  fired.rules = {RuleContext{"id-a", "A", "high", "", {}, "A. Author", {}}, RuleContext{"id-b", "B", "low", "", {}, "", {}}};
+  const ojson hybrid = triage_input(backend, fired, "", o).to_json();
+  EXPECT_EQ(hybrid["rules"], ojson::array({"id-a", "id-b"}));
+  EXPECT_EQ(hybrid["rule_authors"], ojson::array({"A. Author", ""}));
+  EXPECT_EQ(triage_input(backend, input(R"({"rule_id": "r-flat", "author": "Jane Doe"})"), "", o).to_json()["rule_authors"],
+            ojson::array({"Jane Doe"}));
+  EXPECT_EQ(triage_input(backend, input(R"({"rule": {"id": "r-nested", "author": "John Roe"}})"), "", o)
+                .to_json()["rule_authors"],
+            ojson::array({"John Roe"}));
+  EXPECT_FALSE(triage_input(backend, input(R"({"EventID": 1})"), "", o).to_json().contains("rule_authors"));
+}
+
 // ---- on the real Qwen3 tokenizer and the fixture model ----
 
 class TriageOnFixture : public ::testing::Test {
