@@ -38,6 +38,18 @@ struct Submitted {
   void cancel_all() {
     for (auto& j : jobs) j->cancel();
   }
+  // As OpenAI counts: each prompt once however many choices it has (with what its first choice
+  // found cached), the tokens of every choice. Jobs are in prompt order, `n` choices each.
+  ojson usage(int32_t n) const {
+    int64_t prompt_tokens = 0, completion_tokens = 0, cached = 0;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      completion_tokens += int64_t(jobs[i]->result().tokens.size());
+      if (i % size_t(n) != 0) continue;
+      prompt_tokens += jobs[i]->result().prompt_tokens;
+      cached += jobs[i]->cached_prompt_tokens();
+    }
+    return usage_json(prompt_tokens, completion_tokens, cached);
+  }
 };
 
 // The metrics label of a request refused before routing: its route when it names one, else
@@ -426,14 +438,10 @@ void HttpServer::install_routes() {
                       return false;
                     }
                 std::vector<Choice> choices;
-                int64_t cached = 0;
-                for (size_t i = 0; i < submitted.jobs.size(); ++i) {
-                  choices.push_back({submitted.jobs[i]->result(), submitted.echo[i]});
-                  cached += submitted.jobs[i]->cached_prompt_tokens();
-                }
-                ojson out = chat ? chat_response(id, created, model, choices, engine_.tokenizer, api.logprobs)
-                                 : completion_response(id, created, model, choices, engine_.tokenizer, api.logprobs);
-                out["usage"]["prompt_tokens_details"]["cached_tokens"] = cached;
+                for (size_t i = 0; i < submitted.jobs.size(); ++i) choices.push_back({submitted.jobs[i]->result(), submitted.echo[i]});
+                const ojson usage = submitted.usage(api.n);
+                const ojson out = chat ? chat_response(id, created, model, choices, engine_.tokenizer, api.logprobs, usage)
+                                       : completion_response(id, created, model, choices, engine_.tokenizer, api.logprobs, usage);
                 if (log_content) std::fprintf(stderr, "  response: %s\n", dump(out).c_str());
                 const std::string text = dump(out);
                 sink.write(text.data(), text.size());
@@ -498,16 +506,9 @@ void HttpServer::install_routes() {
                   return false;
                 }
               }
-              if (api.include_usage) {
-                int64_t prompt_tokens = 0, completion_tokens = 0, cached = 0;
-                for (const auto& j : submitted.jobs) {
-                  prompt_tokens = std::max(prompt_tokens, j->result().prompt_tokens);
-                  completion_tokens += int64_t(j->result().tokens.size());
-                  cached += j->cached_prompt_tokens();
-                }
+              if (api.include_usage)
                 send({{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
-                      {"model", model}, {"choices", ojson::array()}, {"usage", usage_json(prompt_tokens, completion_tokens, cached)}});
-              }
+                      {"model", model}, {"choices", ojson::array()}, {"usage", submitted.usage(api.n)}});
               const std::string done_line = "data: [DONE]\n\n";
               sink.write(done_line.data(), done_line.size());
               sink.done();

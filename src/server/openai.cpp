@@ -286,10 +286,9 @@ ojson usage_json(int64_t prompt_tokens, int64_t completion_tokens, int64_t cache
 }
 
 ojson chat_response(const std::string& id, int64_t created, const std::string& model, const std::vector<Choice>& choices,
-                    const Tokenizer& tokenizer, bool logprobs) {
+                    const Tokenizer& tokenizer, bool logprobs, const ojson& usage) {
   ojson out = {{"id", id}, {"object", "chat.completion"}, {"created", created}, {"model", model}};
   ojson list = ojson::array();
-  int64_t prompt_tokens = 0, completion_tokens = 0;
   for (size_t i = 0; i < choices.size(); ++i) {
     const GenerationResult& r = choices[i].result;
     ojson message = {{"role", "assistant"}, {"content", r.content}};
@@ -309,19 +308,16 @@ ojson chat_response(const std::string& id, int64_t created, const std::string& m
     }
     choice["finish_reason"] = api_finish_reason(r);
     list.push_back(choice);
-    prompt_tokens = r.prompt_tokens;
-    completion_tokens += int64_t(r.tokens.size());
   }
   out["choices"] = list;
-  out["usage"] = usage_json(prompt_tokens, completion_tokens, 0);
+  out["usage"] = usage;
   return out;
 }
 
 ojson completion_response(const std::string& id, int64_t created, const std::string& model,
-                          const std::vector<Choice>& choices, const Tokenizer& tokenizer, bool logprobs) {
+                          const std::vector<Choice>& choices, const Tokenizer& tokenizer, bool logprobs, const ojson& usage) {
   ojson out = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model}};
   ojson list = ojson::array();
-  int64_t prompt_tokens = 0, completion_tokens = 0;
   for (size_t i = 0; i < choices.size(); ++i) {
     const GenerationResult& r = choices[i].result;
     ojson choice = {{"index", i}, {"text", choices[i].text_prefix + r.content}};
@@ -340,11 +336,9 @@ ojson completion_response(const std::string& id, int64_t created, const std::str
     }
     choice["finish_reason"] = api_finish_reason(r);
     list.push_back(choice);
-    prompt_tokens += r.prompt_tokens;
-    completion_tokens += int64_t(r.tokens.size());
   }
   out["choices"] = list;
-  out["usage"] = usage_json(prompt_tokens, completion_tokens, 0);
+  out["usage"] = usage;
   return out;
 }
 

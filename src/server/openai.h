@@ -87,10 +87,13 @@ struct Choice {
   std::string text_prefix;  // completions with echo: the prompt text
 };
 
+// `usage`: usage_json of the whole request.
 nlohmann::ordered_json chat_response(const std::string& id, int64_t created, const std::string& model,
-                                     const std::vector<Choice>& choices, const Tokenizer& tokenizer, bool logprobs);
+                                     const std::vector<Choice>& choices, const Tokenizer& tokenizer, bool logprobs,
+                                     const nlohmann::ordered_json& usage);
 nlohmann::ordered_json completion_response(const std::string& id, int64_t created, const std::string& model,
-                                           const std::vector<Choice>& choices, const Tokenizer& tokenizer, bool logprobs);
+                                           const std::vector<Choice>& choices, const Tokenizer& tokenizer, bool logprobs,
+                                           const nlohmann::ordered_json& usage);
 nlohmann::ordered_json usage_json(int64_t prompt_tokens, int64_t completion_tokens, int64_t cached_tokens);
 
 // One streamed chunk for choice `index`: text deltas, or the final chunk when finish_reason is set.

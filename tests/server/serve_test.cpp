@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "runtime/engine.h"
@@ -150,6 +151,33 @@ TEST_F(RawRequests, EchoIsStreamedToo) {
   EXPECT_NE(stream.find(R"("choices":[{"index":0,"text":"Alert:","logprobs":null,"finish_reason":null}])"), std::string::npos)
       << stream;
   EXPECT_LT(stream.find(R"("text":"Alert:")"), stream.find(R"("finish_reason":"length")")) << stream;
+}
+
+TEST_F(RawRequests, UsageCountsEachPromptOnceStreamedOrNot) {
+  // usage.prompt_tokens counts each prompt once however many choices it has (OpenAI's count),
+  // cached_tokens is a part of it, and a stream's usage chunk says the same as the answer.
+  const auto usage_of = [&](const std::string& body, bool stream) {
+    std::string answer = post("/v1/completions", body.substr(0, body.size() - 1) + (stream ? R"(, "stream": true, "stream_options": {"include_usage": true}})" : "}"));
+    const size_t at = answer.find(R"("usage":)");
+    EXPECT_NE(at, std::string::npos) << answer;
+    if (at == std::string::npos) return nlohmann::json();
+    nlohmann::json usage;
+    std::istringstream(answer.substr(at + 8)) >> usage;
+    return usage;
+  };
+  const int64_t alert = int64_t(engine_->encode_raw("Alert:").size());
+  const int64_t both = alert + int64_t(engine_->encode_raw("Another alert:").size());
+  for (const bool stream : {false, true}) {
+    nlohmann::json usage = usage_of(R"({"prompt": "Alert:", "max_tokens": 2, "n": 3})", stream);
+    EXPECT_EQ(usage["prompt_tokens"], alert) << usage;
+    EXPECT_EQ(usage["completion_tokens"], 6) << usage;
+    EXPECT_LE(usage["prompt_tokens_details"]["cached_tokens"].get<int64_t>(), alert) << usage;
+    usage = usage_of(R"({"prompt": ["Alert:", "Another alert:"], "max_tokens": 2, "n": 2})", stream);
+    EXPECT_EQ(usage["prompt_tokens"], both) << usage;
+    EXPECT_EQ(usage["completion_tokens"], 8) << usage;
+    EXPECT_EQ(usage["total_tokens"], both + 8) << usage;
+    EXPECT_LE(usage["prompt_tokens_details"]["cached_tokens"].get<int64_t>(), both) << usage;
+  }
 }
 
 TEST_F(RawRequests, DeeplyNestedJsonIsRefused) {
