@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iterator>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <string>
 #include <utility>
@@ -66,7 +67,7 @@ std::vector<float> kernel_activations(cpu::ActFormat act, const float* x, int64_
   if (act == cpu::ActFormat::Q8x32) {
     const auto* b = reinterpret_cast<const cpu::BlockQ8x32*>(q.data());
     for (int64_t i = 0; i < cols; ++i) out[size_t(i)] = b[i / 32].d * float(b[i / 32].qs[i % 32]);
-  } else if (act == cpu::ActFormat::Q8K) {
+  } else if (act == cpu::ActFormat::Q8K || act == cpu::ActFormat::Q8KLanes) {
     const auto* b = reinterpret_cast<const quants::BlockQ8_K*>(q.data());
     for (int64_t i = 0; i < cols; ++i) out[size_t(i)] = b[i / 256].d * float(b[i / 256].qs[i % 256]);
   } else if (act == cpu::ActFormat::BF16) {
@@ -294,6 +295,7 @@ TEST(Avx512Kernels, EightRowKernelsMatchTheAvx2RowKernelBitForBit) {
       const cpu::RowKernel* avx2 = cpu::avx2_kernel(type);
       const cpu::Rows8Fn rows8 = impl.parts(type).rows8;
       ASSERT_NE(rows8, nullptr);
+      const cpu::ActFormat act = impl.parts(type).act.value_or(avx2->act);
       // K-quants: more blocks than one pass of the in-place kernels (the one-token kernel's 32,
       // KQuantRows8's 64 / tokens) and of the tile holds; Q8_0: an odd block count (the in-place
       // kernel takes blocks in pairs) and a single block.
@@ -306,12 +308,12 @@ TEST(Avx512Kernels, EightRowKernelsMatchTheAvx2RowKernelBitForBit) {
                          (weights ? " all-0xFF weights" : " random weights") + " tokens=" + std::to_string(tokens));
             const std::vector<uint8_t> w = test::raw_weight_rows(type, 8, cols, weights == 1 ? test::WeightFill::Ones : test::WeightFill::Random, rng);
             const int64_t w_row_bytes = csq::row_bytes(type, cols);
-            const int64_t x_stride = cpu::act_row_bytes(avx2->act, cols);
+            const int64_t x_stride = cpu::act_row_bytes(act, cols);
             std::vector<uint8_t> xq(size_t(tokens * x_stride));
             std::vector<float> x(static_cast<size_t>(cols));
             for (int64_t t = 0; t < tokens; ++t) {
               for (float& v : x) v = t % 2 ? 1.f : normal(rng);
-              cpu::quantize_act(avx2->act, x.data(), xq.data() + t * x_stride, cols);
+              cpu::quantize_act(act, x.data(), xq.data() + t * x_stride, cols);
             }
             std::vector<float> eight(size_t(tokens * 8));
             rows8(w.data(), w_row_bytes, xq.data(), x_stride, tokens, cols, eight.data(), 8);
@@ -412,6 +414,7 @@ TEST(Avx512Kernels, RowsInLanesMatchTheAvx2RowKernelBitForBit) {
       if (!rows_fn) continue;
       ++tested;
       const cpu::RowKernel* avx2 = cpu::avx2_kernel(type);
+      const cpu::ActFormat act = impl.parts(type).act.value_or(avx2->act);
       const int64_t block = dtype_info(type).block_elems;
       for (int64_t cols : {block * 37, block})
         for (int64_t rows : {int64_t(16), int64_t(31), int64_t(45)}) {
@@ -422,18 +425,20 @@ TEST(Avx512Kernels, RowsInLanesMatchTheAvx2RowKernelBitForBit) {
           std::vector<uint8_t> w(size_t(rows * w_row_bytes));
           for (int64_t r = 0; r < rows; ++r)
             std::memcpy(w.data() + r * w_row_bytes, fills[r % 3].data() + r * w_row_bytes, size_t(w_row_bytes));
-          const int64_t x_stride = cpu::act_row_bytes(avx2->act, cols);
+          const int64_t x_stride = cpu::act_row_bytes(act, cols);
           std::vector<uint8_t> xq(size_t(128 * x_stride));
           std::vector<float> x(static_cast<size_t>(cols));
           for (int64_t t = 0; t < 128; ++t) {
             for (float& v : x) v = t % 3 == 0 ? normal(rng) : t % 3 == 1 ? 1.f : -1.f;
-            cpu::quantize_act(avx2->act, x.data(), xq.data() + t * x_stride, cols);
-            if (t % 4 == 3)  // every level -128, which quantize_q8_k never makes: the kernels' bounds allow it
+            cpu::quantize_act(act, x.data(), xq.data() + t * x_stride, cols);
+            if (t % 4 == 3) {  // every level -128, which quantize_q8_k never makes: the kernels' bounds allow it
               for (int64_t b = 0; b < cols / quants::QK_K; ++b) {
                 quants::BlockQ8_K& blk = reinterpret_cast<quants::BlockQ8_K*>(xq.data() + t * x_stride)[b];
                 std::memset(blk.qs, 0x80, sizeof(blk.qs));
                 std::fill(std::begin(blk.bsums), std::end(blk.bsums), int16_t(-16 * 128));
               }
+              if (act == cpu::ActFormat::Q8KLanes) cpu::add_lane_sides(xq.data() + t * x_stride, cols);
+            }
           }
           std::vector<float> want(size_t(128 * rows));
           for (int64_t r = 0; r < rows; ++r)
@@ -607,6 +612,22 @@ TEST(ActivationQuantization, MatchesGgml) {
   cpu::quantize_act(cpu::ActFormat::Q8K, x.data(), k.data(), 512);
   quants::quantize_q8_k(x.data(), expected.data(), 512);
   EXPECT_EQ(0, std::memcmp(k.data(), expected.data(), sizeof(quants::BlockQ8_K) * 2));
+
+  // Q8KLanes: the same blocks, then per block the sums the AVX-512 rows in lanes start from.
+  ASSERT_EQ(cpu::act_row_bytes(cpu::ActFormat::Q8KLanes, 512), int64_t(2 * (sizeof(quants::BlockQ8_K) + sizeof(cpu::LaneSides))));
+  std::vector<uint8_t> lanes(size_t(cpu::act_row_bytes(cpu::ActFormat::Q8KLanes, 512)));
+  cpu::quantize_act(cpu::ActFormat::Q8KLanes, x.data(), lanes.data(), 512);
+  EXPECT_EQ(0, std::memcmp(lanes.data(), expected.data(), sizeof(quants::BlockQ8_K) * 2));
+  const cpu::LaneSides* sides = cpu::lane_sides(lanes.data(), 2);
+  for (int b = 0; b < 2; ++b) {
+    const int8_t* qs = expected[size_t(b)].qs;
+    for (int g = 0; g < 16; ++g)
+      for (int e = 0; e < 2; ++e) {
+        const int8_t* first = qs + 16 * g + 4 * e;  // columns 4 e .. 4 e + 3 and 8 + 4 e .. 8 + 4 e + 3 of sub-block g
+        EXPECT_EQ(sides[b].q6_starts[g][e], -32 * (std::accumulate(first, first + 4, 0) + std::accumulate(first + 8, first + 12, 0)) - 1)
+            << "block " << b << " sub-block " << g << " half " << e;
+      }
+  }
 }
 
 // The vector Q8_K encoder writes the reference's bytes for the inputs where they could part:

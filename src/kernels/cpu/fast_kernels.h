@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "base/half.h"
 #include "kernels/dtype.h"
@@ -24,6 +25,7 @@ enum class ActFormat {
   F32,   // float as given (F32/F16/BF16 weights)
   Q8x32, // BlockQ8x32: Q4_0 and Q8_0 weights
   Q8K,   // quants::BlockQ8_K: k-quant weights (bsums carry the per-16 sums for the mins/offsets)
+  Q8KLanes,  // Q8K, then each block's LaneSides: the AVX-512 Q6_K kernels
   BF16,  // two bf16 rows, hi = bf16(x) then lo = bf16(x - hi): BF16 weights on the AVX512-BF16 kernel
 };
 
@@ -36,6 +38,23 @@ struct BlockQ8x32 {
   int8_t qs[32];
   int32_t bias_correction;
 };
+
+// A token's terms of one 256-column block that the AVX-512 Q6_K rows in vector lanes need besides
+// its levels and that depend on its activations alone: computed once per product when the
+// activations are quantized, instead of once per 16 weight rows. A Q8KLanes row holds the row's
+// BlockQ8_K blocks, then one LaneSides per block.
+struct LaneSides {
+  // The start of half e of sub-block g's chains: -32 (sum of activations 16 g + 4 e + i and
+  // 16 g + 8 + 4 e + i, i < 4) - 1.
+  int32_t q6_starts[16][2];
+};
+// Token row `row`'s LaneSides (n_blocks blocks of 256 columns).
+inline const LaneSides* lane_sides(const void* row, int64_t n_blocks) {
+  return reinterpret_cast<const LaneSides*>(static_cast<const uint8_t*>(row) + n_blocks * int64_t(sizeof(quants::BlockQ8_K)));
+}
+// Computes the LaneSides of a Q8KLanes row from its blocks (quantize_act does; a test that edits
+// the levels afterwards calls it again).
+void add_lane_sides(void* row, int64_t cols);
 
 // Bytes of one activation row of `cols` elements in `format`.
 int64_t act_row_bytes(ActFormat format, int64_t cols);
@@ -144,6 +163,7 @@ struct Avx512Parts {
   Rows8Fn rows8 = nullptr;
   RowsFn rows = nullptr;
   int64_t rows_min_tokens = kFloatBlockTileMinTokens;
+  std::optional<ActFormat> act = std::nullopt;  // where the parts read more than the AVX2 kernel's format (which they extend)
 };
 Avx512Parts avx512_parts(DType weight_type);
 // The same kernels compiled with SIMDe's portable AVX-512 (test builds only, run on any AVX2

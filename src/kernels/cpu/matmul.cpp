@@ -54,8 +54,25 @@ int64_t act_row_bytes(ActFormat format, int64_t cols) {
   switch (format) {
     case ActFormat::Q8x32: return cols / 32 * int64_t(sizeof(BlockQ8x32));
     case ActFormat::Q8K: return cols / quants::QK_K * int64_t(sizeof(quants::BlockQ8_K));
+    case ActFormat::Q8KLanes: return cols / quants::QK_K * int64_t(sizeof(quants::BlockQ8_K) + sizeof(LaneSides));
     case ActFormat::BF16: return 2 * cols * int64_t(sizeof(uint16_t));
     default: return cols * int64_t(sizeof(float));
+  }
+}
+
+void add_lane_sides(void* row, int64_t cols) {
+  const int64_t n_blocks = cols / quants::QK_K;
+  const auto* blocks = static_cast<const quants::BlockQ8_K*>(row);
+  auto* sides = const_cast<LaneSides*>(lane_sides(row, n_blocks));
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const quants::BlockQ8_K& x = blocks[b];
+    LaneSides& side = sides[b];
+    for (int g = 0; g < 16; ++g)
+      for (int e = 0; e < 2; ++e) {
+        int32_t sum = 0;
+        for (int i = 0; i < 4; ++i) sum += x.qs[16 * g + 4 * e + i] + x.qs[16 * g + 8 + 4 * e + i];
+        side.q6_starts[g][e] = -32 * sum - 1;
+      }
   }
 }
 
@@ -67,12 +84,15 @@ void quantize_act(ActFormat format, const float* x, void* dst, int64_t cols) {
       return;
     }
     case ActFormat::Q8K:
+    case ActFormat::Q8KLanes:
       // ggml-cpu encodes k-quant activations with the reference quantize_row_q8_K on every ISA;
       // the vector version writes the same bytes.
 #if CSQ_X86_KERNELS
-      if (use_avx2()) return quantize_q8_k_avx2(x, static_cast<quants::BlockQ8_K*>(dst), cols);
+      if (use_avx2()) quantize_q8_k_avx2(x, static_cast<quants::BlockQ8_K*>(dst), cols);
+      else
 #endif
-      quants::quantize_q8_k(x, static_cast<quants::BlockQ8_K*>(dst), cols);
+        quants::quantize_q8_k(x, static_cast<quants::BlockQ8_K*>(dst), cols);
+      if (format == ActFormat::Q8KLanes) add_lane_sides(dst, cols);
       return;
 #if CSQ_X86_KERNELS
     case ActFormat::BF16: split_act_bf16(x, static_cast<uint16_t*>(dst), cols); return;
@@ -206,7 +226,7 @@ const cpu::RowKernel* avx512_kernel(DType type) {
       const cpu::RowKernel* base = cpu::avx2_kernel(DType(i));
       if (!base) continue;
       const cpu::Avx512Parts parts = cpu::avx512_parts(DType(i));
-      kernels[size_t(i)] = {base->act, parts.dot ? parts.dot : base->dot, parts.rows8 ? parts.rows8 : base->rows8,
+      kernels[size_t(i)] = {parts.act.value_or(base->act), parts.dot ? parts.dot : base->dot, parts.rows8 ? parts.rows8 : base->rows8,
                             base->rows8_min_tokens, parts.rows, parts.rows_min_tokens};
     }
     return kernels;

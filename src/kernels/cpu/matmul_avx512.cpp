@@ -579,10 +579,12 @@ void rows_q8_0_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows,
 // Each (row, token, block) gets the same exact integer sums and then the same float multiply-adds
 // in block order as the AVX2 row kernel: bit-identical, whatever the token count or the grouping.
 //
-// A Format supplies Block, Lanes (one block of 16 rows in lane order) and
+// A Format supplies Block, kSides (whether it reads Q8KLanes rows), Lanes (one block of 16 rows in
+// lane order) and
 //   load(rows, b, lanes): block b of the 16 rows (rows[r]: row r's first block) into lanes;
-//   dot<T>(lanes, xs, b, acc): acc[16 t + r] += row r . token t's block b, in the row kernel's float
-//     operations, for T tokens (xs[t]: token t's activation row).
+//   dot<T>(lanes, xs, sides, b, acc): acc[16 t + r] += row r . token t's block b, in the row kernel's
+//     float operations, for T tokens (xs[t]: token t's activation row, sides[t] its LaneSides where
+//     kSides).
 constexpr int kLaneTokens = 8;
 // Q4_K products of this many tokens or more take the lanes instead of the eight-row kernels: the
 // lanes' transposes are paid once per block whatever the token count, and at 2 tokens they cost as
@@ -693,6 +695,7 @@ inline __m512i dpwssd_broadcast(__m512i acc, __m512i w, const int16_t* x) {
 // other operand holds the row's scale in the low word (the sum's high word, its sign, meets 0).
 struct Q4KLanes {
   using Block = BlockQ4_K;
+  static constexpr bool kSides = false;  // reads Q8K rows: its side terms from LaneSides did not pay (docs/performance.md)
   struct Lanes {
     __m512i q[8][8];    // [sub-block j][column quad k]: lane r = row r's levels 32 j + 4 k .. + 3
     __m512i scales[8];  // [j]: lane r = row r's scale of sub-block j
@@ -739,7 +742,7 @@ struct Q4KLanes {
   }
 
   template <int T>
-  static void dot(const Lanes& lanes, const BlockQ8_K* const* xs, int64_t b, float* acc) {
+  static void dot(const Lanes& lanes, const BlockQ8_K* const* xs, const LaneSides* const*, int64_t b, float* acc) {
     const __m512i zero = _mm512_setzero_si512();
     __m512i levels[T];
     for (int t = 0; t < T; ++t) levels[t] = zero;
@@ -781,7 +784,9 @@ struct Q4KLanes {
 // sum (level - 32) x - 1. (level - 32) x lies in [-4064, 4096] (4096 only for level 0 against
 // -128), so the chain lies in [-32513, 32767]: 16 bits. Two sub-blocks' chains therefore pack
 // into one vector exactly (vpackssdw) and one vpdpwssd weighs each row's two halves by its int8
-// scale; the sums start from 2 sum_g scale_g, which gives the 1s back. Per (16 rows, token,
+// scale; the sums start from 2 sum_g scale_g, which gives the 1s back. The chains' starts depend on
+// the token alone and come with its activations (LaneSides::q6_starts, once per product: computed
+// per 16 rows, as at first, they were 20 of about 140 operations per token and block). Per (16 rows, token,
 // block): 64 vpdpbusd, 16 vpackssdw, 16 vpdpwssd, 3 operations to put the rows in order and 3 to
 // weigh the block; per (16 rows, block), shared by the tokens: three 8 x 8 transposes of 64-bit
 // words per 8 rows (72 shuffles), 11 operations per 4 level vectors (88), 35 for the scales. The
@@ -819,6 +824,7 @@ constexpr int high_bytes_of_words(int byte) { return int(0x80 | byte << 8 | 0x80
 constexpr int kQ6KLaneTokens = 4;  // tokens per pass over a block's lanes
 struct Q6KLanes {
   using Block = BlockQ6_K;
+  static constexpr bool kSides = true;
   // One block of 16 rows, [half] = rows 8 half .. 8 half + 7.
   struct Lanes {
     __m512i levels[32][2];  // [octet o]: lane 2 r + e = levels (0..63) of columns 8 o + 4 e .. + 3 of row r
@@ -881,32 +887,16 @@ struct Q6KLanes {
     _mm512_store_ps(out.d, f16_to_f32x16(load256(d_half)));
   }
 
-  // A token's side of one block: the starts of the 16 sub-blocks' chains, -32 (sum of the half's
-  // 8 activations) - 1, qword 2 g = (e = 0, e = 1) of sub-block g (the odd qwords are not used).
-  static void starts(const BlockQ8_K& x, int64_t* out) {
-    for (int i = 0; i < 4; ++i) {
-      // Dword k of the 64: 32 x the sum of activations 4 k .. 4 k + 3; half e of sub-block g is
-      // dwords 4 g + e and 4 g + e + 2, added into dword 4 g + e; then not(32 s) = -32 s - 1.
-      const __m512i quads = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(32), load512(x.qs + 64 * i));
-      const __m512i halves = _mm512_add_epi32(quads, _mm512_unpackhi_epi64(quads, quads));
-      _mm512_store_si512(out + 8 * i, _mm512_xor_si512(halves, _mm512_set1_epi32(-1)));
-    }
-  }
-
   template <int T>
-  static void dot(const Lanes& w, const BlockQ8_K* const* xs, int64_t b, float* acc) {
+  static void dot(const Lanes& w, const BlockQ8_K* const* xs, const LaneSides* const* sides, int64_t b, float* acc) {
     if constexpr (T > kQ6KLaneTokens) {
       // Past 4 tokens the compiler reloads the lanes per token (32 registers no longer hold them
       // with the sums): two passes (1 thread, 16 tokens: 3.6-3.7 ms against 3.9-4.1 at 8 a pass).
-      dot<kQ6KLaneTokens>(w, xs, b, acc);
-      return dot<T - kQ6KLaneTokens>(w, xs + kQ6KLaneTokens, b, acc + 16 * kQ6KLaneTokens);
+      dot<kQ6KLaneTokens>(w, xs, sides, b, acc);
+      return dot<T - kQ6KLaneTokens>(w, xs + kQ6KLaneTokens, sides + kQ6KLaneTokens, b, acc + 16 * kQ6KLaneTokens);
     }
-    alignas(64) int64_t start[T][32];
     __m512i sums[T][2];
-    for (int t = 0; t < T; ++t) {
-      starts(xs[t][b], start[t]);
-      sums[t][0] = w.start[0], sums[t][1] = w.start[1];
-    }
+    for (int t = 0; t < T; ++t) sums[t][0] = w.start[0], sums[t][1] = w.start[1];
     for (int p = 0; p < 8; ++p) {
       __m512i lv[4][2];
       for (int i = 0; i < 4; ++i) lv[i][0] = _mm512_load_si512(&w.levels[4 * p + i][0]), lv[i][1] = _mm512_load_si512(&w.levels[4 * p + i][1]);
@@ -916,7 +906,9 @@ struct Q6KLanes {
         __m512i x[4];
         for (int i = 0; i < 4; ++i) x[i] = broadcast8(xq + 8 * i);
         for (int half = 0; half < 2; ++half) {
-          __m512i lo = _mm512_set1_epi64(start[t][4 * p]), hi = _mm512_set1_epi64(start[t][4 * p + 2]);
+          // The chains of sub-blocks 2 p and 2 p + 1 start from the token's sides (one broadcast load each).
+          const int32_t (*start)[2] = sides[t][b].q6_starts;
+          __m512i lo = broadcast8(start[2 * p]), hi = broadcast8(start[2 * p + 1]);
           lo = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(lo, lv[0][half], x[0]), lv[1][half], x[1]);
           hi = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(hi, lv[2][half], x[2]), lv[3][half], x[3]);
           sums[t][half] = _mm512_dpwssd_epi32(sums[t][half], _mm512_packs_epi32(lo, hi), half ? sc1 : sc0);
@@ -937,8 +929,8 @@ struct Q6KLanes {
 };
 
 template <typename Format, int T>
-void lanes_dot(const typename Format::Lanes& lanes, const BlockQ8_K* const* xs, int64_t b, float* acc) {
-  Format::template dot<T>(lanes, xs, b, acc);
+void lanes_dot(const typename Format::Lanes& lanes, const BlockQ8_K* const* xs, const LaneSides* const* sides, int64_t b, float* acc) {
+  Format::template dot<T>(lanes, xs, sides, b, acc);
 }
 
 // Rows [0, n_rows) (n_rows <= kRowsFnBlock) against n_tok tokens, 16 rows at a time; a last
@@ -949,10 +941,15 @@ void rows_in_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, c
   constexpr int64_t kBlockBytes = sizeof(typename Format::Block);
   const int64_t n_blocks = cols / QK_K;
   thread_local std::vector<const BlockQ8_K*> xs;
+  thread_local std::vector<const LaneSides*> sides;
   thread_local std::vector<float> acc;  // [token][row]
   xs.resize(size_t(n_tok));
-  for (int64_t t = 0; t < n_tok; ++t) xs[size_t(t)] = x_row<BlockQ8_K>(x, x_stride, int(t));
-  using DotFn = void (*)(const typename Format::Lanes&, const BlockQ8_K* const*, int64_t, float*);
+  sides.resize(size_t(n_tok));
+  for (int64_t t = 0; t < n_tok; ++t) {
+    xs[size_t(t)] = x_row<BlockQ8_K>(x, x_stride, int(t));
+    sides[size_t(t)] = Format::kSides ? lane_sides(xs[size_t(t)], n_blocks) : nullptr;
+  }
+  using DotFn = void (*)(const typename Format::Lanes&, const BlockQ8_K* const*, const LaneSides* const*, int64_t, float*);
   static constexpr DotFn dots[kLaneTokens] = {lanes_dot<Format, 1>, lanes_dot<Format, 2>, lanes_dot<Format, 3>, lanes_dot<Format, 4>,
                                               lanes_dot<Format, 5>, lanes_dot<Format, 6>, lanes_dot<Format, 7>, lanes_dot<Format, 8>};
   for (int64_t r0 = 0; r0 < n_rows; r0 += kLaneRows) {
@@ -971,7 +968,7 @@ void rows_in_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, c
       }
       Format::load(rows, b, lanes);
       for (int64_t t0 = 0; t0 < n_tok; t0 += kLaneTokens)
-        dots[std::min<int64_t>(kLaneTokens, n_tok - t0) - 1](lanes, xs.data() + t0, b, acc.data() + kLaneRows * t0);
+        dots[std::min<int64_t>(kLaneTokens, n_tok - t0) - 1](lanes, xs.data() + t0, sides.data() + t0, b, acc.data() + kLaneRows * t0);
     }
     for (int64_t t = 0; t < n_tok; ++t)
       for (int64_t r = 0; r < live; ++r) out[t * out_stride + r0 + r] = acc[size_t(kLaneRows * t + r)];
@@ -1214,7 +1211,7 @@ void rows_float512(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, c
 Avx512Parts CSQ_AVX512_ENTRY(avx512_parts)(DType weight_type) {
   switch (weight_type) {
     case DType::Q4_K: return {nullptr, rows8_q4_k, rows_in_lanes<Q4KLanes>, kQ4KLaneMinTokens};
-    case DType::Q6_K: return {nullptr, rows8_q6_k, rows_in_lanes<Q6KLanes>, kQ6KLaneMinTokens};
+    case DType::Q6_K: return {nullptr, rows8_q6_k, rows_in_lanes<Q6KLanes>, kQ6KLaneMinTokens, ActFormat::Q8KLanes};
     case DType::Q8_0: return {nullptr, rows8_q8_0, rows_q8_0_lanes, kQ8LaneMinTokens};
     case DType::F32: return {dot_for_tokens<F32Dot>, rows8_float512<DType::F32>, rows_float512<DType::F32>};
     case DType::F16: return {dot_for_tokens<F16Dot>, rows8_float512<DType::F16>, rows_float512<DType::F16>};
