@@ -61,6 +61,9 @@ int64_t act_row_bytes(ActFormat format, int64_t cols) {
 }
 
 void add_lane_sides(void* row, int64_t cols) {
+#if CSQ_X86_KERNELS
+  if (use_avx2()) return add_lane_sides_avx2(row, cols);
+#endif
   const int64_t n_blocks = cols / quants::QK_K;
   const auto* blocks = static_cast<const quants::BlockQ8_K*>(row);
   auto* sides = const_cast<LaneSides*>(lane_sides(row, n_blocks));
@@ -266,18 +269,25 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
 
   int64_t x_stride = cpu::act_row_bytes(kernel->act, w.cols);
   const uint8_t* xq = reinterpret_cast<const uint8_t*>(x);
+#if CSQ_X86_KERNELS
+  const bool amx_int8 = n_tokens >= cpu::amx_int8_min_tokens(w.type) && cpu::use_amx();
+#else
+  const bool amx_int8 = false;
+#endif
+  // Only the rows in lanes read a Q8KLanes row's side terms: elsewhere its blocks alone are written.
+  const bool lane_sides = kernel->rows && n_tokens >= kernel->rows_min_tokens && !amx_int8;
+  const cpu::ActFormat encoding = kernel->act == cpu::ActFormat::Q8KLanes && !lane_sides ? cpu::ActFormat::Q8K : kernel->act;
   thread_local std::vector<uint8_t> scratch;
   if (kernel->act != cpu::ActFormat::F32) {
     scratch.resize(size_t(n_tokens * x_stride));
     uint8_t* dst = scratch.data();
     pool.parallel_for(n_tokens, [&](int64_t begin, int64_t end, int) {
-      for (int64_t t = begin; t < end; ++t) cpu::quantize_act(kernel->act, x + t * w.cols, dst + t * x_stride, w.cols);
+      for (int64_t t = begin; t < end; ++t) cpu::quantize_act(encoding, x + t * w.cols, dst + t * x_stride, w.cols);
     });
     xq = dst;
   }
 #if CSQ_X86_KERNELS
-  if (n_tokens >= cpu::amx_int8_min_tokens(w.type) && cpu::use_amx())
-    return cpu::matmul_amx_int8(w, xq, x_stride, n_tokens, y, pool);
+  if (amx_int8) return cpu::matmul_amx_int8(w, xq, x_stride, n_tokens, y, pool);
 #endif
 
   // Rows [r0, r1) for every token through the row kernel, a tile of tokens at a time so each

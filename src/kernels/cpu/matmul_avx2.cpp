@@ -627,6 +627,22 @@ float probe_float_fma(int64_t rounds) {
   return hsum(sum);
 }
 
+void add_lane_sides_avx2(void* row, int64_t cols) {
+  const int64_t n_blocks = cols / quants::QK_K;
+  const auto* blocks = static_cast<const quants::BlockQ8_K*>(row);
+  auto* sides = const_cast<LaneSides*>(lane_sides(row, n_blocks));
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  for (int64_t b = 0; b < n_blocks; ++b)
+    for (int i = 0; i < 8; ++i) {
+      // 128-bit lane L: sub-block g = 2 i + L; dword k = the sum of its activations 4 k .. 4 k + 3.
+      const __m256i quads = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, load256(blocks[b].qs + 32 * i)), ones16);
+      // Dword e (0, 1) of each lane: half e's 8 activations; not(32 s) = -32 s - 1.
+      const __m256i halves = _mm256_add_epi32(quads, _mm256_shuffle_epi32(quads, _MM_SHUFFLE(3, 2, 3, 2)));
+      const __m256i starts = _mm256_xor_si256(_mm256_slli_epi32(halves, 5), _mm256_set1_epi32(-1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(sides[b].q6_starts[2 * i]), _mm256_castsi256_si128(_mm256_permute4x64_epi64(starts, 0x08)));
+    }
+}
+
 void quantize_q8_k_avx2(const float* x, quants::BlockQ8_K* y, int64_t n) {
   const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   // packs_epi32 then packs_epi16 interleave 128-bit lanes; this puts the bytes back in order.
