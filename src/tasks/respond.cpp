@@ -106,6 +106,20 @@ std::string input_kind(const RespondInput& input) {
   return "record";
 }
 
+// The authors of the rules the input is based on: a triage line's `rule_authors`, csq detect's
+// `author`, Sigma's nested `rule.author`.
+ojson rule_authors(const ojson& record) {
+  ojson authors = ojson::array();
+  const ojson* single = is_detect_alert(record) ? member(record, "author") : path(record, {"rule", "author"});
+  if (const ojson* listed = member(record, "rule_authors"); listed && listed->is_array()) {
+    for (const ojson& a : *listed)
+      if (a.is_string()) authors.push_back(a);
+  } else if (single && single->is_string()) {
+    authors.push_back(*single);
+  }
+  return authors;
+}
+
 // The title of the rule the alert is from: Sigma's nested `rule.title` or csq detect's `title`.
 const ojson* rule_title(const ojson& alert) {
   if (const ojson* title = path(alert, {"rule", "title"}); title && title->is_string()) return title;
@@ -335,6 +349,7 @@ ojson build_plan(const kb::KnowledgeBase& kb, const RespondInput& input, const s
   }
   ojson in = {{"where", input.where}, {"kind", input_kind(input)}};
   if (const ojson* title = rule_title(alert_of(input.record))) in["rule"] = *title;
+  if (ojson authors = rule_authors(alert_of(input.record)); !authors.empty()) in["rule_authors"] = std::move(authors);
   ojson out;
   out["type"] = "response_plan";
   out["input"] = in;
@@ -354,7 +369,12 @@ std::string plan_markdown(const ojson& plan) {
   const ojson& in = plan["input"];
   md << "# Response plan: " << (in.contains("rule") ? in["rule"].get<std::string>() : in["where"].get<std::string>()) << "\n\n";
   md << "**Severity:** " << plan["severity"].get<std::string>() << "  \n**Input:** " << in["where"].get<std::string>() << " ("
-     << in["kind"].get<std::string>() << ")\n\n" << plan["summary"].get<std::string>() << "\n\n## Techniques\n\n";
+     << in["kind"].get<std::string>() << ")";
+  if (in.contains("rule_authors")) {
+    md << "  \n**Rule authors:** ";
+    for (size_t i = 0; i < in["rule_authors"].size(); ++i) md << (i ? "; " : "") << in["rule_authors"][i].get<std::string>();
+  }
+  md << "\n\n" << plan["summary"].get<std::string>() << "\n\n## Techniques\n\n";
   if (plan["techniques"].empty()) md << "None identified.\n";
   for (const auto& t : plan["techniques"]) {
     md << "- **" << t["id"].get<std::string>() << "** " << t["name"].get<std::string>() << " (";

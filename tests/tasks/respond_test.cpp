@@ -186,8 +186,30 @@ TEST(RespondValidation, CsqDetectsOwnAlertsAreSigmaAlertsWithTheirRuleTitle) {
                                             std::tuple{correlation, "sigma_correlation", "Whoami burst"}}) {
     const tasks::RespondInput in{"alerts.jsonl:1", record, {}};
     const ojson plan = tasks::build_plan(shared_kb(), in, tasks::input_techniques(shared_kb(), in, 0), {}, answer_of(answer));
-    EXPECT_EQ(plan["input"], (ojson{{"where", "alerts.jsonl:1"}, {"kind", kind}, {"rule", title}}));
+    EXPECT_EQ(plan["input"]["kind"], kind);
+    EXPECT_EQ(plan["input"]["rule"], title);
   }
+}
+
+TEST(RespondValidation, APlanFromSigmaRulesNamesTheirAuthors) {
+  CSQ_REQUIRE_ATTACK();
+  // The Detection Rule License 1.1: messages based on a rule's matches keep its author.
+  const ojson alert = {{"rule_id", "r1"}, {"title", "Whoami"}, {"rule_file", "r.yml"}, {"author", "Jane Doe"},
+                       {"event", {{"EventID", 1}}}};
+  const ojson triage_line = {{"id", "w.jsonl:1"}, {"verdict", "malicious"}, {"techniques", ojson::array()},
+                             {"rules", {"r1", "r2"}}, {"rule_authors", {"Jane Doe", "John Roe"}}};
+  const ojson answer = {{"summary", "s"}, {"severity", "low"}, {"techniques", ojson::array()},
+                        {"steps", {{{"category", "RS.AN"}, {"action", "Look."}, {"mitigations", ojson::array()}}}}};
+  const auto plan_for = [&](const ojson& record) {
+    const tasks::RespondInput in{"a:1", record, {}};
+    return tasks::build_plan(shared_kb(), in, {}, {}, answer_of(answer));
+  };
+  const ojson from_alert = plan_for(alert);
+  EXPECT_EQ(from_alert["input"]["rule_authors"], ojson::array({"Jane Doe"}));
+  EXPECT_NE(tasks::plan_markdown(from_alert).find("**Rule authors:** Jane Doe\n"), std::string::npos)
+      << tasks::plan_markdown(from_alert);
+  EXPECT_EQ(plan_for(triage_line)["input"]["rule_authors"], ojson::array({"Jane Doe", "John Roe"}));
+  EXPECT_FALSE(plan_for({{"EventID", 1}})["input"].contains("rule_authors"));
 }
 
 TEST(RespondValidation, AnAnswerCutOffIsAnErrorNotAPartialPlan) {
