@@ -65,6 +65,16 @@ std::string route_label(const std::string& path) {
   return "other";
 }
 
+// The method a path of ours answers to ("" for a path that is not ours): a request with another
+// method is 405, not 404.
+const char* route_method(const std::string& path) {
+  static const char* const kPostRoutes[] = {"/v1/chat/completions", "/v1/completions", "/v1/detect", "/v1/triage",
+                                            "/v1/respond"};
+  for (const char* route : kPostRoutes)
+    if (path == route) return "POST";
+  return route_label(path) != "other" || path == "/health" || is_console_path(path) ? "GET" : "";
+}
+
 // A connection held in memory: reads the given request bytes, collects the response bytes.
 class MemoryStream : public httplib::Stream {
  public:
@@ -262,8 +272,13 @@ void HttpServer::install_routes() {
   auto& svr = *http_;
 
   // Every response: no caching of evidence; errors from httplib itself (413, 404...) in OpenAI shape.
-  svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
+    if (const std::string method = route_method(req.path); res.status == 404 && !method.empty() && method != req.method) {
+      res.set_header("Allow", method);
+      send_error(res, error(405, req.method + " is not allowed on " + req.path + " (use " + method + ")"));
+      return;
+    }
     const char* message = res.status == 413 ? "request body too large" : res.status == 404 ? "not found" : "request failed";
     send_error(res, error(res.status, message, res.status >= 500 ? "server_error" : "invalid_request_error"));
   });

@@ -180,6 +180,20 @@ TEST_F(RawRequests, UsageCountsEachPromptOnceStreamedOrNot) {
   }
 }
 
+TEST_F(RawRequests, AWrongMethodIs405NamingTheRightOne) {
+  const std::string get_chat = http_->respond("GET /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_TRUE(get_chat.starts_with("HTTP/1.1 405 ")) << get_chat;
+  EXPECT_NE(get_chat.find("\r\nAllow: POST\r\n"), std::string::npos) << get_chat;
+  EXPECT_NE(get_chat.find("GET is not allowed on /v1/chat/completions (use POST)"), std::string::npos) << get_chat;
+  const std::string post_models = post("/v1/models", "{}");
+  EXPECT_TRUE(post_models.starts_with("HTTP/1.1 405 ")) << post_models;
+  EXPECT_NE(post_models.find("\r\nAllow: GET\r\n"), std::string::npos) << post_models;
+  EXPECT_TRUE(post("/v1/kb/techniques/T1059", "{}").starts_with("HTTP/1.1 405 "));
+  EXPECT_TRUE(http_->respond("GET /v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 404 "));
+  EXPECT_TRUE(http_->respond("GET /v1/kb/techniques/T1059!x HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 404 "));
+  EXPECT_TRUE(post("/v1/nothing", "{}").starts_with("HTTP/1.1 404 "));
+}
+
 TEST_F(RawRequests, DeeplyNestedJsonIsRefused) {
   // Copying and rendering a request recurses over its JSON; nesting this deep would overflow
   // the stack of the handler thread.
