@@ -1,6 +1,7 @@
 #include "server/openai.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <initializer_list>
 
@@ -168,6 +169,21 @@ std::string flatten_content(const json& content, size_t index) {
   return text;
 }
 
+// A function of `tools` or of a message's `tool_calls`, as OpenAI allows it: a name of 1 to 64
+// of [A-Za-z0-9_-] and, for a call, arguments as JSON text. Names and object arguments are
+// rendered outside the untrusted content ranges, where <|im_end|> would be the control token.
+void check_function(const json& holder, const std::string& where, const char* param, bool call) {
+  const json* fn = holder.is_object() ? field(holder, "function") : nullptr;
+  if (!fn || !fn->is_object()) bad(param, where + " must be an object with a 'function' object");
+  const json* name = field(*fn, "name");
+  const std::string text = name && name->is_string() ? name->get<std::string>() : "";
+  const auto name_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; };
+  if (text.empty() || text.size() > 64 || !std::all_of(text.begin(), text.end(), name_char))
+    bad(param, where + ".function.name must be 1 to 64 of A-Z, a-z, 0-9, _ and -");
+  if (const json* arguments = field(*fn, "arguments"); call && arguments && !arguments->is_string())
+    bad(param, where + ".function.arguments must be a string (the arguments as JSON text, as OpenAI sends them)");
+}
+
 ojson logprob_entry(const Tokenizer& tok, int32_t id, float logprob) {
   const std::string_view bytes = id < tok.vocab_size() && tok.kind(id) != TokenKind::Absent ? tok.token_bytes(id) : "";
   ojson byte_list = ojson::array();
@@ -213,6 +229,11 @@ ApiRequest parse_chat_request(const json& body, const ApiLimits& limits) {
     const std::string role = m["role"].get<std::string>();
     if (role != "system" && role != "user" && role != "assistant" && role != "tool" && role != "developer")
       bad("messages", "messages[" + std::to_string(i) + "].role '" + role + "' is not one of system, user, assistant, tool");
+    if (const json* calls = field(m, "tool_calls")) {
+      if (!calls->is_array()) bad("messages", "messages[" + std::to_string(i) + "].tool_calls must be an array");
+      for (size_t k = 0; k < calls->size(); ++k)
+        check_function((*calls)[k], "messages[" + std::to_string(i) + "].tool_calls[" + std::to_string(k) + "]", "messages", true);
+    }
     ojson out = m;  // every field the template may use, in order
     out["content"] = flatten_content(m.contains("content") ? m["content"] : json(), i);
     if (role == "developer") out["role"] = "system";
@@ -220,6 +241,7 @@ ApiRequest parse_chat_request(const json& body, const ApiLimits& limits) {
   }
   if (const json* tools = field(body, "tools")) {
     if (!tools->is_array()) bad("tools", "'tools' must be an array");
+    for (size_t k = 0; k < tools->size(); ++k) check_function((*tools)[k], "tools[" + std::to_string(k) + "]", "tools", false);
     r.tools = *tools;
   }
   if (field(body, "logprobs")) r.logprobs = boolean(body, "logprobs");
