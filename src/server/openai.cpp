@@ -297,7 +297,7 @@ ApiRequest parse_completion_request(const json& body, const ApiLimits& limits) {
 }
 
 const char* api_finish_reason(const GenerationResult& result) {
-  return result.finish == FinishReason::Length ? "length" : "stop";
+  return result.finish == FinishReason::Stop ? "stop" : "length";
 }
 
 ojson usage_json(int64_t prompt_tokens, int64_t completion_tokens, int64_t cached_tokens) {

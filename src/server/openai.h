@@ -107,7 +107,8 @@ nlohmann::ordered_json completion_chunk(const std::string& id, int64_t created, 
 std::string sse(const nlohmann::ordered_json& event);
 std::string dump(const nlohmann::ordered_json& value);
 
-// OpenAI's finish_reason for a result ("stop", "length"; a cancelled answer reports "stop").
+// OpenAI's finish_reason for a result: "stop" when the model ended it, else "length" (cut by
+// max_tokens, the context, or the server: --timeout or the shutdown deadline), never complete.
 const char* api_finish_reason(const GenerationResult& result);
 
 }  // namespace csq::server

@@ -194,6 +194,23 @@ TEST_F(RawRequests, AWrongMethodIs405NamingTheRightOne) {
   EXPECT_TRUE(post("/v1/nothing", "{}").starts_with("HTTP/1.1 404 "));
 }
 
+TEST_F(RawRequests, AnAnswerCutOffByTheTimeoutIsNotReportedAsFinished) {
+  // finish_reason "stop" tells a client the model ended its answer; one the server cut off
+  // (--timeout, or the shutdown deadline) is incomplete, as one cut by max_tokens is.
+  SchedulerConfig config;
+  config.n_ctx = 4096;
+  Scheduler scheduler(*engine_->model, engine_->tokenizer, *pool_, config);
+  ServerOptions options;
+  options.log_requests = false;
+  options.request_timeout = std::chrono::seconds(1);
+  HttpServer http(*engine_, scheduler, options);
+  const std::string body = R"({"prompt": "Incident timeline:", "max_tokens": 4000, "ignore_eos": true})";
+  const std::string answer = http.respond("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                                          std::to_string(body.size()) + "\r\n\r\n" + body);
+  EXPECT_EQ(answer.find(R"("completion_tokens":4000)"), std::string::npos) << "not cut off: " << answer.substr(answer.size() - 300);
+  EXPECT_NE(answer.find(R"("finish_reason":"length")"), std::string::npos) << answer.substr(answer.size() - 300);
+}
+
 TEST_F(RawRequests, DeeplyNestedJsonIsRefused) {
   // Copying and rendering a request recurses over its JSON; nesting this deep would overflow
   // the stack of the handler thread.
