@@ -178,7 +178,7 @@ void post_bounded(httplib::Server& svr, const std::string& pattern, size_t max_b
       return;
     }
     if (!complete) {
-      send_error(res, error(400, "the request body could not be read (a Content-Length or chunked body is needed)"));
+      send_error(res, error(400, "the request body could not be read (a malformed chunked or compressed body, or one without Content-Length)"));
       return;
     }
     handler(with_body, res);
@@ -279,7 +279,11 @@ void HttpServer::install_routes() {
       send_error(res, error(405, req.method + " is not allowed on " + req.path + " (use " + method + ")"));
       return;
     }
-    const char* message = res.status == 413 ? "request body too large" : res.status == 404 ? "not found" : "request failed";
+    const char* message = res.status == 413   ? "request body too large"
+                          : res.status == 404 ? "not found"
+                          : res.status == 414 ? "the request line is too long"
+                          : res.status == 400 ? "malformed HTTP request (its request line or a header is invalid or too long)"
+                                              : "request failed";
     send_error(res, error(res.status, message, res.status >= 500 ? "server_error" : "invalid_request_error"));
   });
   svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {

@@ -211,6 +211,30 @@ TEST_F(RawRequests, AnAnswerCutOffByTheTimeoutIsNotReportedAsFinished) {
   EXPECT_NE(answer.find(R"("finish_reason":"length")"), std::string::npos) << answer.substr(answer.size() - 300);
 }
 
+TEST_F(RawRequests, HttpErrorsSayWhatWasWrong) {
+  const auto message_of = [](const std::string& answer) {
+    const size_t at = answer.find(R"({"error")");
+    if (at == std::string::npos) return answer;
+    nlohmann::json error;  // the first answer's; a connection may have answered again after it
+    std::istringstream(answer.substr(at)) >> error;
+    return error["error"]["message"].get<std::string>();
+  };
+  const std::string head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
+  const std::string unreadable = "the request body could not be read (a malformed chunked or compressed body, or one without Content-Length)";
+  std::string answer = http_->respond(head + "Content-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}");
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 400 ")) << answer;
+  EXPECT_EQ(message_of(answer), unreadable);
+  answer = http_->respond(head + "Transfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n");
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 400 ")) << answer;
+  EXPECT_EQ(message_of(answer), unreadable);
+  answer = http_->respond("GET /v1/models?" + std::string(10000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 414 ")) << answer;
+  EXPECT_EQ(message_of(answer), "the request line is too long");
+  answer = http_->respond("GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(10000, 'a') + "\r\n\r\n");
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 400 ")) << answer;
+  EXPECT_EQ(message_of(answer), "malformed HTTP request (its request line or a header is invalid or too long)");
+}
+
 TEST_F(RawRequests, DeeplyNestedJsonIsRefused) {
   // Copying and rendering a request recurses over its JSON; nesting this deep would overflow
   // the stack of the handler thread.
