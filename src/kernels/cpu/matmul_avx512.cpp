@@ -779,17 +779,20 @@ struct Q4KLanes {
 // by its scale, so here the lanes are (row, half) pairs: one vector holds 8 rows x one column
 // octet (lane 2 r + e: columns 8 o + 4 e .. + 3 of row r), and one vpdpbusd against a token's 8
 // activation bytes broadcast makes 64 multiply-adds into 16 (row, half) sums, with no horizontal
-// reduction; two vectors hold the 16 rows. Lane (r, e) of a sub-block's chain (two octets) sums 8
+// reduction; two vectors (halves) hold the 16 rows. Lane (r, e) of a sub-block's chain (two octets) sums 8
 // of its columns, starting from -32 times those 8 activations' sum, minus 1: it ends at
 // sum (level - 32) x - 1. (level - 32) x lies in [-4064, 4096] (4096 only for level 0 against
-// -128), so the chain lies in [-32513, 32767]: 16 bits. Two sub-blocks' chains therefore pack
-// into one vector exactly (vpackssdw) and one vpdpwssd weighs each row's two halves by its int8
-// scale; the sums start from 2 sum_g scale_g, which gives the 1s back. The chains' starts depend on
+// -128), so the chain lies in [-32513, 32767]: 16 bits. A sub-block's chains in the two halves
+// therefore pack into one vector exactly (vpackssdw) and one vpdpwssd weighs each row's two
+// column halves by its int8 scale into one dword per row, in row order (the halves' row
+// assignment, below, arranges that); the sums start from 2 sum_g scale_g, which gives the 1s back. The chains' starts depend on
 // the token alone and come with its activations (LaneSides::q6_starts, once per product: computed
 // per 16 rows, as at first, they were 20 of about 140 operations per token and block). Per (16 rows, token,
-// block): 64 vpdpbusd, 16 vpackssdw, 16 vpdpwssd, 3 operations to put the rows in order and 3 to
-// weigh the block; per (16 rows, block), shared by the tokens: three 8 x 8 transposes of 64-bit
-// words per 8 rows (72 shuffles), 11 operations per 4 level vectors (88), 35 for the scales. The
+// block): 64 vpdpbusd, 16 vpackssdw, 16 vpdpwssd and 3 operations to weigh the block (32 broadcast
+// loads of activations and 32 of chain starts besides); per (16 rows, block), shared by the
+// tokens: three 8 x 8 transposes of 64-bit words per 8 rows (72 shuffles), 11 operations per 4
+// level vectors (88), about 70 for the 16 rows' scales. Tokens go 8 at a time: a sub-block's 4
+// level vectors and its scales stay in registers beside the 8 tokens' sums. The
 // integer is the AVX2 kernel's exact sum_g scale_g (levels . x - 32 bsum_g), weighed by the same
 // multiply-add in block order, so the results are its own bit for bit.
 
@@ -818,19 +821,18 @@ inline void transpose_qwords8(const __m512i* a, __m512i* out) {
 // Bits of a where mask has 1s, of b elsewhere.
 inline __m512i select_bits(__m512i mask, __m512i a, __m512i b) { return _mm512_ternarylogic_epi32(mask, a, b, 0xCA); }
 
-// A vpshufb control for a dword: byte `byte` of the 128-bit lane in the high byte of both words.
-constexpr int high_bytes_of_words(int byte) { return int(0x80 | byte << 8 | 0x80 << 16 | unsigned(byte) << 24); }
 
-constexpr int kQ6KLaneTokens = 4;  // tokens per pass over a block's lanes
 struct Q6KLanes {
   using Block = BlockQ6_K;
   static constexpr bool kSides = true;
-  // One block of 16 rows, [half] = rows 8 half .. 8 half + 7.
+  // One block of 16 rows. Half h holds rows 4 j + 2 h and 4 j + 2 h + 1 (j < 4) as its rows 2 j,
+  // 2 j + 1, so that packing a chain of half 0 with the same chain of half 1 (vpackssdw, per
+  // 128-bit lane j) puts row 4 j + k in dword k of lane j: one vpdpwssd weighs the 16 rows' two
+  // halves in row order, and a token's sums are one vector.
   struct Lanes {
-    __m512i levels[32][2];  // [octet o]: lane 2 r + e = levels (0..63) of columns 8 o + 4 e .. + 3 of row r
-    __m512i scales[8][2];   // [pair p]: per 128-bit lane L, dwords 0-3 hold the scale of (row 2 L, sub-block 2 p),
-                            // (2 L + 1, 2 p), (2 L, 2 p + 1), (2 L + 1, 2 p + 1) in both int16 halves
-    __m512i start[2];       // the sums' start: 2 sum_g scale_g of each row, over its two dwords
+    __m512i levels[32][2];  // [octet o][half]: lane 2 i + e = levels (0..63) of columns 8 o + 4 e .. + 3 of the half's row i
+    __m512i scales[16];     // [sub-block g]: lane r = row r's scale of g in both int16 halves
+    __m512i start;          // the sums' start: lane r = 2 sum_g scale_g of row r
     alignas(64) float d[16];  // per row
   };
 
@@ -838,9 +840,9 @@ struct Q6KLanes {
     const BlockQ6_K* w[kLaneRows];
     for (int r = 0; r < kLaneRows; ++r) w[r] = reinterpret_cast<const Block*>(row_starts[r]) + b;
     const __m512i low4 = _mm512_set1_epi8(0x0F), fields = _mm512_set1_epi8(0x33);
-    alignas(32) uint16_t d_half[16];
     for (int half = 0; half < 2; ++half) {
-      const BlockQ6_K* const* rows = w + 8 * half;
+      const BlockQ6_K* rows[8];
+      for (int i = 0; i < 8; ++i) rows[i] = w[4 * (i / 2) + 2 * half + i % 2];
       __m512i raw[8], qh[8], ql[8];
       for (int r = 0; r < 8; ++r) raw[r] = load512(rows[r]->qh);
       transpose_qwords8(raw, qh);  // qh[4 h + m]: bytes 32 h + 8 m .. + 7
@@ -860,71 +862,49 @@ struct Q6KLanes {
           out.levels[16 * h + 12 + m][half] = select_bits(low4, _mm512_srli_epi16(ql[4 + m], 4), fields13);
         }
       }
-      // Per 128-bit lane L: the 16 scales of rows 2 L (even) and 2 L + 1 (odd).
-      __m512i even = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[0]->scales)));
-      __m512i odd = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[1]->scales)));
-      even = _mm512_inserti32x4(even, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[2]->scales)), 1);
-      odd = _mm512_inserti32x4(odd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[3]->scales)), 1);
-      even = _mm512_inserti32x4(even, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[4]->scales)), 2);
-      odd = _mm512_inserti32x4(odd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[5]->scales)), 2);
-      even = _mm512_inserti32x4(even, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[6]->scales)), 3);
-      odd = _mm512_inserti32x4(odd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[7]->scales)), 3);
-      // Scales 0-7 of rows 2 L, 2 L + 1 (bytes 0-7, 8-15 of lane L), then scales 8-15.
-      const __m512i by_row[2] = {_mm512_unpacklo_epi64(even, odd), _mm512_unpackhi_epi64(even, odd)};
-      __m512i sum = _mm512_setzero_si512();
-      for (int p = 0; p < 8; ++p) {
-        // Each scale byte into the high byte of both words of its dword (low bytes zero), then
-        // shifted down with its sign: int16.
-        const int g = 2 * (p % 4);
-        const __m512i picks = _mm512_broadcast_i32x4(_mm_setr_epi32(high_bytes_of_words(g), high_bytes_of_words(8 + g), high_bytes_of_words(g + 1), high_bytes_of_words(9 + g)));
-        const __m512i s = _mm512_srai_epi16(_mm512_shuffle_epi8(by_row[p / 4], picks), 8);
-        out.scales[p][half] = s;
-        sum = _mm512_add_epi16(sum, s);  // at most 8 * 128 per word
-      }
-      out.start[half] = _mm512_madd_epi16(sum, _mm512_set1_epi16(1));
-      for (int r = 0; r < 8; ++r) d_half[8 * half + r] = rows[r]->d;
     }
-    _mm512_store_ps(out.d, f16_to_f32x16(load256(d_half)));
+    // Scale g of the 16 rows: byte g % 4 of word g / 4 into the high byte of both halves of each
+    // lane (low bytes zero), then shifted down with its sign: int16.
+    const uint8_t* scale_bytes[kLaneRows];
+    for (int r = 0; r < kLaneRows; ++r) scale_bytes[r] = reinterpret_cast<const uint8_t*>(w[r]->scales);
+    __m512i words[4];
+    transpose_heads16(scale_bytes, words);
+    const __m512i picks[4] = {lane_bytes(-1, 0, -1, 0), lane_bytes(-1, 1, -1, 1), lane_bytes(-1, 2, -1, 2), lane_bytes(-1, 3, -1, 3)};
+    __m512i sum = _mm512_setzero_si512();
+#pragma GCC unroll 16
+    for (int g = 0; g < 16; ++g) {
+      out.scales[g] = _mm512_srai_epi16(_mm512_shuffle_epi8(words[g / 4], picks[g % 4]), 8);
+      sum = _mm512_add_epi16(sum, out.scales[g]);  // at most 16 * 128 per word
+    }
+    out.start = _mm512_madd_epi16(sum, _mm512_set1_epi16(1));
+    alignas(32) uint16_t d[16];
+    for (int r = 0; r < kLaneRows; ++r) d[r] = w[r]->d;
+    _mm512_store_ps(out.d, f16_to_f32x16(load256(d)));
   }
 
   template <int T>
   static void dot(const Lanes& w, const BlockQ8_K* const* xs, const LaneSides* const* sides, int64_t b, float* acc) {
-    if constexpr (T > kQ6KLaneTokens) {
-      // Past 4 tokens the compiler reloads the lanes per token (32 registers no longer hold them
-      // with the sums): two passes (1 thread, 16 tokens: 3.6-3.7 ms against 3.9-4.1 at 8 a pass).
-      dot<kQ6KLaneTokens>(w, xs, sides, b, acc);
-      return dot<T - kQ6KLaneTokens>(w, xs + kQ6KLaneTokens, sides + kQ6KLaneTokens, b, acc + 16 * kQ6KLaneTokens);
-    }
-    __m512i sums[T][2];
-    for (int t = 0; t < T; ++t) sums[t][0] = w.start[0], sums[t][1] = w.start[1];
-    for (int p = 0; p < 8; ++p) {
-      __m512i lv[4][2];
-      for (int i = 0; i < 4; ++i) lv[i][0] = _mm512_load_si512(&w.levels[4 * p + i][0]), lv[i][1] = _mm512_load_si512(&w.levels[4 * p + i][1]);
-      const __m512i sc0 = _mm512_load_si512(&w.scales[p][0]), sc1 = _mm512_load_si512(&w.scales[p][1]);
+    __m512i sums[T];
+    for (int t = 0; t < T; ++t) sums[t] = w.start;
+    for (int g = 0; g < 16; ++g) {
+      // Sub-block g: octets 2 g and 2 g + 1 of both halves and its scales, for all T tokens.
+      const __m512i lv00 = _mm512_load_si512(&w.levels[2 * g][0]), lv01 = _mm512_load_si512(&w.levels[2 * g][1]);
+      const __m512i lv10 = _mm512_load_si512(&w.levels[2 * g + 1][0]), lv11 = _mm512_load_si512(&w.levels[2 * g + 1][1]);
+      const __m512i sc = _mm512_load_si512(&w.scales[g]);
       for (int t = 0; t < T; ++t) {
-        const int8_t* xq = xs[t][b].qs + 32 * p;
-        __m512i x[4];
-        for (int i = 0; i < 4; ++i) x[i] = broadcast8(xq + 8 * i);
-        for (int half = 0; half < 2; ++half) {
-          // The chains of sub-blocks 2 p and 2 p + 1 start from the token's sides (one broadcast load each).
-          const int32_t (*start)[2] = sides[t][b].q6_starts;
-          __m512i lo = broadcast8(start[2 * p]), hi = broadcast8(start[2 * p + 1]);
-          lo = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(lo, lv[0][half], x[0]), lv[1][half], x[1]);
-          hi = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(hi, lv[2][half], x[2]), lv[3][half], x[3]);
-          sums[t][half] = _mm512_dpwssd_epi32(sums[t][half], _mm512_packs_epi32(lo, hi), half ? sc1 : sc0);
-        }
+        const int8_t* xq = xs[t][b].qs + 16 * g;
+        const __m512i x0 = broadcast8(xq), x1 = broadcast8(xq + 8);
+        // Both halves' chains start from the token's sides (a broadcast load each).
+        const int32_t* start = sides[t][b].q6_starts[g];
+        const __m512i c0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(broadcast8(start), lv00, x0), lv10, x1);
+        const __m512i c1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(broadcast8(start), lv01, x0), lv11, x1);
+        sums[t] = _mm512_dpwssd_epi32(sums[t], _mm512_packs_epi32(c0, c1), sc);
       }
     }
-    // Row r's two dwords: 4 L + (r % 2) and + 2 of its half's sums, L = (r % 8) / 2.
-    const __m512i first = _mm512_set_epi32(29, 28, 25, 24, 21, 20, 17, 16, 13, 12, 9, 8, 5, 4, 1, 0);
-    const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(2));
     const __m512 d = _mm512_load_ps(w.d);
-    for (int t = 0; t < T; ++t) {
-      const __m512i s = _mm512_add_epi32(_mm512_permutex2var_epi32(sums[t][0], first, sums[t][1]),
-                                         _mm512_permutex2var_epi32(sums[t][0], second, sums[t][1]));
-      _mm512_storeu_ps(acc + 16 * t, _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xs[t][b].d)), i32_to_f32x16(s),
+    for (int t = 0; t < T; ++t)
+      _mm512_storeu_ps(acc + 16 * t, _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xs[t][b].d)), i32_to_f32x16(sums[t]),
                                                      _mm512_loadu_ps(acc + 16 * t)));
-    }
   }
 };
 
