@@ -605,8 +605,22 @@ constexpr int64_t kQ6KLaneMinTokens = 2;
 // than the hardware prefetcher follows by itself (1 thread, Q4_K, 8 tokens from memory: 2.1-2.4 ms
 // at 1 or 2 blocks, 2.5-2.8 at 3 or 4, 3.0 without; every line is needed: one or two per row and
 // block, 2.7-2.9; the next 16 rows as one linear stream instead, 2.4-2.6. Into L1 rather than L2:
-// 16 tokens 2.56-2.87 ms against 2.87-2.90, 12 2.15-2.40 against 2.33-2.35, 8 even).
-constexpr int64_t kLanePrefetchBlocks = 2;
+// 16 tokens 2.56-2.87 ms against 2.87-2.90, 12 2.15-2.40 against 2.33-2.35, 8 even). Since the
+// fifth session the same block of the next 16 rows is also requested into L2, a group ahead, and
+// one block ahead into L1 is then enough (1 thread, from memory, 2-16 tokens, the same process
+// alternating: Q6_K 2-4% faster, Q4_K 0-4%, against 2 blocks into L1 alone; the next-but-one
+// group, or 6 blocks ahead into L2, were no better).
+constexpr int64_t kLanePrefetchBlocks = 1;
+
+// Every line of block b of the 16 rows from `first` on (w_row_bytes apart) into the cache level
+// kHint names.
+template <auto kHint, int64_t kBlockBytes>
+inline void request_block(const uint8_t* first, int64_t w_row_bytes, int64_t b) {
+  for (int64_t r = 0; r < kLaneRows; ++r) {
+    const char* p = reinterpret_cast<const char*>(first + r * w_row_bytes) + b * kBlockBytes;
+    for (int64_t off = 0; off < kBlockBytes; off += 64) _mm_prefetch(p + off, kHint);
+  }
+}
 
 // A 16 x 16 transpose of 32-bit words: on entry v[r] holds row r's 16 words, on return v[w] holds
 // word w of the 16 rows (lane r = row r). 64 shuffles in four rounds.
@@ -941,11 +955,8 @@ void rows_in_lanes(const uint8_t* w_rows, int64_t w_row_bytes, int64_t n_rows, c
     for (int64_t b = 0; b < n_blocks; ++b) {
       // Past the rows' end, the same blocks of the next group's rows (this call's or the next one's).
       const int64_t ahead = b + kLanePrefetchBlocks, wrap = ahead < n_blocks ? 0 : 1;
-      for (int64_t r = 0; r < kLaneRows; ++r) {
-        const char* p = reinterpret_cast<const char*>(w_rows + (r0 + r + wrap * kLaneRows) * w_row_bytes) +
-                        (ahead - wrap * n_blocks) * kBlockBytes;
-        for (int64_t off = 0; off < kBlockBytes; off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
-      }
+      request_block<_MM_HINT_T0, kBlockBytes>(w_rows + (r0 + wrap * kLaneRows) * w_row_bytes, w_row_bytes, ahead - wrap * n_blocks);
+      request_block<_MM_HINT_T1, kBlockBytes>(w_rows + (r0 + kLaneRows) * w_row_bytes, w_row_bytes, b);
       Format::load(rows, b, lanes);
       for (int64_t t0 = 0; t0 < n_tok; t0 += kLaneTokens)
         dots[std::min<int64_t>(kLaneTokens, n_tok - t0) - 1](lanes, xs.data() + t0, sides.data() + t0, b, acc.data() + kLaneRows * t0);
