@@ -291,6 +291,19 @@ void HttpServer::install_routes() {
   });
   svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     res.set_header("Cache-Control", "no-store");
+    // A browser names the page that makes a request in Origin. A page of another site can make
+    // the analyst's browser send a simple POST here unasked: it could not read the answer, but
+    // the server would run it. Only the console's own origin (the address it was reached by)
+    // passes; clients outside a browser send no Origin.
+    if (req.has_header("Origin")) {
+      const std::string origin = req.get_header_value("Origin"), host = req.get_header_value("Host");
+      if (host.empty() || (origin != "http://" + host && origin != "https://" + host)) {
+        send_error(res, error(403, "cross-origin request refused (Origin " + origin + " is not this server)",
+                              "invalid_request_error", "cross_origin"));
+        metrics_.count_request(route_label(req.path), 403);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
     if (req.path == "/health" || (req.method == "GET" && is_console_path(req.path)))
       return httplib::Server::HandlerResponse::Unhandled;
     if (!options_.api_key.empty()) {

@@ -235,6 +235,28 @@ TEST_F(RawRequests, HttpErrorsSayWhatWasWrong) {
   EXPECT_EQ(message_of(answer), "malformed HTTP request (its request line or a header is invalid or too long)");
 }
 
+TEST_F(RawRequests, ABrowserPageFromAnotherOriginCannotUseTheServer) {
+  // A page on any site may make the analyst's browser send a "simple" POST (text/plain) to
+  // 127.0.0.1 without asking; it cannot read the answer, but the server would run it (with no
+  // API key, the default) for the page's owner. Browsers name the page's origin in Origin.
+  const std::string body = R"({"prompt": "Alert:", "max_tokens": 1})";
+  const auto from = [&](const std::string& origin) {
+    return http_->respond("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nOrigin: " + origin +
+                          "\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: " + std::to_string(body.size()) +
+                          "\r\n\r\n" + body);
+  };
+  const uint64_t generated = scheduler_->stats().generated_tokens;
+  for (const std::string origin : {"http://evil.example", "http://127.0.0.1:8081", "null", "http://127.0.0.1:8080.evil.example"}) {
+    const std::string answer = from(origin);
+    EXPECT_TRUE(answer.starts_with("HTTP/1.1 403 ")) << origin << ": " << answer;
+    EXPECT_NE(answer.find("cross-origin request"), std::string::npos) << answer;
+  }
+  EXPECT_EQ(scheduler_->stats().generated_tokens, generated);
+  // The console's own requests come from the server's origin; clients outside a browser send none.
+  EXPECT_TRUE(from("http://127.0.0.1:8080").starts_with("HTTP/1.1 200 "));
+  EXPECT_TRUE(post("/v1/completions", body).starts_with("HTTP/1.1 200 "));
+}
+
 TEST_F(RawRequests, DeeplyNestedJsonIsRefused) {
   // Copying and rendering a request recurses over its JSON; nesting this deep would overflow
   // the stack of the handler thread.
