@@ -13,6 +13,7 @@
 #include "detect/engine.h"
 #include "detect/runner.h"
 #include "rule_options.h"
+#include "whole_lines.h"
 #include "workers/stream_worker.h"
 
 namespace csq::app {
@@ -70,6 +71,7 @@ void run_detect(const DetectOptions& o) {
   RunStats stats;
   size_t problems_shown = 0, correlation_alerts = 0;
   std::function<void(Alert&&)> print = [&](Alert&& a) {
+        const WholeLineGuard whole_line;
         if (a.rule->correlation) ++correlation_alerts;
         if (publisher) {
           // One alert per rule and event: a resent XADD carries the same key.

@@ -14,6 +14,7 @@
 #include "ordered_run.h"
 #include "runtime/engine.h"
 #include "tasks/respond.h"
+#include "whole_lines.h"
 
 namespace csq::app {
 namespace {
@@ -93,6 +94,7 @@ void run_respond(RespondOptions o) {
         return plan;
       },
       [&](size_t k, const ojson& plan) {
+        const WholeLineGuard whole_line;
         if (o.format == "md") std::printf("%s%s", k ? "\n" : "", tasks::plan_markdown(plan).c_str());
         else std::printf("%s\n", plan.dump(-1, ' ', false, ojson::error_handler_t::replace).c_str());
         std::fflush(stdout);

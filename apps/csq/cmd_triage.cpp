@@ -18,6 +18,7 @@
 #include "runtime/engine.h"
 #include "tasks/triage.h"
 #include "triage_redis.h"
+#include "whole_lines.h"
 
 namespace csq::app {
 namespace {
@@ -278,6 +279,7 @@ void run_triage(TriageCliOptions o) {
   int64_t tokens = 0;
   tasks::triage_stream(*backend, source, triager.context(), o.triage, [&](size_t, const tasks::TriageResult& r) {
     const std::string line = r.to_json().dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n";
+    const WholeLineGuard whole_line;
     if (std::fwrite(line.data(), 1, line.size(), out) != line.size() || std::fflush(out) != 0)
       fail_runtime((o.out.empty() ? std::string("stdout") : o.out) + ": write failed");
     ++computed;

@@ -1,12 +1,20 @@
 // csq detect end to end: rules and events from files and standard input, JSON Lines alerts,
 // the summary on stderr, correlation alerts, `csq detect rules`, usage errors.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "test_paths.h"
+
+extern char** environ;
 
 namespace csq::test {
 namespace {
@@ -97,6 +105,56 @@ TEST(DetectCli, AnInputThatCannotBeReadIsExitCode2AfterTheOthers) {
   EXPECT_NE(r.err.find(missing + ": cannot open"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("1 of 2 inputs could not be read"), std::string::npos) << r.err;
   EXPECT_EQ(run_csq({"detect", "--rules", rules, "--events", temp_dir(), "--json"}).exit_code, 2);
+}
+
+TEST(DetectCli, SigintWhileBlockedOnAFullPipeLeavesOnlyWholeLines) {
+  // Alerts of about 6 KB (longer than stdio's 4 KiB buffer, so each line takes two write()s) into
+  // a pipe nobody reads yet: csq detect blocks mid-stream, gets SIGINT, and what the reader then
+  // finds must end with a whole line.
+  const std::string rules = write("cli_rules4.yml", kRules);
+  std::string events;
+  for (int i = 0; i < 200; ++i) {
+    std::string e = event(1);
+    e.insert(e.find("\"Image\""), "\"Pad\": \"" + std::string(6000 + i, 'p') + "\", ");
+    events += e;
+  }
+  const std::string events_path = write("cli_big.jsonl", events);
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addclose(&actions, out[0]);
+  posix_spawn_file_actions_addclose(&actions, out[1]);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGINT);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+  std::vector<std::string> args = {csq_binary(), "detect", "--rules", rules, "--events", events_path, "--json"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  close(out[1]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the pipe's 64 KiB fill at once
+  kill(pid, SIGINT);
+  std::string got;
+  char buf[65536];
+  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) got.append(buf, size_t(n));
+  close(out[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << status;
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got.back(), '\n') << "a torn last line of " << got.size() - got.rfind('\n') - 1 << " bytes";
+  EXPECT_LT(got.size(), events.size());  // it stopped: not every alert was written
 }
 
 }  // namespace
