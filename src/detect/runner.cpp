@@ -202,4 +202,12 @@ std::string alert_json(const Alert& a) {
   return text;
 }
 
+bool is_alert_json(const nlohmann::ordered_json& record) {
+  if (!record.is_object()) return false;
+  for (const char* key : {"rule_id", "title", "rule_file"})
+    if (const auto it = record.find(key); it == record.end() || !it->is_string()) return false;
+  const auto event = record.find("event");
+  return event != record.end() && event->is_object();
+}
+
 }  // namespace csq::detect

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -58,5 +59,10 @@ void run_detection_on_text(const Detector& detector, std::string records, const 
 
 // Alert as one JSON object (the JSON Lines record of `csq detect --json`).
 std::string alert_json(const Alert& a);
+
+// Whether a JSON value is such a record, as read back by a later stage (triage eval, respond):
+// "rule_id", "title" and "rule_file" strings beside an "event" object (a correlation's event is
+// its summary, holding "correlation").
+bool is_alert_json(const nlohmann::ordered_json& record);
 
 }  // namespace csq::detect

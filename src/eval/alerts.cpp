@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "base/jsonl.h"
+#include "detect/runner.h"
 
 namespace csq::eval {
 namespace {
@@ -62,6 +63,7 @@ std::string alert_source(const ojson& alert) {
     const std::string type = alert["type"].get<std::string>();
     if (type == "sigma_alert" || type == "sigma_correlation") return "sigma";
   }
+  if (detect::is_alert_json(alert)) return "sigma";
   if (alert.contains("rule") && alert["rule"].is_object() && alert["rule"].contains("level") &&
       alert["rule"]["level"].is_number() && (alert.contains("agent") || alert.contains("decoder")))
     return "wazuh";
@@ -69,10 +71,12 @@ std::string alert_source(const ojson& alert) {
 }
 
 int alert_severity(const ojson& alert) {
-  if (!alert.is_object() || !alert.contains("rule") || !alert["rule"].is_object()) return -1;
-  const auto& rule = alert["rule"];
-  if (!rule.contains("level")) return -1;
-  const auto& level = rule["level"];
+  // csq detect --json writes the rule's fields at the top, beside the event; others nest them.
+  const ojson* rule = nullptr;
+  if (detect::is_alert_json(alert)) rule = &alert;
+  else if (alert.is_object() && alert.contains("rule") && alert["rule"].is_object()) rule = &alert["rule"];
+  if (!rule || !rule->contains("level")) return -1;
+  const auto& level = (*rule)["level"];
   if (level.is_number_integer() && level.get<long long>() >= 0 && level.get<long long>() <= 1000)
     return int(level.get<long long>());
   if (level.is_string()) {

@@ -47,13 +47,14 @@ LabelledSet load_labelled_jsonl(const std::string& path);
 // "T1110" or "T1110.001".
 bool is_technique_id(std::string_view s);
 
-// Where an alert came from, judged by its shape: "aminer" (AnalysisComponent), "sigma" (csq
-// detect's sigma_alert / sigma_correlation), "wazuh" (rule.level number plus agent or decoder),
-// "other".
+// Where an alert came from, judged by its shape: "aminer" (AnalysisComponent), "sigma" (a csq
+// detect --json alert, or type sigma_alert / sigma_correlation), "wazuh" (rule.level number plus
+// agent or decoder), "other".
 std::string alert_source(const nlohmann::ordered_json& alert);
 
 // The alert's own severity as a number, when it has one: Wazuh rule.level (0-15), or a Sigma
-// rule.level (informational 1, low 2, medium 3, high 4, critical 5). -1: none.
+// rule.level or a csq detect alert's level (informational 1, low 2, medium 3, high 4, critical 5).
+// -1: none.
 int alert_severity(const nlohmann::ordered_json& alert);
 
 }  // namespace csq::eval

@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "base/jsonl.h"
+#include "detect/runner.h"
 #include "tasks/answers.h"
 
 namespace csq::tasks {
@@ -87,21 +88,12 @@ std::string retrieval_query(const RespondInput& input) {
   return text;
 }
 
-// A record `csq detect --json` writes: the rule's id, title and file beside the event (a
-// correlation's event is its summary).
-bool is_detect_alert(const ojson& record) {
-  const ojson* event = member(record, "event");
-  for (const char* key : {"rule_id", "title", "rule_file"})
-    if (const ojson* v = member(record, key); !v || !v->is_string()) return false;
-  return event && event->is_object();
-}
-
 std::string input_kind(const RespondInput& input) {
   if (input.record.is_null()) return "text";
   if (is_triage(input.record)) return "triage";
   const ojson* type = member(input.record, "type");
   if (type && type->is_string() && (*type == "sigma_alert" || *type == "sigma_correlation")) return type->get<std::string>();
-  if (is_detect_alert(input.record))
+  if (detect::is_alert_json(input.record))
     return member(*member(input.record, "event"), "correlation") ? "sigma_correlation" : "sigma_alert";
   return "record";
 }
@@ -110,7 +102,7 @@ std::string input_kind(const RespondInput& input) {
 // `author`, Sigma's nested `rule.author`.
 ojson rule_authors(const ojson& record) {
   ojson authors = ojson::array();
-  const ojson* single = is_detect_alert(record) ? member(record, "author") : path(record, {"rule", "author"});
+  const ojson* single = detect::is_alert_json(record) ? member(record, "author") : path(record, {"rule", "author"});
   if (const ojson* listed = member(record, "rule_authors"); listed && listed->is_array()) {
     for (const ojson& a : *listed)
       if (a.is_string()) authors.push_back(a);
@@ -123,7 +115,7 @@ ojson rule_authors(const ojson& record) {
 // The title of the rule the alert is from: Sigma's nested `rule.title` or csq detect's `title`.
 const ojson* rule_title(const ojson& alert) {
   if (const ojson* title = path(alert, {"rule", "title"}); title && title->is_string()) return title;
-  return is_detect_alert(alert) ? member(alert, "title") : nullptr;
+  return detect::is_alert_json(alert) ? member(alert, "title") : nullptr;
 }
 
 // The input as the model sees it: JSON, with every '<' escaped so that nothing inside can close

@@ -150,6 +150,20 @@ TEST(TriageScoring, SeverityBaselineAtEachThreshold) {
   EXPECT_EQ(severity_baseline(set, 2).at("wazuh").size(), 2u);  // the first two alerts only
 }
 
+TEST(TriageScoring, CsqDetectsOwnAlertsAreSigmaWithTheirLevel) {
+  // The record csq detect --json writes (a rule's alert; a correlation's has the same fields).
+  const std::string line =
+      R"({"alert": {"time": "t", "rule_id": "r1", "title": "Whoami", "level": "high", "status": "test", "author": "a",)"
+      R"( "tags": [], "rule_file": "r.yml", "source": "w.jsonl", "record": 1, "matched": {}, "event": {"EventID": 1}},)"
+      R"( "label": "malicious"})"
+      "\n";
+  const LabelledSet set = load_labelled_jsonl(test::write_temp("detect_alerts.jsonl", line));
+  ASSERT_EQ(set.alerts.size(), 1u);
+  EXPECT_EQ(set.alerts[0].source, "sigma");
+  EXPECT_EQ(alert_source(set.alerts[0].alert), "sigma");
+  EXPECT_EQ(alert_severity(set.alerts[0].alert), 4);
+}
+
 TEST(TriageScoring, LoadsTheAitAecidSet) {
   REQUIRE_ALERTS();
   const LabelledSet set = load_ait_aecid(test::data_dir());  // the data root works too
