@@ -164,11 +164,13 @@ void post_bounded(httplib::Server& svr, const std::string& pattern, size_t max_b
       send_error(res, error(415, "the request body must be JSON, not multipart/form-data"));
       return;
     }
-    httplib::Request with_body = req;
+    // The body goes where httplib would have put it, so the request log (--log-content) sees it:
+    // the request is the server's own, non-const object, handed to handlers as const.
+    std::string& body = const_cast<httplib::Request&>(req).body;
     bool too_large = false;
     const bool complete = read([&](const char* data, size_t size) {
-      too_large = with_body.body.size() + size > max_bytes;
-      if (!too_large) with_body.body.append(data, size);
+      too_large = body.size() + size > max_bytes;
+      if (!too_large) body.append(data, size);
       return !too_large;
     });
     if (too_large || res.status == 413) {  // 413: httplib refused a Content-Length over the limit
@@ -181,7 +183,7 @@ void post_bounded(httplib::Server& svr, const std::string& pattern, size_t max_b
       send_error(res, error(400, "the request body could not be read (a malformed chunked or compressed body, or one without Content-Length)"));
       return;
     }
-    handler(with_body, res);
+    handler(req, res);
   });
 }
 

@@ -90,6 +90,22 @@ TEST(ServeShutdown, SigtermWhileStreamingEndsTheStreamAndExits) {
   EXPECT_NE(server.log().find("csq serve: stopped"), std::string::npos) << server.log();
 }
 
+TEST(ServeLog, PromptsAndAnswersAreLoggedOnlyWithLogContent) {
+  CSQ_REQUIRE_FIXTURES();
+  for (const bool log_content : {false, true}) {
+    std::vector<std::string> args = {"--model", test::fixture("hf/qwen3-tiny-vocab"), "--threads", "1", "--ctx", "256"};
+    if (log_content) args.push_back("--log-content");
+    ServeProcess server(test::csq_binary(), args);
+    httplib::Client client(server.wait_listening(60s));
+    const auto res = client.Post("/v1/completions", R"({"prompt": "secret-evidence-4471", "max_tokens": 1})", "application/json");
+    ASSERT_TRUE(res && res->status == 200) << server.log();
+    server.signal(SIGTERM);
+    expect_clean_exit(server);
+    EXPECT_NE(server.log().find("POST /v1/completions 200"), std::string::npos) << server.log();
+    EXPECT_EQ(server.log().find("secret-evidence-4471") != std::string::npos, log_content) << server.log();
+  }
+}
+
 TEST(ServeTokenizer, ABorrowedTokenizerMustFitTheModel) {
   CSQ_REQUIRE_FIXTURES();
   const test::RunResult r = test::run_csq({"serve", "--model", test::fixture("gguf/qwen3-tiny-gqa-Q4_0.gguf"), "--tokenizer",
