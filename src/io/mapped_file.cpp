@@ -104,6 +104,9 @@ MappedFile::~MappedFile() {
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail_input(path + ": cannot open for reading");
+  // A directory opens, and reads as empty text.
+  if (struct stat st {}; ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    fail_input(path + ": is a directory, not a file");
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();

@@ -91,6 +91,17 @@ TEST(MappedFile, ErrorsNameThePath) {
   }
 }
 
+TEST(MappedFile, ReadTextFileRefusesADirectory) {
+  // A directory opens and reads as empty text: --context DIR gave a prompt without the context.
+  try {
+    read_text_file(test::temp_dir());
+    FAIL() << "read a directory as an empty text";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::BadInput);
+    EXPECT_EQ(std::string(e.what()), test::temp_dir() + ": is a directory, not a file");
+  }
+}
+
 TEST(MappedFileDeathTest, LoadedWeightsAreReadOnly) {
   const std::string path = test::temp_dir() + "/mapped-readonly.bin";
   write_random_file(path, 4096 * 3);
