@@ -204,10 +204,24 @@ RecordReader::Status RecordReader::next(Record& rec, std::string& problem) {
       }
       break;
     }
-    // Decide on the bytes buffered: a newline before the object's depth returns to 0 → objects.
+    // Decide on the first record: a newline before the object's depth returns to 0 → objects.
+    // Read on until it closes or a line ends (the first read may hold only the two bytes that
+    // were looked at for gzip), as far as the buffer holds.
     int depth = 0;
     bool in_string = false, escape = false, closed = false, newline = false;
-    for (size_t i = pos_; i < end_; ++i) {
+    for (size_t i = pos_;; ++i) {
+      if (i == end_) {
+        if (eof_ || end_ - pos_ == buf_.size()) break;
+        std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+        i = end_ -= pos_;
+        pos_ = 0;
+        const size_t got = source_->read(buf_.data() + end_, buf_.size() - end_);
+        if (got == 0) {
+          eof_ = true;
+          break;
+        }
+        end_ += got;
+      }
       const char c = buf_[i];
       if (in_string) {
         if (escape) escape = false;

@@ -94,6 +94,18 @@ TEST(DetectEvents, ConcatenatedPrettyObjectsAndRecordHeaders) {
   EXPECT_EQ(a.records.size(), 2u);
 }
 
+TEST(DetectEvents, ObjectsOverSeveralLinesAreRecognisedBeyondTheFirstTwoBytes) {
+  // The layout is decided on the first object, not on the two bytes read to look for gzip:
+  // PowerShell's ConvertTo-Json ("{\r\n"), and an object whose first line holds a field.
+  for (const char* text : {"{\r\n    \"a\":  1,\r\n    \"b\":  2\r\n}\r\n{\r\n    \"a\":  3\r\n}\r\n",
+                           "{\"a\": 1,\n \"b\": 2}\n{\"a\": 3,\n \"b\": 4}\n"}) {
+    const Read r = read_all(write_temp("e.json", text));
+    EXPECT_TRUE(r.problems.empty()) << r.problems[0];
+    ASSERT_EQ(r.records.size(), 2u) << text;
+    EXPECT_EQ(nlohmann::json::parse(r.records[1].text)["a"], 3);
+  }
+}
+
 TEST(DetectEvents, GzipIsInflatedWhateverTheName) {
   const std::string path = write_temp("e.data", gzip("{\"a\": 1}\n{\"a\": 2}\n"));
   EXPECT_EQ(read_all(path).records.size(), 2u);
