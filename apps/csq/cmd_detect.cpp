@@ -36,6 +36,30 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
   return out;
 }
 
+// Event text as the table and the problem lines show it: control characters (C0, DEL, C1) as
+// \n, \r, \t or \xHH, so that no event can start a line of its own or drive the terminal.
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const bool c1 = c == 0xc2 && i + 1 < text.size() && (static_cast<unsigned char>(text[i + 1]) & 0xe0) == 0x80;
+    if (c >= 0x20 && c != 0x7f && !c1) {
+      out += char(c);
+    } else if (c == '\n' || c == '\r' || c == '\t') {
+      out += c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t";
+    } else {
+      for (size_t k = 0; k < (c1 ? 2u : 1u); ++k) {
+        char hex[5];
+        std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned char>(text[i + k]));
+        out += hex;
+      }
+      i += c1;
+    }
+  }
+  return out;
+}
+
 void run_detect(const DetectOptions& o) {
   if (o.events.empty()) fail_usage("--events PATH is required (JSON, JSON Lines, .gz, or - for standard input)");
   if (o.threads < 1 || o.threads > 256) fail_usage("--threads must be between 1 and 256");
@@ -82,9 +106,9 @@ void run_detect(const DetectOptions& o) {
         } else {
           std::string matched;
           for (const auto& [k, v] : a.fields) matched += (matched.empty() ? "" : " ") + k + "=" + v;
-          std::printf("%-24s %-13s %-60s %-30s %s:%llu  %s  %s\n", a.time.c_str(), level_name(a.rule->level),
+          std::printf("%-24s %-13s %-60s %-30s %s:%llu  %s  %s\n", printable(a.time).c_str(), level_name(a.rule->level),
                       a.rule->title.c_str(), a.rule->author.c_str(), a.source.c_str(), (unsigned long long)a.record,
-                      join(a.rule->tags, ",").c_str(), matched.c_str());
+                      join(a.rule->tags, ",").c_str(), printable(matched).c_str());
         }
         std::fflush(stdout);
   };
@@ -100,14 +124,14 @@ void run_detect(const DetectOptions& o) {
       [&](const InputProblem& p) {
         if (problems_shown++ < 20)
           std::fprintf(stderr, "%s%s: record %llu: %s\n", tty ? "\r" : "", p.source.c_str(),
-                       (unsigned long long)p.record, p.reason.c_str());
+                       (unsigned long long)p.record, printable(p.reason).c_str());
       },
       stats);
   if (tty) std::fprintf(stderr, "\r");
   std::fprintf(stderr, "events: %llu read, %llu unparseable\n", (unsigned long long)stats.events,
                (unsigned long long)stats.unparseable);
   for (const auto& [reason, n] : stats.problems_by_reason)
-    std::fprintf(stderr, "  %llu x %s\n", (unsigned long long)n, reason.c_str());
+    std::fprintf(stderr, "  %llu x %s\n", (unsigned long long)n, printable(reason).c_str());
   std::fprintf(stderr, "alerts: %llu (critical %llu, high %llu, medium %llu, low %llu, informational %llu)\n",
                (unsigned long long)stats.alerts, (unsigned long long)stats.alerts_by_level[4],
                (unsigned long long)stats.alerts_by_level[3], (unsigned long long)stats.alerts_by_level[2],

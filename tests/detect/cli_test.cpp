@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -105,6 +106,33 @@ TEST(DetectCli, AnInputThatCannotBeReadIsExitCode2AfterTheOthers) {
   EXPECT_NE(r.err.find(missing + ": cannot open"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("1 of 2 inputs could not be read"), std::string::npos) << r.err;
   EXPECT_EQ(run_csq({"detect", "--rules", rules, "--events", temp_dir(), "--json"}).exit_code, 2);
+}
+
+TEST(DetectCli, EventTextCannotForgeTableLinesOrReachTheTerminalAsControlCharacters) {
+  const std::string rules = write("cli_rules5.yml", R"(title: Whoami
+author: Jane Doe
+level: medium
+logsource: {product: windows, category: process_creation}
+detection:
+    sel:
+        Image|contains: whoami
+    condition: sel
+)");
+  // One object over two lines (so the stream is read object by object), then junk holding ESC,
+  // which the problem line on stderr quotes.
+  const std::string forged = R"({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1, "UtcTime": "2024\u001b[2J",)"
+                             "\n"
+                             R"( "Image": "whoami.exe\n2024-01-01 10:00:00      critical      FORGED\u001b[31m\u009b"})"
+                             "\nJunk\x1b[2J\n";
+  const RunResult r = run_csq({"detect", "--rules", rules, "--events", "-"}, forged);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;  // the header and one alert
+  EXPECT_NE(r.out.find(R"(Image=whoami.exe\n2024-01-01 10:00:00      critical      FORGED\x1b[31m\xc2\x9b)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(R"(2024\x1b[2J)"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find(R"(text outside a JSON object ('Junk\x1b[2J'))"), std::string::npos) << r.err;
+  for (const std::string& text : {r.out, r.err})
+    for (char c : text) EXPECT_TRUE(c == '\n' || (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f)) << int(c);
 }
 
 TEST(DetectCli, SigintWhileBlockedOnAFullPipeLeavesOnlyWholeLines) {
