@@ -60,6 +60,7 @@ std::string route_label(const std::string& path) {
                                         "/v1/detect", "/v1/triage", "/v1/respond", "/v1/kb/search"};
   for (const char* route : kRoutes)
     if (path == route) return route;
+  if (path.starts_with("/v1/models/")) return "/v1/models/{id}";
   if (path.starts_with("/v1/kb/techniques/")) return "/v1/kb/techniques/{id}";
   if (path.starts_with("/v1/kb/mitigations/")) return "/v1/kb/mitigations/{id}";
   return "other";
@@ -225,6 +226,11 @@ void HttpServer::stop(std::chrono::milliseconds deadline) {
 
 std::string HttpServer::respond(std::string_view raw_request) { return http_->respond(raw_request); }
 
+ApiError HttpServer::model_not_found(const std::string& asked) const {
+  return error(404, "model '" + asked + "' does not exist; this server serves '" + options_.model_alias + "'",
+               "invalid_request_error", "model_not_found");
+}
+
 void HttpServer::install_kb_routes() {
   // Each answer carries the ATT&CK notice the data's licence asks for. Metrics count the route,
   // not the path, so ids do not multiply the series.
@@ -344,11 +350,22 @@ void HttpServer::install_routes() {
     res.set_content(metrics_.render(scheduler_.stats()), "text/plain; version=0.0.4");
   });
   install_kb_routes();
-  svr.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
-    ojson model = {{"id", options_.model_alias}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "csq"},
-                   {"max_model_len", scheduler_.config().n_ctx}};
-    res.set_content(dump({{"object", "list"}, {"data", ojson::array({model})}}), "application/json");
+  auto model_object = [this] {
+    return ojson{{"id", options_.model_alias}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "csq"},
+                 {"max_model_len", scheduler_.config().n_ctx}};
+  };
+  svr.Get("/v1/models", [this, model_object](const httplib::Request& req, httplib::Response& res) {
+    res.set_content(dump({{"object", "list"}, {"data", ojson::array({model_object()})}}), "application/json");
     metrics_.count_request(req.path, 200);
+  });
+  svr.Get(R"(/v1/models/(.+))", [this, model_object](const httplib::Request& req, httplib::Response& res) {
+    if (req.matches[1].str() == options_.model_alias) {
+      res.status = 200;
+      res.set_content(dump(model_object()), "application/json");
+    } else {
+      send_error(res, model_not_found(req.matches[1].str()));
+    }
+    metrics_.count_request("/v1/models/{id}", res.status);
   });
 
   auto generation = [this](bool chat) {
@@ -360,8 +377,7 @@ void HttpServer::install_routes() {
         const ojson body = parse_body(req.body);
         ApiRequest api = chat ? parse_chat_request(body, options_.limits) : parse_completion_request(body, options_.limits);
         if (!api.model.empty() && api.model != options_.model_alias)
-          throw error(404, "model '" + api.model + "' does not exist; this server serves '" + options_.model_alias + "'",
-                      "invalid_request_error", "model_not_found");
+          throw model_not_found(api.model);
 
         // Prompts as token ids.
         std::vector<std::vector<int32_t>> prompts;

@@ -66,6 +66,7 @@ class HttpServer {
   class Listener;
   void install_routes();
   void install_kb_routes();
+  ApiError model_not_found(const std::string& asked) const;  // 404 for a model id this server does not serve
   void install_task_routes(httplib::Server& svr);     // task_routes.cpp
   void install_console_routes(httplib::Server& svr);  // console_routes.cpp
 

@@ -150,8 +150,7 @@ void HttpServer::install_task_routes(httplib::Server& svr) {
     api.sampling = defaults;
     parse_sampling_fields(body, options_.limits, api);
     if (!api.model.empty() && api.model != options_.model_alias)
-      throw error(404, "model '" + api.model + "' does not exist; this server serves '" + options_.model_alias + "'",
-                  "invalid_request_error", "model_not_found");
+      throw model_not_found(api.model);
     if (!api.seeded) api.sampling.seed = std::random_device{}();
     return api;
   };

@@ -273,6 +273,16 @@ TEST_F(RawRequests, ABrowserPageFromAnotherOriginCannotUseTheServer) {
   EXPECT_TRUE(post("/v1/completions", body).starts_with("HTTP/1.1 200 "));
 }
 
+TEST_F(RawRequests, TheServedModelCanBeRetrieved) {
+  // GET /v1/models/{id}: what the OpenAI SDKs' models.retrieve() asks.
+  const std::string model = http_->respond("GET /v1/models/tiny HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_TRUE(model.starts_with("HTTP/1.1 200 ")) << model;
+  EXPECT_NE(model.find(R"({"id":"tiny","object":"model")"), std::string::npos) << model;
+  const std::string other = http_->respond("GET /v1/models/gpt-4 HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_TRUE(other.starts_with("HTTP/1.1 404 ")) << other;
+  EXPECT_NE(other.find(R"("code":"model_not_found")"), std::string::npos) << other;
+}
+
 TEST_F(RawRequests, DeeplyNestedJsonIsRefused) {
   // Copying and rendering a request recurses over its JSON; nesting this deep would overflow
   // the stack of the handler thread.
