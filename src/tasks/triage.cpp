@@ -520,6 +520,7 @@ TriageResult triage_input(ChatBackend& backend, const TriageInput& input, const 
   } catch (const BackendBusy&) {
     throw;  // no answer yet is not a failed input: the caller retries or reports busy
   } catch (const Error& e) {
+    if (e.code() == ErrorCode::Usage) throw;  // the options, not this input: every input would fail
     out.error = e.what();
   }
   return out;

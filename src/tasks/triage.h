@@ -156,7 +156,8 @@ ChatRequest triage_request(const TriageInput& input, const TriagePrompt& prompt,
 
 // One input's line: the rules' decision for a screened input no rule fired on, else the
 // backend's answer (with every fired rule in one prompt). A failed answer or a backend error
-// (csq::Error) is a result with an error, except BackendBusy (no room yet), which is thrown.
+// (csq::Error) is a result with an error, except BackendBusy (no room yet) and a usage error
+// (options out of range, which every input would meet), which are thrown.
 // Safe to call from several threads.
 TriageResult triage_input(ChatBackend& backend, const TriageInput& input, const std::string& site_context,
                           const TriageOptions& options);

@@ -292,6 +292,19 @@ TEST(TriageHybrid, ALineFromRulesNamesTheirAuthors) {
   EXPECT_FALSE(triage_input(backend, input(R"({"EventID": 1})"), "", o).to_json().contains("rule_authors"));
 }
 
+TEST(TriageStream, AnOptionOutOfRangeStopsTheRunInsteadOfFailingEveryInput) {
+  // --max-fields 0 gave one error line per input and exit code 0.
+  RecordingBackend backend;
+  TriageOptions o;
+  o.max_fields = 0;
+  try {
+    triage_input(backend, input(R"({"EventID": 1})"), "", o);
+    FAIL() << "a usage error became the input's result";
+  } catch (const csq::Error& e) {
+    EXPECT_EQ(e.code(), csq::ErrorCode::Usage);
+  }
+}
+
 // ---- on the real Qwen3 tokenizer and the fixture model ----
 
 class TriageOnFixture : public ::testing::Test {
