@@ -407,16 +407,20 @@ void HttpServer::install_routes() {
           }
         }
         const int64_t n_ctx = scheduler_.config().n_ctx;
+        const std::string prompt_field = chat ? "messages" : "prompt";
         for (const auto& p : prompts) {
-          if (p.empty()) throw error(400, "the prompt is empty", "invalid_request_error");
+          if (p.empty()) throw with_param(error(400, "the prompt is empty"), prompt_field);
           if (int64_t(p.size()) >= n_ctx)
-            throw error(400, "the prompt is " + std::to_string(p.size()) + " tokens but the context holds " +
-                                 std::to_string(n_ctx) + " (prompts are never truncated)",
-                        "invalid_request_error", "context_length_exceeded");
+            throw with_param(error(400, "the prompt is " + std::to_string(p.size()) + " tokens but the context holds " +
+                                            std::to_string(n_ctx) + " (prompts are never truncated)",
+                                   "invalid_request_error", "context_length_exceeded"),
+                             prompt_field);
           if (api.max_tokens && int64_t(p.size()) + *api.max_tokens > n_ctx)
-            throw error(400, "the prompt (" + std::to_string(p.size()) + " tokens) plus max_tokens (" +
-                                 std::to_string(*api.max_tokens) + ") exceeds the context of " + std::to_string(n_ctx),
-                        "invalid_request_error", "context_length_exceeded");
+            throw with_param(error(400, "the prompt (" + std::to_string(p.size()) + " tokens) plus max_tokens (" +
+                                            std::to_string(*api.max_tokens) + ") exceeds the context of " +
+                                            std::to_string(n_ctx),
+                                   "invalid_request_error", "context_length_exceeded"),
+                             "max_tokens");
         }
 
         // The constraint is compiled once per request; each choice gets a fresh copy of it.

@@ -228,7 +228,7 @@ ApiRequest parse_chat_request(const json& body, const ApiLimits& limits) {
       bad("messages", "messages[" + std::to_string(i) + "] must be an object with a string 'role'");
     const std::string role = m["role"].get<std::string>();
     if (role != "system" && role != "user" && role != "assistant" && role != "tool" && role != "developer")
-      bad("messages", "messages[" + std::to_string(i) + "].role '" + role + "' is not one of system, user, assistant, tool");
+      bad("messages", "messages[" + std::to_string(i) + "].role '" + role + "' is not one of system, developer, user, assistant, tool");
     if (const json* calls = field(m, "tool_calls")) {
       if (!calls->is_array()) bad("messages", "messages[" + std::to_string(i) + "].tool_calls must be an array");
       for (size_t k = 0; k < calls->size(); ++k)

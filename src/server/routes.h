@@ -20,6 +20,12 @@ inline ApiError error(int status, const std::string& message, const std::string&
   return e;
 }
 
+// `e` naming the request field it is about.
+inline ApiError with_param(ApiError e, const std::string& param) {
+  e.param = param;
+  return e;
+}
+
 inline void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   res.set_content(dump(e.body()), "application/json");

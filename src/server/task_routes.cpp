@@ -43,7 +43,7 @@ void expect_fields(const ojson& body, std::initializer_list<const char*> own) {
     std::string expected;
     for (const char* name : own) expected += std::string(expected.empty() ? "" : ", ") + name;
     for (const char* name : kSamplingFields) expected += std::string(", ") + name;
-    throw error(400, "unknown field '" + key + "' (expected " + expected + ")", "invalid_request_error");
+    throw with_param(error(400, "unknown field '" + key + "' (expected " + expected + ")"), key);
   }
 }
 

@@ -283,6 +283,24 @@ TEST_F(RawRequests, TheServedModelCanBeRetrieved) {
   EXPECT_NE(other.find(R"("code":"model_not_found")"), std::string::npos) << other;
 }
 
+TEST_F(RawRequests, ErrorsNameTheFieldInParam) {
+  // OpenAI's error object names the offending field in `param`; clients show it.
+  const auto param_of = [&](const std::string& path, const std::string& body) {
+    const std::string answer = post(path, body);
+    const size_t at = answer.find(R"({"error")");
+    return at == std::string::npos ? answer : nlohmann::json::parse(answer.substr(at))["error"]["param"].dump();
+  };
+  std::string long_text;
+  for (int i = 0; i < 300; ++i) long_text += "word ";
+  EXPECT_EQ(param_of("/v1/chat/completions", R"({"messages": [{"role": "user", "content": ")" + long_text + R"("}]})"), R"("messages")");
+  EXPECT_EQ(param_of("/v1/completions", R"({"prompt": ")" + long_text + R"("})"), R"("prompt")");
+  EXPECT_EQ(param_of("/v1/completions", R"({"prompt": "Alert:", "max_tokens": 255})"), R"("max_tokens")");
+  EXPECT_EQ(param_of("/v1/completions", R"({"prompt": ""})"), R"("prompt")");
+  EXPECT_EQ(param_of("/v1/triage", R"({"records": [{}], "recrods": 1})"), R"("recrods")");
+  const std::string role = post("/v1/chat/completions", R"({"messages": [{"role": "function", "content": "x"}]})");
+  EXPECT_NE(role.find("is not one of system, developer, user, assistant, tool"), std::string::npos) << role;
+}
+
 TEST_F(RawRequests, DeeplyNestedJsonIsRefused) {
   // Copying and rendering a request recurses over its JSON; nesting this deep would overflow
   // the stack of the handler thread.
