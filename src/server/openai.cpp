@@ -292,6 +292,8 @@ ApiRequest parse_completion_request(const json& body, const ApiLimits& limits) {
     r.top_logprobs = int32_t(integer(body, "logprobs", 0, limits.max_top_logprobs));
   }
   if (field(body, "echo")) r.echo = boolean(body, "echo");
+  if (r.echo && r.logprobs)
+    bad("echo", "'echo' with 'logprobs' asks for the prompt's logprobs too, and the prompt's logprobs are not computed here");
   check_streaming(body, r);
   return r;
 }

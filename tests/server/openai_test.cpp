@@ -90,6 +90,12 @@ TEST(OpenAiRequest, FieldsThatWouldBeIgnoredAreRefused) {
   EXPECT_EQ(completion_error(R"({"prompt": "x", "stream": true, "logprobs": 2})").param, "logprobs");
   EXPECT_EQ(chat_error(chat + R"("top_logprobs": 2})").param, "top_logprobs");
   EXPECT_EQ(completion_error(R"({"prompt": "x", "stream_options": {"include_usage": true}})").param, "stream_options");
+  // OpenAI answers echo with logprobs with the prompt's logprobs too (how a prompt is scored);
+  // they are not computed here, and an answer with only the completion's would be misread.
+  e = completion_error(R"({"prompt": "x", "echo": true, "logprobs": 1, "max_tokens": 0})");
+  EXPECT_EQ(e.param, "echo");
+  EXPECT_NE(e.message.find("the prompt's logprobs are not computed"), std::string::npos) << e.message;
+  EXPECT_NO_THROW(parse_completion_request(ojson::parse(R"({"prompt": "x", "echo": true})"), ApiLimits{}));
 }
 
 TEST(OpenAiRequest, ToolNamesAndArgumentsAreWhatOpenAiAllows) {
@@ -117,7 +123,7 @@ TEST(OpenAiRequest, ToolNamesAndArgumentsAreWhatOpenAiAllows) {
 }
 
 TEST(OpenAiRequest, CompletionPrompts) {
-  auto r = parse_completion_request(ojson::parse(R"({"prompt": "text", "logprobs": 2, "echo": true})"), ApiLimits{});
+  auto r = parse_completion_request(ojson::parse(R"({"prompt": "text", "logprobs": 2})"), ApiLimits{});
   EXPECT_EQ(r.prompts, std::vector<std::string>{"text"});
   EXPECT_TRUE(r.logprobs);
   EXPECT_EQ(r.top_logprobs, 2);
