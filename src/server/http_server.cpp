@@ -329,7 +329,15 @@ void HttpServer::install_routes() {
   });
   svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     if (!options_.log_requests) return;
-    std::fprintf(stderr, "csq serve: %s %s %d\n", req.method.c_str(), req.path.c_str(), res.status);
+    // The path is the client's, decoded: control bytes are written as \xNN, so that a newline
+    // or a terminal escape in it cannot forge a log line of its own.
+    std::string path;
+    for (const char c : req.path) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned char>(c));
+      path += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? std::string(escaped) : std::string(1, c);
+    }
+    std::fprintf(stderr, "csq serve: %s %s %d\n", req.method.c_str(), path.c_str(), res.status);
     if (options_.log_content && !req.body.empty()) std::fprintf(stderr, "  request: %s\n", req.body.c_str());
   });
 

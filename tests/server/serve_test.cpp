@@ -99,9 +99,13 @@ TEST(ServeLog, PromptsAndAnswersAreLoggedOnlyWithLogContent) {
     httplib::Client client(server.wait_listening(60s));
     const auto res = client.Post("/v1/completions", R"({"prompt": "secret-evidence-4471", "max_tokens": 1})", "application/json");
     ASSERT_TRUE(res && res->status == 200) << server.log();
+    // A path is logged as data: a decoded newline in it cannot start a line of its own.
+    ASSERT_TRUE(client.Get("/x%0Acsq%20serve:%20forged%1B[2J"));
     server.signal(SIGTERM);
     expect_clean_exit(server);
     EXPECT_NE(server.log().find("POST /v1/completions 200"), std::string::npos) << server.log();
+    EXPECT_EQ(server.log().find("\ncsq serve: forged"), std::string::npos) << server.log();
+    EXPECT_NE(server.log().find("GET /x\\x0acsq serve: forged\\x1b[2J 404"), std::string::npos) << server.log();
     EXPECT_EQ(server.log().find("secret-evidence-4471") != std::string::npos, log_content) << server.log();
   }
 }
