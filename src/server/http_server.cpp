@@ -76,6 +76,18 @@ const char* route_method(const std::string& path) {
   return route_label(path) != "other" || path == "/health" || is_console_path(path) ? "GET" : "";
 }
 
+// Client text for the log (a decoded path, a request body): control bytes written as \xNN, so
+// that a newline or a terminal escape in it cannot forge a log line of its own.
+std::string loggable(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    char escaped[8];
+    std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned char>(c));
+    out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? std::string(escaped) : std::string(1, c);
+  }
+  return out;
+}
+
 // A connection held in memory: reads the given request bytes, collects the response bytes.
 class MemoryStream : public httplib::Stream {
  public:
@@ -329,16 +341,8 @@ void HttpServer::install_routes() {
   });
   svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     if (!options_.log_requests) return;
-    // The path is the client's, decoded: control bytes are written as \xNN, so that a newline
-    // or a terminal escape in it cannot forge a log line of its own.
-    std::string path;
-    for (const char c : req.path) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned char>(c));
-      path += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? std::string(escaped) : std::string(1, c);
-    }
-    std::fprintf(stderr, "csq serve: %s %s %d\n", req.method.c_str(), path.c_str(), res.status);
-    if (options_.log_content && !req.body.empty()) std::fprintf(stderr, "  request: %s\n", req.body.c_str());
+    std::fprintf(stderr, "csq serve: %s %s %d\n", req.method.c_str(), loggable(req.path).c_str(), res.status);
+    if (options_.log_content && !req.body.empty()) std::fprintf(stderr, "  request: %s\n", loggable(req.body).c_str());
   });
 
   // Readiness and load for a load balancer or an orchestrator: 503 while draining, so a

@@ -101,6 +101,8 @@ TEST(ServeLog, PromptsAndAnswersAreLoggedOnlyWithLogContent) {
     ASSERT_TRUE(res && res->status == 200) << server.log();
     // A path is logged as data: a decoded newline in it cannot start a line of its own.
     ASSERT_TRUE(client.Get("/x%0Acsq%20serve:%20forged%1B[2J"));
+    const auto forged_body = client.Post("/v1/completions", "{\ncsq serve: forged\n}", "application/json");
+    ASSERT_TRUE(forged_body && forged_body->status == 400);
     server.signal(SIGTERM);
     expect_clean_exit(server);
     EXPECT_NE(server.log().find("POST /v1/completions 200"), std::string::npos) << server.log();
