@@ -65,6 +65,8 @@ void run_respond(RespondOptions o) {
   if (o.gen.model.empty() == o.endpoint.empty()) fail_usage("give exactly one of --model PATH or --endpoint URL");
   if (o.format != "json" && o.format != "md") fail_usage("--format must be json or md, not " + o.format);
   if (o.parallel < 1 || o.parallel > 64) fail_usage("--parallel must be between 1 and 64");
+  if (o.retrieve > tasks::kMaxRetrieve)  // -1 arrives wrapped to the largest size_t
+    fail_usage("--retrieve must be between 0 and " + std::to_string(tasks::kMaxRetrieve));
   const std::vector<tasks::RespondInput> inputs = read_inputs(o);
   const auto kb = load_kb(o.kb);
 

@@ -25,7 +25,6 @@ using ojson = nlohmann::ordered_json;
 constexpr size_t kMaxTriageRecords = 64;
 // A detection request answers with at most this many alerts (each holds its event).
 constexpr size_t kMaxDetectAlerts = 10000;
-constexpr size_t kMaxRetrieve = 10;
 
 // The sampling fields every task endpoint takes besides its own.
 constexpr std::initializer_list<const char*> kSamplingFields = {"model", "temperature", "top_p", "top_k", "min_p",
@@ -242,8 +241,8 @@ void HttpServer::install_task_routes(httplib::Server& svr) {
              }
              size_t retrieve = 3;
              if (const auto r = body.find("retrieve"); r != body.end()) {
-               if (!r->is_number_unsigned() || r->get<uint64_t>() > kMaxRetrieve)
-                 throw error(400, "'retrieve' must be an integer from 0 to " + std::to_string(kMaxRetrieve));
+               if (!r->is_number_unsigned() || r->get<uint64_t>() > tasks::kMaxRetrieve)
+                 throw error(400, "'retrieve' must be an integer from 0 to " + std::to_string(tasks::kMaxRetrieve));
                retrieve = r->get<size_t>();
              }
              const kb::KnowledgeBase& kb = *options_.kb;

@@ -44,6 +44,9 @@ struct PlanTechnique {
   std::string source;
 };
 
+// The most search hits `retrieve` may ask for (csq respond --retrieve, POST /v1/respond).
+constexpr size_t kMaxRetrieve = 10;
+
 // The techniques the input names that the knowledge base holds; when it names none, the
 // `retrieve` best search hits for its text (none when retrieve is 0). Ids the knowledge base does
 // not hold go to `unknown` (reported under "rejected"); duplicates are kept once.

@@ -386,6 +386,13 @@ TEST(RespondCli, UsageAndInputErrors) {
   r = run_csq({"respond", "--endpoint", "http://127.0.0.1:9/v1", "--alert", "-", "--kb", attack_dir()}, "{\"a\": 1}\nnot json\n");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("stdin:2: not valid JSON"), std::string::npos) << r.err;
+  // --retrieve as the server bounds it: -1 wrapped to every search hit (157 techniques, 31,000
+  // prompt tokens for "powershell encoded").
+  for (const char* retrieve : {"-1", "11"}) {
+    r = run_csq({"respond", "--endpoint", "http://127.0.0.1:9/v1", "--text", "x", "--retrieve", retrieve, "--kb", attack_dir()});
+    EXPECT_EQ(r.exit_code, 1) << retrieve;
+    EXPECT_NE(r.err.find("--retrieve"), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace
