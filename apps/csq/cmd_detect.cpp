@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/printable.h"
 #include "command.h"
 #include "detect/correlation.h"
 #include "detect/engine.h"
@@ -33,30 +34,6 @@ struct DetectOptions {
 std::string join(const std::vector<std::string>& v, const char* sep) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
-  return out;
-}
-
-// Event text as the table and the problem lines show it: control characters (C0, DEL, C1) as
-// \n, \r, \t or \xHH, so that no event can start a line of its own or drive the terminal.
-std::string printable(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    const bool c1 = c == 0xc2 && i + 1 < text.size() && (static_cast<unsigned char>(text[i + 1]) & 0xe0) == 0x80;
-    if (c >= 0x20 && c != 0x7f && !c1) {
-      out += char(c);
-    } else if (c == '\n' || c == '\r' || c == '\t') {
-      out += c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t";
-    } else {
-      for (size_t k = 0; k < (c1 ? 2u : 1u); ++k) {
-        char hex[5];
-        std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned char>(text[i + k]));
-        out += hex;
-      }
-      i += c1;
-    }
-  }
   return out;
 }
 

@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "base/jsonl.h"
+#include "base/printable.h"
 #include "detect/runner.h"
 #include "tasks/answers.h"
 
@@ -359,14 +360,17 @@ ojson build_plan(const kb::KnowledgeBase& kb, const RespondInput& input, const s
 std::string plan_markdown(const ojson& plan) {
   std::ostringstream md;
   const ojson& in = plan["input"];
-  md << "# Response plan: " << (in.contains("rule") ? in["rule"].get<std::string>() : in["where"].get<std::string>()) << "\n\n";
-  md << "**Severity:** " << plan["severity"].get<std::string>() << "  \n**Input:** " << in["where"].get<std::string>() << " ("
-     << in["kind"].get<std::string>() << ")";
+  // Text from the alert and the model's answer goes through printable(): it cannot add lines
+  // (headings, check boxes) to the ticket or reach a terminal as control characters.
+  md << "# Response plan: " << printable(in.contains("rule") ? in["rule"].get<std::string>() : in["where"].get<std::string>())
+     << "\n\n";
+  md << "**Severity:** " << plan["severity"].get<std::string>() << "  \n**Input:** "
+     << printable(in["where"].get<std::string>()) << " (" << in["kind"].get<std::string>() << ")";
   if (in.contains("rule_authors")) {
     md << "  \n**Rule authors:** ";
-    for (size_t i = 0; i < in["rule_authors"].size(); ++i) md << (i ? "; " : "") << in["rule_authors"][i].get<std::string>();
+    for (size_t i = 0; i < in["rule_authors"].size(); ++i) md << (i ? "; " : "") << printable(in["rule_authors"][i].get<std::string>());
   }
-  md << "\n\n" << plan["summary"].get<std::string>() << "\n\n## Techniques\n\n";
+  md << "\n\n" << printable(plan["summary"].get<std::string>()) << "\n\n## Techniques\n\n";
   if (plan["techniques"].empty()) md << "None identified.\n";
   for (const auto& t : plan["techniques"]) {
     md << "- **" << t["id"].get<std::string>() << "** " << t["name"].get<std::string>() << " (";
@@ -382,7 +386,7 @@ std::string plan_markdown(const ojson& plan) {
     }
     md << "\n### " << c["category"].get<std::string>() << " " << c["name"].get<std::string>() << "\n\n";
     for (const auto& s : c["steps"]) {
-      md << "- [ ] " << s["action"].get<std::string>();
+      md << "- [ ] " << printable(s["action"].get<std::string>());
       if (!s["mitigations"].empty()) {
         md << " (";
         for (size_t i = 0; i < s["mitigations"].size(); ++i)

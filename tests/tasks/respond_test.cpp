@@ -212,6 +212,22 @@ TEST(RespondValidation, APlanFromSigmaRulesNamesTheirAuthors) {
   EXPECT_FALSE(plan_for({{"EventID", 1}})["input"].contains("rule_authors"));
 }
 
+TEST(RespondValidation, TheTicketShowsControlCharactersOfAlertAndAnswerAsEscapes) {
+  CSQ_REQUIRE_ATTACK();
+  // The alert's title and the model's text (which may echo the alert) cannot add headings or
+  // check boxes of their own to the ticket, nor reach a terminal as escape sequences.
+  const ojson alert = {{"rule", {{"title", "T\n# Forged heading"}, {"author", "A\x1b[2J"}}}};
+  const ojson answer = {{"summary", "s\n## Forged\u009b"}, {"severity", "low"}, {"techniques", ojson::array()},
+                        {"steps", {{{"category", "RS.AN"}, {"action", "Look.\n- [x] forged step\r"}, {"mitigations", ojson::array()}}}}};
+  const tasks::RespondInput in{"a:1", alert, {}};
+  const std::string md = tasks::plan_markdown(tasks::build_plan(shared_kb(), in, {}, {}, answer_of(answer)));
+  EXPECT_NE(md.find("# Response plan: T\\n# Forged heading\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("**Rule authors:** A\\x1b[2J"), std::string::npos) << md;
+  EXPECT_NE(md.find("s\\n## Forged\\xc2\\x9b\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("- [ ] Look.\\n- [x] forged step\\r\n"), std::string::npos) << md;
+  for (char c : md) EXPECT_TRUE(c == '\n' || (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f)) << int(c);
+}
+
 TEST(RespondValidation, AnAnswerCutOffIsAnErrorNotAPartialPlan) {
   CSQ_REQUIRE_ATTACK();
   tasks::RespondInput text{"--text", nullptr, "x"};
