@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <httplib.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -328,8 +329,9 @@ void HttpServer::install_routes() {
       return httplib::Server::HandlerResponse::Unhandled;
     if (!options_.api_key.empty()) {
       const std::string auth = req.get_header_value("Authorization");
-      const std::string prefix = "Bearer ";
-      const std::string presented = auth.rfind(prefix, 0) == 0 ? auth.substr(prefix.size()) : "";
+      // "Bearer KEY", the scheme's name in any case (RFC 9110 11.1).
+      const bool bearer = auth.size() > 7 && strncasecmp(auth.c_str(), "Bearer ", 7) == 0;
+      const std::string presented = bearer ? auth.substr(7) : "";
       if (!api_key_matches(presented, options_.api_key)) {
         send_error(res, error(401, "invalid or missing API key (Authorization: Bearer KEY)", "authentication_error",
                               "invalid_api_key"));

@@ -358,6 +358,11 @@ TEST_F(RawRequests, RefusedPathsCannotWriteIntoTheMetrics) {
   for (const std::string path : {forged, std::string("/random-1"), std::string("/random-2"), std::string("/v1/models")})
     EXPECT_TRUE(http.respond("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 401 ")) << path;
   const std::string metrics = http.respond("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer 0123456789abcdef0123\r\n\r\n");
+  // The scheme's name is case-insensitive (RFC 9110 11.1); the key is not.
+  EXPECT_TRUE(http.respond("GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: bearer 0123456789abcdef0123\r\n\r\n")
+                  .starts_with("HTTP/1.1 200 "));
+  EXPECT_TRUE(http.respond("GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer 0123456789ABCDEF0123\r\n\r\n")
+                  .starts_with("HTTP/1.1 401 "));
   EXPECT_EQ(metrics.find("99999"), std::string::npos) << metrics;
   EXPECT_EQ(metrics.find("random"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("csq_requests_total{endpoint=\"other\",status=\"401\"} 3\n"), std::string::npos) << metrics;
