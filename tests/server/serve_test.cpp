@@ -355,7 +355,7 @@ TEST_F(RawRequests, RefusedPathsCannotWriteIntoTheMetrics) {
   options.log_requests = false;
   HttpServer http(*engine_, *scheduler_, options);
   const std::string forged = "/x%22%7D%201%0Acsq_requests_total%7Bendpoint%3D%22%2Fv1%2Fcompletions%22%7D%2099999%0A%23";
-  for (const std::string path : {forged, std::string("/random-1"), std::string("/random-2"), std::string("/v1/models")})
+  for (const std::string& path : {forged, std::string("/random-1"), std::string("/random-2"), std::string("/v1/models")})
     EXPECT_TRUE(http.respond("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 401 ")) << path;
   const std::string metrics = http.respond("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer 0123456789abcdef0123\r\n\r\n");
   // The scheme's name is case-insensitive (RFC 9110 11.1); the key is not.
