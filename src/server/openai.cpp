@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <initializer_list>
 
 #include "tokenizer/tokenizer.h"
@@ -30,8 +32,11 @@ double number(const json& body, const char* key, double lo, double hi) {
   const json* v = field(body, key);
   if (!v->is_number()) bad(key, std::string("'") + key + "' must be a number");
   const double x = v->get<double>();
-  if (!(x >= lo && x <= hi))
-    bad(key, std::string("'") + key + "' must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+  if (!(x >= lo && x <= hi)) {
+    char range[64];
+    std::snprintf(range, sizeof range, "between %g and %g", lo, hi);
+    bad(key, std::string("'") + key + "' must be " + range);
+  }
   return x;
 }
 
@@ -82,7 +87,8 @@ void parse_common(const json& body, const ApiLimits& limits, ApiRequest& r) {
     r.model = v->get<std::string>();
   }
   if (field(body, "temperature")) r.sampling.temperature = float(number(body, "temperature", 0, 2));
-  if (field(body, "top_p")) r.sampling.top_p = float(number(body, "top_p", 1e-9, 1));
+  // top_p 0 (OpenAI's range is [0, 1]) keeps only the most likely token, as the smallest p does.
+  if (field(body, "top_p")) r.sampling.top_p = std::max(float(number(body, "top_p", 0, 1)), std::numeric_limits<float>::min());
   if (field(body, "top_k")) {
     const int64_t k = integer(body, "top_k", -1, 1 << 20);
     r.sampling.top_k = k < 0 ? 0 : int32_t(k);  // vLLM uses -1 for "off"

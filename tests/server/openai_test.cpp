@@ -122,6 +122,16 @@ TEST(OpenAiRequest, ToolNamesAndArgumentsAreWhatOpenAiAllows) {
   EXPECT_EQ(chat_error(R"({"messages": [)" + user + R"(], "tools": [{"type": "function"}]})").param, "tools");
 }
 
+TEST(OpenAiRequest, RangesAreOpenAisAndSaidPlainly) {
+  // top_p 0 is valid in OpenAI's API (only the most likely token); it was refused with
+  // "'top_p' must be between 0.000000 and 1.000000".
+  const auto r = parse_completion_request(ojson::parse(R"({"prompt": "x", "top_p": 0})"), ApiLimits{});
+  EXPECT_GT(r.sampling.top_p, 0.0f);
+  EXPECT_LT(r.sampling.top_p, 1e-6f);
+  EXPECT_EQ(completion_error(R"({"prompt": "x", "top_p": 1.5})").message, "'top_p' must be between 0 and 1");
+  EXPECT_EQ(completion_error(R"({"prompt": "x", "presence_penalty": 5})").message, "'presence_penalty' must be between -2 and 2");
+}
+
 TEST(OpenAiRequest, CompletionPrompts) {
   auto r = parse_completion_request(ojson::parse(R"({"prompt": "text", "logprobs": 2})"), ApiLimits{});
   EXPECT_EQ(r.prompts, std::vector<std::string>{"text"});
