@@ -412,6 +412,7 @@ std::string plan_markdown(const ojson& plan) {
 std::vector<RespondInput> read_alerts(const std::string& content, const std::string& name) {
   std::vector<RespondInput> inputs;
   // One object, however laid out; otherwise JSON Lines.
+  require_json_depth(content, name);
   try {
     ojson whole = ojson::parse(content);
     if (!whole.is_object()) fail_input(name + ": expected a JSON object (an alert or event) or JSON Lines of them");

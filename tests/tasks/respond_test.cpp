@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/jsonl.h"
 #include "kb/kb.h"
 #include "runtime/json_schema.h"
 #include "runtime/regex_dfa.h"
@@ -243,6 +244,25 @@ TEST(RespondValidation, AnAnswerCutOffIsAnErrorNotAPartialPlan) {
     EXPECT_EQ(std::string(e.what()), "--text: the model's answer is not a complete response plan (not complete JSON; "
                                       "finish length after 12 tokens; raise --max-tokens)");
   }
+}
+
+TEST(RespondInputs, DeepNestingIsBadInputNotAStackOverflow) {
+  // 200,000 brackets parse, but walking the value (the retrieval text, the prompt, a copy)
+  // recursed once per level and crashed csq respond and csq triage (SIGSEGV).
+  const std::string deep = "{\"a\": " + std::string(200000, '[') + std::string(200000, ']') + "}";
+  const std::string ok = "{\"a\": " + std::string(511, '[') + std::string(511, ']') + "}";
+  for (const std::string& content : {deep, "{\"a\": 1}\n" + deep + "\n"}) {
+    try {
+      tasks::read_alerts(content, "a.jsonl");
+      FAIL() << "read " << content.size() << " bytes of brackets";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::BadInput);
+      EXPECT_NE(std::string(e.what()).find("nested deeper than 512 levels"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(tasks::read_alerts(ok, "a.json").size(), 1u);  // 512 levels with the object itself
+  EXPECT_THROW(parse_jsonl_line(deep, "t:1"), Error);      // csq triage's and the workers' reader
+  EXPECT_NO_THROW(parse_jsonl_line(R"({"s": "[[[[[[[["})", "t:1"));
 }
 
 TEST(RespondInputs, OneObjectOrJsonLines) {
