@@ -230,6 +230,11 @@ void CorrelationEngine::feed_one(State& st, size_t input_index, const Alert& ale
     summary["count"] = count;
     summary["timespan_ms"] = span;
     summary["last_rule"] = alert.rule->title;
+    // The alert is based on the referenced rules' matches: the Detection Rule License 1.1 asks
+    // for their authors too.
+    nlohmann::ordered_json authors = nlohmann::ordered_json::array();
+    for (const Rule* input : st.inputs) authors.push_back(input->author);
+    summary["rule_authors"] = std::move(authors);
     a.event = summary.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     // The window starts afresh after firing.
     g = Group{};

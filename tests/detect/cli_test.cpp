@@ -85,6 +85,20 @@ TEST(DetectCli, StdinStreamToJsonLinesWithCorrelation) {
   EXPECT_NE(r.err.find("events: 2 read, 1 unparseable"), std::string::npos) << r.err;
 }
 
+TEST(DetectCli, ACorrelationAlertNamesTheAuthorsOfTheRulesItCorrelates) {
+  // The Detection Rule License 1.1: an alert based on the matches of "Whoami" (Jane Doe) keeps
+  // her name beside the correlation's own author.
+  const std::string rules = write("cli_rules6.yml", kRules);
+  const RunResult r = run_csq({"detect", "--rules", rules, "--events", "-", "--json"}, event(1) + event(2));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::vector<nlohmann::json> alerts;
+  for (std::string line; std::getline(lines, line);) alerts.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(alerts.size(), 3u) << r.out;
+  EXPECT_EQ(alerts[2]["author"], "John Roe");
+  EXPECT_EQ(alerts[2]["event"]["rule_authors"], nlohmann::json::array({"Jane Doe"})) << alerts[2].dump();
+}
+
 TEST(DetectCli, RulesListingAndUsageErrors) {
   const std::string rules = write("cli_rules2.yml", kRules);
   const RunResult list = run_csq({"detect", "rules", "--rules", rules, "--json"});
