@@ -55,12 +55,21 @@ bool boolean(const json& body, const char* key) {
   return v->get<bool>();
 }
 
-// The fields both endpoints read; `user` (an end-user id for a provider's abuse monitoring)
-// changes no answer, so it is taken and left.
+// The fields both endpoints read. OpenAI's `user` (an end-user id for its abuse monitoring),
+// `store` and `metadata` (whether and how OpenAI keeps the completion: nothing is kept here) and
+// `service_tier` change no answer, so clients that send them by default are served and the
+// fields are left (checked for their type only, see check_fields_without_effect).
 constexpr std::string_view kCommonFields[] = {
     "model", "temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty", "repetition_penalty",
     "seed", "max_tokens", "max_completion_tokens", "stop", "n", "stream", "stream_options", "ignore_eos", "logit_bias",
-    "response_format", "user"};
+    "response_format", "user", "store", "metadata", "service_tier"};
+
+void check_fields_without_effect(const json& body) {
+  if (const json* v = field(body, "user"); v && !v->is_string()) bad("user", "'user' must be a string");
+  if (field(body, "store")) boolean(body, "store");
+  if (const json* v = field(body, "metadata"); v && !v->is_object()) bad("metadata", "'metadata' must be an object");
+  if (const json* v = field(body, "service_tier"); v && !v->is_string()) bad("service_tier", "'service_tier' must be a string");
+}
 
 // A field the endpoint does not read is refused naming it, as OpenAI does: ignoring it would
 // answer a different question (a misspelt max_tokens, a suffix, best_of) without a word.
@@ -82,6 +91,7 @@ void check_streaming(const json& body, const ApiRequest& r) {
 // Fields shared by both endpoints.
 void parse_common(const json& body, const ApiLimits& limits, ApiRequest& r) {
   if (!body.is_object()) bad("", "the request body must be a JSON object");
+  check_fields_without_effect(body);
   if (const json* v = field(body, "model")) {
     if (!v->is_string()) bad("model", "'model' must be a string");
     r.model = v->get<std::string>();
@@ -222,9 +232,14 @@ ApiRequest parse_chat_request(const json& body, const ApiLimits& limits) {
   ApiRequest r;
   r.chat = true;
   parse_common(body, limits, r);
-  expect_known_fields(body, {"messages", "tools", "tool_choice", "logprobs", "top_logprobs", "chat_template_kwargs"});
+  expect_known_fields(body,
+                      {"messages", "tools", "tool_choice", "parallel_tool_calls", "logprobs", "top_logprobs", "chat_template_kwargs"});
   if (const json* v = field(body, "tool_choice"); v && *v != "auto")
     bad("tool_choice", "only 'tool_choice': \"auto\" is supported (the model decides whether to call a tool)");
+  // true is OpenAI's default (the model may call several tools at once); false asks for at most
+  // one call, which the model is not held to here.
+  if (field(body, "parallel_tool_calls") && !boolean(body, "parallel_tool_calls"))
+    bad("parallel_tool_calls", "'parallel_tool_calls': false is not supported (the model may call several tools at once)");
   const json* messages = field(body, "messages");
   if (!messages || !messages->is_array() || messages->empty()) bad("messages", "'messages' must be a non-empty array");
   r.messages = ojson::array();

@@ -98,6 +98,21 @@ TEST(OpenAiRequest, FieldsThatWouldBeIgnoredAreRefused) {
   EXPECT_NO_THROW(parse_completion_request(ojson::parse(R"({"prompt": "x", "echo": true})"), ApiLimits{}));
 }
 
+TEST(OpenAiRequest, FieldsThatChangeNoAnswerAreAccepted) {
+  // OpenAI clients send these by default in places; they concern OpenAI's own bookkeeping (who
+  // asked, whether the answer is stored, the service tier) or say what the model does anyway.
+  const std::string chat = R"({"messages": [{"role": "user", "content": "x"}], )";
+  EXPECT_NO_THROW(parse_chat_request(ojson::parse(chat + R"("user": "analyst-7", "store": false, "metadata": {"case": "42"},
+                                                          "service_tier": "auto", "parallel_tool_calls": true})"),
+                                     ApiLimits{}));
+  EXPECT_NO_THROW(parse_completion_request(ojson::parse(R"({"prompt": "x", "store": true, "metadata": {}, "user": "u"})"), ApiLimits{}));
+  EXPECT_EQ(chat_error(chat + R"("store": "yes"})").param, "store");
+  EXPECT_EQ(chat_error(chat + R"("metadata": "case 42"})").param, "metadata");
+  EXPECT_EQ(completion_error(R"({"prompt": "x", "service_tier": 1})").param, "service_tier");
+  EXPECT_EQ(chat_error(chat + R"("user": 7})").param, "user");
+  EXPECT_EQ(chat_error(chat + R"("parallel_tool_calls": "no"})").param, "parallel_tool_calls");
+}
+
 TEST(OpenAiRequest, ToolNamesAndArgumentsAreWhatOpenAiAllows) {
   // A tool's name is [A-Za-z0-9_-]{1,64} and a call's arguments are JSON text: a name, or a
   // string inside arguments given as an object, is rendered outside the untrusted content
