@@ -12,6 +12,7 @@
 #include "generation_options.h"
 #include "detect/event.h"
 #include "detect/engine.h"
+#include "detect/evtx.h"
 #include "eval/resumable.h"
 #include "io/mapped_file.h"
 #include "rule_options.h"
@@ -56,6 +57,8 @@ class RecordSource {
       if (!reader_) {
         if (at_ == paths_.size()) return std::nullopt;
         name_ = paths_[at_] == "-" ? "stdin" : paths_[at_];
+        if (detect::is_evtx_file(paths_[at_]))
+          fail_input(name_ + ": an EVTX file; csq triage reads JSON: csq evtx --jsonl FILE | csq triage ... -");
         reader_ = std::make_unique<detect::RecordReader>(detect::ByteSource::open(paths_[at_++]));
       }
       const auto status = reader_->next(rec, problem);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -174,6 +175,13 @@ EvtxStats read_evtx(std::span<const uint8_t> file, const std::string& name,
   return Walker(on_record, on_problem).run(name, file.size(), [&](uint64_t offset, size_t size) {
     return file.subspan(size_t(offset), size);
   });
+}
+
+bool is_evtx_file(const std::string& path) {
+  if (path == "-") return false;
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {};
+  return in.read(magic, 8) && std::memcmp(magic, "ElfFile", 8) == 0;
 }
 
 EvtxStats read_evtx(const std::string& path, const std::function<void(EvtxRecord&&)>& on_record,

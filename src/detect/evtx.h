@@ -42,6 +42,9 @@ struct EvtxStats {
 // not EVTX (bad header) throws csq::Error (BadInput) naming the file and what was wrong; a
 // damaged chunk or record is reported through on_problem (counted, with the reason) and
 // reading continues with the next record or chunk. Never crashes, never allocates unboundedly.
+// Whether the file starts with the EVTX signature "ElfFile\0", whatever its name ("-" is not).
+bool is_evtx_file(const std::string& path);
+
 EvtxStats read_evtx(const std::string& path, const std::function<void(EvtxRecord&&)>& on_record,
                     const std::function<void(const EvtxProblem&)>& on_problem);
 

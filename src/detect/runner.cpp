@@ -1,8 +1,6 @@
 #include "detect/runner.h"
 
 #include <chrono>
-#include <cstring>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -21,14 +19,6 @@ struct Slot {
   std::string time;
   std::vector<Match> matches;
 };
-
-// EVTX files start with "ElfFile\0", whatever their name.
-bool is_evtx(const std::string& path) {
-  if (path == "-") return false;
-  std::ifstream in(path, std::ios::binary);
-  char magic[8] = {};
-  return in.read(magic, 8) && std::memcmp(magic, "ElfFile", 8) == 0;
-}
 
 }  // namespace
 
@@ -149,7 +139,7 @@ void run_inputs(const Detector& detector, std::vector<NamedInput> inputs, const 
   for (NamedInput& input : inputs) {
     try {
       if (input.memory) run_json(input.name, std::move(input.memory));
-      else if (is_evtx(input.name)) run_evtx(input.name);
+      else if (is_evtx_file(input.name)) run_evtx(input.name);
       else run_json(input.name, ByteSource::open(input.name));
     } catch (const Error& e) {
       // An unreadable or corrupt input (a truncated .gz, a read error) ends that input, not the run.

@@ -128,6 +128,23 @@ TEST_F(TriageCli, DetectPipedIntoTriageAndHybridModeThroughServe) {
 
 // --out: a second run with the same settings resumes (nothing answered twice, a torn last line
 // redone); one with other settings is refused and names the setting, leaving the answers intact.
+TEST(TriageInputs, AnEvtxFileIsNamedAsSuchNotAsBadJson) {
+  CSQ_REQUIRE_FIXTURES();
+  const std::string evtx = test::temp_dir() + "/triage-input.evtx";
+  {
+    std::FILE* f = std::fopen(evtx.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fwrite("ElfFile\0", 1, 8, f);  // the signature is what tells an EVTX file
+    std::fclose(f);
+  }
+  const test::RunResult r =
+      run_csq({"triage", "--model", test::fixture("hf/qwen3-tiny-vocab"), "--dry-run", "--json", evtx});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find(evtx + ": an EVTX file; csq triage reads JSON: csq evtx --jsonl FILE | csq triage ... -"),
+            std::string::npos)
+      << r.err;
+}
+
 TEST(TriageOut, ResumesUnderTheSameSettingsAndRefusesOthers) {
   CSQ_REQUIRE_FIXTURES();
   const std::string dir = test::temp_dir() + "/triage-out";
