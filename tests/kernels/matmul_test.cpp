@@ -619,6 +619,10 @@ TEST(ActivationQuantization, MatchesGgml) {
   cpu::quantize_act(cpu::ActFormat::Q8KLanes, x.data(), lanes.data(), 512);
   EXPECT_EQ(0, std::memcmp(lanes.data(), expected.data(), sizeof(quants::BlockQ8_K) * 2));
   const cpu::LaneSides* sides = cpu::lane_sides(lanes.data(), 2);
+  std::vector<uint8_t> portable = lanes;  // the sides again, from the portable code (quantize_act took AVX2 where it could)
+  std::memset(portable.data() + 2 * sizeof(quants::BlockQ8_K), 0, 2 * sizeof(cpu::LaneSides));
+  cpu::add_lane_sides(portable.data(), 512);
+  EXPECT_EQ(portable, lanes);
   for (int b = 0; b < 2; ++b) {
     const int8_t* qs = expected[size_t(b)].qs;
     for (int g = 0; g < 16; ++g)

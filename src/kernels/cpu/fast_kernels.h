@@ -52,9 +52,9 @@ struct LaneSides {
 inline const LaneSides* lane_sides(const void* row, int64_t n_blocks) {
   return reinterpret_cast<const LaneSides*>(static_cast<const uint8_t*>(row) + n_blocks * int64_t(sizeof(quants::BlockQ8_K)));
 }
-// Computes the LaneSides of a Q8KLanes row from its blocks (quantize_act does; a test that edits
-// the levels afterwards calls it again). add_lane_sides_avx2: the same with AVX2 (only call when
-// cpu_has_avx2()), which add_lane_sides takes where use_avx2().
+// Computes the LaneSides of a Q8KLanes row from its blocks (quantize_act does, with the AVX2
+// version where use_avx2(); a test that edits the levels afterwards calls it again).
+// add_lane_sides_avx2 writes the same bytes; only call it when cpu_has_avx2().
 void add_lane_sides(void* row, int64_t cols);
 void add_lane_sides_avx2(void* row, int64_t cols);
 

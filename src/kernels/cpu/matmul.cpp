@@ -61,9 +61,6 @@ int64_t act_row_bytes(ActFormat format, int64_t cols) {
 }
 
 void add_lane_sides(void* row, int64_t cols) {
-#if CSQ_X86_KERNELS
-  if (use_avx2()) return add_lane_sides_avx2(row, cols);
-#endif
   const int64_t n_blocks = cols / quants::QK_K;
   const auto* blocks = static_cast<const quants::BlockQ8_K*>(row);
   auto* sides = const_cast<LaneSides*>(lane_sides(row, n_blocks));
@@ -95,7 +92,13 @@ void quantize_act(ActFormat format, const float* x, void* dst, int64_t cols) {
       else
 #endif
         quants::quantize_q8_k(x, static_cast<quants::BlockQ8_K*>(dst), cols);
-      if (format == ActFormat::Q8KLanes) add_lane_sides(dst, cols);
+      if (format == ActFormat::Q8KLanes) {
+#if CSQ_X86_KERNELS
+        if (use_avx2()) add_lane_sides_avx2(dst, cols);
+        else
+#endif
+          add_lane_sides(dst, cols);
+      }
       return;
 #if CSQ_X86_KERNELS
     case ActFormat::BF16: split_act_bf16(x, static_cast<uint16_t*>(dst), cols); return;
