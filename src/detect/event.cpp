@@ -184,8 +184,9 @@ void finish_record(Record& rec) {
 bool blank(const std::string& s) { return s.find_first_not_of(" \t\r\f\v") == std::string::npos; }
 
 std::string size_problem(uint64_t bytes, size_t limit) {
+  // What happens next is the reader's caller's: csq detect skips the record, csq triage stops.
   return "record of " + std::to_string(bytes) + " bytes or more exceeds the limit of " + std::to_string(limit) +
-         " bytes; skipped";
+         " bytes";
 }
 
 }  // namespace

@@ -145,6 +145,17 @@ TEST(TriageInputs, AnEvtxFileIsNamedAsSuchNotAsBadJson) {
       << r.err;
 }
 
+TEST(TriageInputs, ARecordOverTheSizeLimitStopsTheRunAndSaysSo) {
+  CSQ_REQUIRE_FIXTURES();
+  // The reader's message said "skipped" while csq triage stops at the record (exit code 2).
+  const test::RunResult r = run_csq({"triage", "--model", test::fixture("hf/qwen3-tiny-vocab"), "--dry-run", "-"},
+                                    "{\"a\": \"" + std::string(17u << 20, 'x') + "\"}\n");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("stdin:1: record of 17825801 bytes or more exceeds the limit of 16777216 bytes"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("skipped"), std::string::npos) << r.err;
+}
+
 TEST(TriageOut, ResumesUnderTheSameSettingsAndRefusesOthers) {
   CSQ_REQUIRE_FIXTURES();
   const std::string dir = test::temp_dir() + "/triage-out";
