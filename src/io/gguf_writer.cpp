@@ -2,10 +2,10 @@
 
 #include <cstdio>
 #include <cstring>
-#include <memory>
 
 #include "base/error.h"
 #include "io/gguf.h"
+#include "io/partial_file.h"
 
 namespace csq::io {
 namespace {
@@ -130,8 +130,7 @@ void GgufWriter::write(const std::string& path, const TensorProducer& produce) c
   }
   header.resize((header.size() + alignment_ - 1) / alignment_ * alignment_, 0);
 
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
-  if (!f) fail_runtime(path + ": cannot open for writing");
+  PartialFile f(path);
   bool ok = std::fwrite(header.data(), 1, header.size(), f.get()) == header.size();
   const std::vector<uint8_t> padding(alignment_, 0);
   std::vector<uint8_t> streamed;
@@ -151,7 +150,7 @@ void GgufWriter::write(const std::string& path, const TensorProducer& produce) c
     const size_t pad = (alignment_ - bytes->size() % alignment_) % alignment_;
     ok = ok && std::fwrite(padding.data(), 1, pad, f.get()) == pad;
   }
-  if (!ok || std::fflush(f.get()) != 0) fail_runtime(path + ": write failed (disk full?)");
+  f.commit(ok);
 }
 
 }  // namespace csq::io

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "io/partial_file.h"
 
 namespace csq::io {
 namespace {
@@ -210,8 +211,7 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsDec
   // The payload on a 64-byte boundary (the format asks for 8): mapped weights then start on a
   // cache line, as loaded ones do (MappedFile::kLoadAlignment).
   text.append((64 - (8 + text.size()) % 64) % 64, ' ');
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
-  if (!f) fail_runtime(path + ": cannot open for writing");
+  PartialFile f(path);
   const uint64_t len = text.size();
   bool ok = std::fwrite(&len, 8, 1, f.get()) == 1 && std::fwrite(text.data(), 1, text.size(), f.get()) == text.size();
   std::vector<uint8_t> bytes;
@@ -222,7 +222,7 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsDec
       fail_runtime("write_safetensors: tensor '" + tensors[i].name + "' data size does not match its shape");
     ok = std::fwrite(bytes.data(), 1, bytes.size(), f.get()) == bytes.size();
   }
-  if (!ok || std::fflush(f.get()) != 0) fail_runtime(path + ": write failed (disk full?)");
+  f.commit(ok);
 }
 
 void write_safetensors(const std::string& path, const std::vector<SafetensorsOutput>& tensors,

@@ -1,0 +1,40 @@
+#include "io/partial_file.h"
+
+#include <filesystem>
+#include <system_error>
+
+#include "base/error.h"
+
+namespace csq::io {
+
+PartialFile::PartialFile(std::string path) : path_(std::move(path)), partial_(path_ + ".partial") {
+  file_ = std::fopen(partial_.c_str(), "wb");
+  if (!file_) fail_runtime(path_ + ": cannot open for writing");
+}
+
+PartialFile::~PartialFile() {
+  if (!file_) return;
+  std::fclose(file_);
+  std::error_code ec;
+  std::filesystem::remove(partial_, ec);
+}
+
+void PartialFile::commit(bool ok) {
+  ok = ok && std::fflush(file_) == 0;
+  if (!ok) fail_runtime(path_ + ": write failed (disk full?)");
+  FILE* file = file_;
+  file_ = nullptr;
+  if (std::fclose(file) != 0) {
+    std::error_code ec;
+    std::filesystem::remove(partial_, ec);
+    fail_runtime(path_ + ": write failed (disk full?)");
+  }
+  std::error_code ec;
+  std::filesystem::rename(partial_, path_, ec);
+  if (ec) {
+    std::filesystem::remove(partial_, ec);
+    fail_runtime("cannot move " + partial_ + " to " + path_ + ": " + ec.message());
+  }
+}
+
+}  // namespace csq::io
