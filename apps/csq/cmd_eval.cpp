@@ -158,7 +158,8 @@ const RegisterCommand reg([](CLI::App& root) {
   run->add_option("--protocol", rn->run.protocol, "cybersecqwen, ctibench or faith")->required();
   add_backend_options(run, rn->backend);
   run->add_option("--data", rn->run.data_dir, "Benchmark data directory (default: $CSQ_DATA)");
-  run->add_option("--limit", rn->run.limit, "Only the first N items");
+  run->add_option("--limit", rn->run.limit, "Only the first N items (0: all)")
+      ->check([](const std::string& n) { return n.starts_with('-') ? "must not be negative (0: all items)" : ""; });
   run->add_option("--trials", rn->run.trials, "Only the first K of the protocol's trials (seeds)");
   run->add_option("--max-tokens", rn->run.max_tokens,
                   "Override the protocol's max new tokens (smoke runs; recorded in the report as not published)");

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -215,6 +216,18 @@ TEST(EvalRun, UsageErrors) {
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.err.find("http://127.0.0.1:1/v1: cti-rcm item 0 trial 0: cannot reach the server"), std::string::npos)
       << r.err;
+}
+
+// A negative --limit wrapped around to the largest count and ran the whole benchmark (hours).
+TEST(EvalRun, ANegativeLimitIsAUsageError) {
+  CSQ_REQUIRE_EVAL_DATA();
+  const std::string out = fresh_dir("run-negative-limit");
+  std::vector<std::string> args = run_args("cti-rcm", out, 1);
+  *std::find(args.begin(), args.end(), "1") = "-3";
+  const RunResult r = run_csq(args);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("--limit"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
 }
 
 TEST(EvalRun, EndpointAnswersEqualInProcessAnswers) {
