@@ -91,6 +91,9 @@ void add_constraint_options(CLI::App* cmd, GenerationOptions& o) {
   auto* choice = cmd->add_option("--choice", o.choice, "The answer must be one of these comma-separated strings");
   auto* regex = cmd->add_option("--regex", o.regex, "The answer must match this regular expression entirely");
   auto* schema = cmd->add_option("--json-schema", o.json_schema, "The answer must be JSON valid against this schema file");
+  // An empty value would otherwise read as no constraint at all.
+  for (CLI::Option* option : {choice, regex, schema})
+    option->check([](const std::string& value) { return value.empty() ? "must not be empty" : ""; });
   choice->excludes(regex)->excludes(schema);
   regex->excludes(schema);
 }
@@ -128,8 +131,12 @@ GenerationRequest make_request(const GenerationOptions& o, const Engine& engine)
 std::unique_ptr<TokenConstraint> make_constraint(const GenerationOptions& o, const Engine& engine) {
   if (!o.choice.empty()) {
     std::vector<std::string> choices;
-    std::stringstream ss(o.choice);
-    for (std::string item; std::getline(ss, item, ',');) choices.push_back(item);
+    // Every comma separates two choices, so a trailing one leaves an empty choice to refuse.
+    for (size_t begin = 0, comma;; begin = comma + 1) {
+      comma = o.choice.find(',', begin);
+      choices.push_back(o.choice.substr(begin, comma - begin));
+      if (comma == std::string::npos) break;
+    }
     return make_choice_constraint(engine.tokenizer, choices);
   }
   if (!o.regex.empty()) return make_regex_constraint(engine.tokenizer, o.regex);

@@ -2,6 +2,8 @@
 // with the engine, stop strings, end-of-generation ids and the context limit.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -184,6 +186,20 @@ TEST_F(Generator, CliRunIsReproducibleAndGreedyMatchesGenerate) {
   const GenerationResult in_process = run(r);
   EXPECT_EQ(j["content"], in_process.content);
   EXPECT_EQ(j["reasoning"], in_process.reasoning);
+}
+
+// An empty --choice or --regex was taken as no constraint, and a trailing comma dropped an empty
+// choice: the answer was then free text where the user asked for one of a list.
+TEST(CliRun, EmptyConstraintsAreUsageErrors) {
+  CSQ_REQUIRE_FIXTURES();
+  const std::string model = test::fixture("hf/qwen3-tiny-vocab");
+  for (const auto& [option, value, expected] :
+       {std::tuple{"--choice", "", "--choice: "}, std::tuple{"--regex", "", "--regex: "},
+        std::tuple{"--choice", "benign,malicious,", "choice 3 is empty"}}) {
+    const auto r = test::run_csq({"run", "--model", model, "--prompt", "x", "--max-tokens", "2", option, value});
+    EXPECT_EQ(r.exit_code, 1) << option << " '" << value << "': " << r.out;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace
