@@ -91,6 +91,7 @@ void run_task(Task task, const TaskOptions& o) {
   if (!parser) fail_usage("--parser '" + o.parser + "': expected cybersecqwen, ctibench or faith");
   const std::optional<std::string> pattern = tasks::strict_pattern(task, o.options.size());
   if (o.strict && !pattern) fail_usage("--strict: csq ask answers in free text; there is nothing to constrain");
+  if (o.parallel < 1 || o.parallel > 256) fail_usage("--parallel must be between 1 and 256");
   const std::vector<Input> inputs = read_inputs(task, o);
 
   auto engine = std::make_shared<Engine>(load_engine(o.gen.model, o.gen.template_file, o.gen.loras, "", weight_memory(o.gen.mmap)));
@@ -126,7 +127,7 @@ void run_task(Task task, const TaskOptions& o) {
   config.threads = o.gen.threads;
   config.ctx = o.gen.ctx;
   config.kv_type = cache_dtype(o.gen.cache_type);
-  config.parallel = int(std::min<size_t>(size_t(std::max(o.parallel, 1)), requests.size()));
+  config.parallel = int(std::min<size_t>(size_t(o.parallel), requests.size()));
   auto backend = tasks::make_local_backend(config, engine);
   backend->prepare(requests);
 

@@ -143,6 +143,11 @@ TEST(TaskCli, ExitCodes) {
   EXPECT_EQ(r.exit_code, 2);
   r = run_csq({"cwe", "--model", temp_dir() + "/no-model", "--text", "x"});
   EXPECT_NE(r.exit_code, 0);
+  for (const char* parallel : {"0", "-1", "257"}) {  // were taken as 1 without a word
+    r = run_csq(task_args("cwe", {"--text", "x", "--parallel", parallel}));
+    EXPECT_EQ(r.exit_code, 1) << parallel;
+    EXPECT_NE(r.err.find("--parallel must be between 1 and 256"), std::string::npos) << r.err;
+  }
   r = run_csq(task_args("attack", {"--text", "A report.", "--ctx", "64"}));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("exceeds the context of 64"), std::string::npos) << r.err;
