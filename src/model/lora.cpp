@@ -57,7 +57,9 @@ void check_pair(const LoraPair& pair, int64_t rank, const ModelConfig& config, L
   const auto [out, in] = lora_target_shape(config, target);
   if (int64_t(pair.a.size()) != rank * in || int64_t(pair.b.size()) != out * rank)
     fail_input(where + ": " + lora_target_name(target) + " expects A [" + std::to_string(rank) + ", " +
-               std::to_string(in) + "] and B [" + std::to_string(out) + ", " + std::to_string(rank) + "]");
+               std::to_string(in) + "] and B [" + std::to_string(out) + ", " + std::to_string(rank) +
+               "] for this model, but holds " + std::to_string(pair.a.size()) + " and " +
+               std::to_string(pair.b.size()) + " values (an adapter for another model?)");
 }
 
 }  // namespace
@@ -135,6 +137,9 @@ LoraAdapter read_peft_adapter(const std::string& path, const ModelConfig& config
     if (!cfg.contains(key)) fail_input(config_path + ": missing field '" + key + "'");
     return cfg[key];
   };
+  auto wrong_type = [&](const char* key, const char* expected) {
+    fail_input(config_path + ": field '" + key + "' must be " + expected);
+  };
   if (cfg.value("peft_type", "LORA") != "LORA")
     fail_input(config_path + ": peft_type is '" + cfg["peft_type"].get<std::string>() + "' (only LORA is supported)");
   if (cfg.value("use_dora", false)) fail_input(config_path + ": DoRA adapters (use_dora) are not supported");
@@ -147,12 +152,16 @@ LoraAdapter read_peft_adapter(const std::string& path, const ModelConfig& config
 
   LoraAdapter adapter;
   try {
+    if (!field("r").is_number_integer()) wrong_type("r", "an integer");
     adapter.rank = field("r").get<int64_t>();
+    if (!field("lora_alpha").is_number()) wrong_type("lora_alpha", "a number");
     adapter.alpha = field("lora_alpha").get<double>();
     adapter.rslora = cfg.value("use_rslora", false);
     const auto& modules = field("target_modules");
     if (modules.is_string()) fail_input(config_path + ": target_modules as a regular expression is not supported");
+    if (!modules.is_array()) wrong_type("target_modules", "a list of module names");
     for (const auto& m : modules) {
+      if (!m.is_string()) wrong_type("target_modules", "a list of module names");
       const std::string name = m.get<std::string>();
       try {
         adapter.targets.push_back(lora_target_from_name(name));

@@ -286,6 +286,11 @@ TEST(LoraFixture, AdapterErrorsNameTheProblem) {
   expect_error(R"({"lora_alpha": 16, )" + targets + "}", "'r'");
   expect_error(R"({"r": 8, "lora_alpha": 16, "use_dora": true, )" + targets + "}", "DoRA");
   expect_error(R"({"r": 4, "lora_alpha": 16, )" + targets + "}", "expects A [4, 256]");
+  expect_error(R"({"r": 4, "lora_alpha": 16, )" + targets + "}", "(an adapter for another model?)");
+  // A field of the wrong type is named (it was "wrong field type: type must be number, but is string").
+  expect_error(R"({"r": "8", "lora_alpha": 16, )" + targets + "}", "'r' must be an integer");
+  expect_error(R"({"r": 8, "lora_alpha": "16", )" + targets + "}", "'lora_alpha' must be a number");
+  expect_error(R"({"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", 7]})", "'target_modules' must be");
   expect_error(R"({"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "lm_head"]})", "lm_head");
   expect_error(R"({"r": 8, "lora_alpha": 16, "target_modules": ["q_proj"]})", "only 8 are LoRA");
   EXPECT_THROW(read_adapter(dir + "/missing", f.model->config()), Error);
