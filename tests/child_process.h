@@ -82,6 +82,20 @@ inline pid_t spawn_csq(const std::vector<std::string>& args, const std::string& 
   return rc == 0 ? pid : -1;
 }
 
+// Sends SIGINT to `pid`, reads what it writes into the pipe `fd` until the end, closes `fd` and
+// reaps the process, which must have ended by the signal; returns what was read.
+inline std::string interrupt_and_read(pid_t pid, int fd) {
+  kill(pid, SIGINT);
+  std::string got;
+  char buf[65536];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) got.append(buf, size_t(n));
+  close(fd);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << status;
+  return got;
+}
+
 // A TCP port on 127.0.0.1 that was free a moment ago (for programs that take no port 0).
 inline int free_port() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);

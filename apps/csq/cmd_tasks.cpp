@@ -16,6 +16,7 @@
 #include "runtime/engine.h"
 #include "tasks/chat_backend.h"
 #include "tasks/task.h"
+#include "whole_lines.h"
 
 namespace csq::app {
 namespace {
@@ -147,6 +148,7 @@ void run_task(Task task, const TaskOptions& o) {
         return r;
       },
       [&](size_t, const ojson& r) {
+        const WholeLineGuard whole_line;
         if (batch || o.json) {
           std::printf("%s\n", r.dump(-1, ' ', false, ojson::error_handler_t::replace).c_str());
         } else {

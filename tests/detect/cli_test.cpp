@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "child_process.h"
 #include "test_paths.h"
 
 extern char** environ;
@@ -186,14 +187,7 @@ TEST(DetectCli, SigintWhileBlockedOnAFullPipeLeavesOnlyWholeLines) {
   posix_spawnattr_destroy(&attr);
   close(out[1]);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the pipe's 64 KiB fill at once
-  kill(pid, SIGINT);
-  std::string got;
-  char buf[65536];
-  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) got.append(buf, size_t(n));
-  close(out[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << status;
+  const std::string got = interrupt_and_read(pid, out[0]);
   ASSERT_FALSE(got.empty());
   EXPECT_EQ(got.back(), '\n') << "a torn last line of " << got.size() - got.rfind('\n') - 1 << " bytes";
   EXPECT_LT(got.size(), events.size());  // it stopped: not every alert was written

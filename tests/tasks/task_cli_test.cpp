@@ -2,13 +2,20 @@
 // are noise, so these check structure: JSON fields, --strict answers that always parse, valid
 // CVSS vectors, batch order and exit codes.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
+#include <thread>
 
+#include "child_process.h"
 #include "tasks/cvss.h"
 #include "test_paths.h"
 
@@ -151,6 +158,41 @@ TEST(TaskCli, ExitCodes) {
   r = run_csq(task_args("attack", {"--text", "A report.", "--ctx", "64"}));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("exceeds the context of 64"), std::string::npos) << r.err;
+}
+
+TEST(TaskCli, SigintWhileBlockedOnAFullPipeLeavesOnlyWholeLines) {
+  // Batch lines of about 6.5 KB (100 tokens of 64 '=' each, forced by a logit bias) into a pipe
+  // of 4 KiB that nobody reads yet: the first line fills it and csq blocks in the middle of it;
+  // SIGINT then must let the line finish, so the reader never finds a torn last line.
+  CSQ_REQUIRE_FIXTURES();
+  const std::string input = temp_dir() + "/sigint_batch.jsonl";
+  std::ofstream(input) << "{\"text\": \"a\"}\n{\"text\": \"b\"}\n{\"text\": \"c\"}\n";
+  std::vector<std::string> args = task_args("cwe", {"--jsonl", input, "--max-tokens", "100", "--ignore-eos",
+                                                    "--logit-bias", "8152=100", "--parallel", "1"});
+  args.insert(args.begin(), csq_binary());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  ASSERT_GT(fcntl(out[0], F_SETPIPE_SZ, 4096), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    signal(SIGINT, SIG_DFL);
+    dup2(out[1], 1);
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, 2);
+    close(out[0]);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(out[1]);
+  pollfd ready{out[0], POLLIN, 0};
+  ASSERT_EQ(poll(&ready, 1, 60000), 1);  // the first line has begun to arrive
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const std::string got = interrupt_and_read(pid, out[0]);
+  ASSERT_GT(got.size(), 4096u);
+  EXPECT_EQ(got.back(), '\n') << "a torn last line of " << got.size() - got.rfind('\n') - 1 << " bytes";
 }
 
 }  // namespace
