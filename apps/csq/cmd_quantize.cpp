@@ -1,13 +1,13 @@
 // csq quantize — writes a GGUF of the requested type from a Hugging Face directory or a GGUF,
 // following llama.cpp: its tensor names and metadata, its Q4_K_M/Q5_K_M type mixing, and its
 // usual path from Hugging Face weights (convert to F16, then quantize from those values).
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
 
 #include "base/error.h"
 #include "base/half.h"
+#include "base/progress_line.h"
 #include "base/thread_pool.h"
 #include "command.h"
 #include "model_option.h"
@@ -158,7 +158,7 @@ void write_gguf_model(const Model& loaded, const std::string& model_path, const 
   }
 
   ThreadPool pool(threads);
-  const auto start = std::chrono::steady_clock::now();
+  ProgressLine progress;
   w.write(out, [&](size_t index, std::vector<uint8_t>& bytes) {
     const PlannedTensor& t = tensors[index];
     const DType type = types[index];
@@ -190,11 +190,13 @@ void write_gguf_model(const Model& loaded, const std::string& model_path, const 
         }
       });
     }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::fprintf(stderr, "\r[%zu/%zu] %-28s %-5s %7.1f s", index + 1, tensors.size(), t.name.c_str(),
-                 dtype_info(type).name, s);
+    const bool last = index + 1 == tensors.size();
+    if (!progress.due(last)) return;
+    char line[160];
+    std::snprintf(line, sizeof line, "[%zu/%zu] %-28s %-5s %7.1f s", index + 1, tensors.size(), t.name.c_str(),
+                  dtype_info(type).name, progress.seconds());
+    progress.draw(line, last);
   });
-  std::fprintf(stderr, "\n");
 }
 
 namespace {

@@ -3,6 +3,7 @@
 // same weights (../shared/fixtures/gguf), and so the same logits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "io/gguf.h"
@@ -60,6 +61,11 @@ TEST(QuantizeCli, FromGgufKeepsTokenizerMetadata) {
   const std::string src = test::fixture("gguf/qwen3-tiny-gqa-F16.gguf");
   const auto r = test::run_csq({"quantize", "--model", src, "--type", "Q8_0", "--out", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Into a log (not a terminal) progress comes as whole lines, a few of them: it was one line
+  // redrawn with '\r' for every tensor, hundreds of them run together in a log file.
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
+  EXPECT_LE(std::count(r.err.begin(), r.err.end(), '\n'), 2) << r.err;
+  EXPECT_TRUE(!r.err.empty() && r.err.back() == '\n') << r.err;
   const io::GgufFile ours(out);
   const io::GgufFile theirs(test::fixture("gguf/qwen3-tiny-gqa-Q8_0.gguf"));
   EXPECT_EQ(ours.get_string_array("tokenizer.ggml.tokens"), theirs.get_string_array("tokenizer.ggml.tokens"));
