@@ -1,7 +1,9 @@
 // csq chat — an interactive conversation. Commands: /reset, /system TEXT, /save FILE, /quit.
 // Ctrl-C stops the current answer and returns to the prompt; Ctrl-C at the prompt or Ctrl-D quits.
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -53,19 +55,29 @@ void run_chat(const ChatOptions& o) {
       std::fputs("(conversation cleared)\n", stderr);
       continue;
     }
-    if (line.rfind("/system", 0) == 0) {
-      system = line.size() > 8 ? line.substr(8) : "";
+    // A command is a whole word: "/systematic ..." is a message like any other.
+    const std::string command = line.substr(0, line.find(' '));
+    const std::string argument = command.size() < line.size() ? line.substr(command.size() + 1) : "";
+    if (command == "/system") {
+      system = argument;
       history = nlohmann::ordered_json::array();
       std::fputs("(system message set; conversation cleared)\n", stderr);
       continue;
     }
-    if (line.rfind("/save ", 0) == 0) {
+    if (command == "/save") {
+      if (argument.empty()) {
+        std::fputs("(usage: /save FILE)\n", stderr);
+        continue;
+      }
       nlohmann::ordered_json all = nlohmann::ordered_json::array();
       if (!system.empty()) all.push_back({{"role", "system"}, {"content", system}});
       for (const auto& m : history) all.push_back(m);
-      std::ofstream out(line.substr(6));
+      errno = 0;
+      std::ofstream out(argument);
       out << all.dump(2) << "\n";
-      std::fprintf(stderr, out ? "(saved %zu messages)\n" : "(could not write the file)\n", all.size());
+      out.flush();
+      if (out) std::fprintf(stderr, "(saved %zu messages to %s)\n", all.size(), argument.c_str());
+      else std::fprintf(stderr, "(could not write %s: %s)\n", argument.c_str(), std::strerror(errno ? errno : EIO));
       continue;
     }
     history.push_back({{"role", "user"}, {"content", line}});

@@ -2,6 +2,7 @@
 // with the engine, stop strings, end-of-generation ids and the context limit.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -200,6 +201,26 @@ TEST(CliRun, EmptyConstraintsAreUsageErrors) {
     EXPECT_EQ(r.exit_code, 1) << option << " '" << value << "': " << r.out;
     EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
   }
+}
+
+// Chat commands are whole words: "/systematic ..." is a message for the model, not "/system"
+// with the text "atic ..."; a bare /save asks for its file instead of going to the model; a
+// failed /save names the file and why.
+TEST(CliChat, CommandsAreWholeWordsAndSaveErrorsNameTheFile) {
+  CSQ_REQUIRE_FIXTURES();
+  const std::string saved = test::temp_dir() + "/chat-saved.json";
+  const auto r = test::run_csq({"chat", "--model", test::fixture("hf/qwen3-tiny-vocab"), "--max-tokens", "2"},
+                               "/systematic review of CVE-2021-44228\n/save\n/save /nonexistent-dir/x.json\n/save " +
+                                   saved + "\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("(system message set"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[2 tokens"), std::string::npos) << r.err;  // the one answer, to /systematic
+  EXPECT_NE(r.err.find("(usage: /save FILE)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(could not write /nonexistent-dir/x.json: "), std::string::npos) << r.err;
+  std::ifstream in(saved);
+  const auto messages = nlohmann::json::parse(in);
+  ASSERT_EQ(messages.size(), 2u);  // the user turn and the answer; no system message
+  EXPECT_EQ(messages[0]["content"], "/systematic review of CVE-2021-44228");
 }
 
 }  // namespace
