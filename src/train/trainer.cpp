@@ -155,6 +155,9 @@ TrainSummary run_training(const TrainConfig& cfg) {
     fail_usage("--lora-r, --batch, --grad-accum and --epochs must be positive and --seq-len at least 2");
   if (cfg.lr <= 0 || cfg.warmup_ratio < 0 || cfg.warmup_ratio > 1 || cfg.val_split < 0 || cfg.val_split >= 1)
     fail_usage("--lr must be positive, --warmup-ratio in [0, 1], --val-split in [0, 1)");
+  for (const auto& [option, value] : {std::pair{"--weight-decay", cfg.weight_decay}, {"--max-grad-norm", cfg.max_grad_norm},
+                                      {"--max-steps", double(cfg.max_steps)}, {"--save-steps", double(cfg.save_steps)}})
+    if (value < 0) fail_usage(std::string(option) + " must not be negative");
 
   Engine engine = load_engine(cfg.model, cfg.template_file);
   const Model& model = *engine.model;

@@ -132,6 +132,23 @@ std::vector<float> last_logits(const Model& model, const std::vector<int32_t>& t
 
 // The contamination check before training: one CTI-RCM-2021 item copied into the data is found,
 // reported and saved with the run.
+// Negative settings torch.optim.AdamW and transformers refuse were trained with (weight decay
+// below zero grows the weights) or silently read as "unset"; they are usage errors, refused
+// before the model loads.
+TEST(TrainCli, NegativeSettingsAreUsageErrors) {
+  CSQ_REQUIRE_FIXTURES();
+  const std::string data = write_data("train-negative.jsonl");
+  for (const char* option : {"--weight-decay", "--max-grad-norm", "--max-steps", "--save-steps"}) {
+    std::vector<std::string> args = train_args(data, test::temp_dir() + "/train-negative");
+    const auto given = std::find(args.begin(), args.end(), option);
+    if (given != args.end()) *std::next(given) = "-1";
+    else args.insert(args.end(), {option, "-1"});
+    const auto r = run_csq(args);
+    EXPECT_EQ(r.exit_code, 1) << option << ": " << r.err;
+    EXPECT_NE(r.err.find(std::string(option) + " must not be negative"), std::string::npos) << r.err;
+  }
+}
+
 TEST(TrainCli, ChecksTheDataForBenchmarkOverlapFirst) {
   CSQ_REQUIRE_FIXTURES();
   CSQ_REQUIRE_EVAL_DATA();
