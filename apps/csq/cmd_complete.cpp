@@ -47,7 +47,9 @@ const RegisterCommand reg([](CLI::App& root) {
   CLI::App* cmd = root.add_subcommand("complete", "Raw text completion without a chat template");
   add_generation_options(cmd, opts->gen);
   add_constraint_options(cmd, opts->gen);
-  cmd->add_option("--prompt,-p", opts->prompt, "The text to continue");
+  cmd->add_option("--prompt,-p", opts->prompt,
+                  "The text to continue, read as a whole prompt: special-token text in it (<|im_start|>, "
+                  "<think>...) becomes those tokens; for untrusted text use csq run, which keeps content data");
   cmd->add_option("--prompt-file,-f", opts->prompt_file, "Read the text from a file (- for stdin)");
   cmd->add_flag("--json", opts->json, "Print {text, tokens, finish_reason, usage, timings, seed} as JSON");
   cmd->callback([opts] { run_complete(*opts); });
