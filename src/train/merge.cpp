@@ -36,7 +36,8 @@ void write_merged_hf(const Model& model, const std::string& base_dir, const std:
   if (fs::equivalent(base_dir, out_dir, ec)) fail_usage(out_dir + ": the output must not be the base model's directory");
   fs::create_directories(out_dir);
   for (const auto& entry : fs::directory_iterator(base_dir)) {
-    if (!entry.is_regular_file()) continue;
+    // csq.lock (csq pull --dir) pins the base's bytes, which the merge changes.
+    if (!entry.is_regular_file() || entry.path().filename() == "csq.lock") continue;
     const fs::path file = entry.path();
     const fs::path target_path = fs::path(out_dir) / file.filename();
     if (file.extension() != ".safetensors") {

@@ -209,5 +209,22 @@ TEST(MergeCli, MergedModelsMatchTheAttachedAdapter) {
   EXPECT_NE(r.exit_code, 0);
 }
 
+// The base's csq.lock pins the base's bytes; copied into the merged directory it claimed the
+// merged weights were the base repository's commit (and csq verify of the merge failed).
+TEST(MergeCli, TheBasesLockFileIsNotCopiedIntoTheMergedModel) {
+  CSQ_REQUIRE_FIXTURES();
+  const std::string base = test::temp_dir() + "/merge-locked-base", out = test::temp_dir() + "/merge-locked-out";
+  fs::remove_all(base);
+  fs::remove_all(out);
+  fs::create_directories(base);
+  for (const char* file : {"config.json", "model.safetensors"})
+    fs::copy_file(fixture(std::string("hf/qwen3-tiny-gqa/") + file), base + "/" + file);
+  std::ofstream(base + "/csq.lock") << "{}";
+  const auto r = run_csq({"merge", "--model", base, "--lora", fixture("lora/adapter_after8"), "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out + "/config.json"));
+  EXPECT_FALSE(fs::exists(out + "/csq.lock"));
+}
+
 }  // namespace
 }  // namespace csq
