@@ -145,6 +145,7 @@ ModelConfig config_from_hf(const json& j, const std::string& source) {
 ModelConfig config_from_gguf(const io::GgufFile& g) {
   const std::string source = g.path();
   ModelConfig c;
+  if (g.get_string_opt("general.type") == "adapter") fail_input(source + ": a LoRA adapter, not a model (pass it with --lora)");
   const std::string arch = g.get_string("general.architecture");
   if (arch == "qwen3") c.arch = Arch::Qwen3;
   else if (arch == "qwen2") c.arch = Arch::Qwen2;

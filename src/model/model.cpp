@@ -213,7 +213,10 @@ std::unique_ptr<Model> Model::load(const std::string& path, io::FileMemory memor
 
 void Model::load_hf(const std::string& dir, io::FileMemory memory) {
   const std::string config_path = dir + "/config.json";
-  if (!io::file_exists(config_path)) fail_input(dir + ": no config.json (not a Hugging Face model directory?)");
+  if (!io::file_exists(config_path)) {
+    if (io::file_exists(dir + "/adapter_config.json")) fail_input(dir + ": a LoRA adapter, not a model (pass it with --lora)");
+    fail_input(dir + ": no config.json (not a Hugging Face model directory?)");
+  }
   nlohmann::json j = nlohmann::json::parse(io::read_text_file(config_path), nullptr, false);
   if (j.is_discarded()) fail_input(config_path + ": invalid JSON");
   config_ = config_from_hf(j, config_path);

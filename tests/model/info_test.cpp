@@ -1,8 +1,11 @@
 // csq info on Hugging Face and GGUF checkpoints.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "io/gguf_writer.h"
 #include "test_paths.h"
 
 namespace csq {
@@ -31,6 +34,25 @@ TEST(CliInfo, JsonDescribesTheCheckpoint) {
   EXPECT_TRUE(j["tied_embeddings"].get<bool>());
   EXPECT_EQ(j["vocab_size"], 151936);
   EXPECT_EQ(j["tensor_types"]["BF16"], 24);
+}
+
+// A LoRA adapter given as --model is named as such, with where it goes, instead of "required
+// metadata 'qwen3.embedding_length' is missing" or "no config.json".
+TEST(CliInfo, AnAdapterGivenAsTheModelIsNamedAsOne) {
+  const std::string gguf = test::temp_dir() + "/adapter-as-model.gguf";
+  io::GgufWriter w;
+  w.set_string("general.architecture", "qwen3");
+  w.set_string("general.type", "adapter");
+  w.set_f32("adapter.lora.alpha", 16);
+  w.write(gguf);
+  const std::string peft = test::temp_dir() + "/adapter-as-model";
+  std::filesystem::create_directories(peft);
+  std::ofstream(peft + "/adapter_config.json") << R"({"r": 8, "lora_alpha": 16, "target_modules": ["q_proj"]})";
+  for (const std::string& path : {gguf, peft}) {
+    const auto r = test::run_csq({"info", "--model", path});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(path + ": a LoRA adapter, not a model (pass it with --lora)"), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace
