@@ -440,6 +440,7 @@ ojson TriageResult::to_json() const {
     j["error"] = error;
     j["answer"] = answer;
   }
+  if (!alert.is_null()) j["alert"] = alert;
   return j;
 }
 
@@ -491,6 +492,7 @@ TriageResult triage_input(ChatBackend& backend, const TriageInput& input, const 
                           const TriageOptions& options) {
   TriageResult out;
   out.id = input.id;
+  out.alert = input.record;
   input_rules(input, out);
   if (input.screened && !input.screen_problem.empty()) {
     out.decided_by = "rules";

@@ -143,9 +143,12 @@ struct TriageResult {
   std::vector<std::string> rules;  // ids of the rules that fired (hybrid), or the input alert's rule_id
   std::vector<std::string> rule_authors;  // their authors, in that order ("" when a rule names none)
   std::string decided_by = "model";  // "rules": hybrid mode, no rule fired, no model call
+  // The input record as it came: a line carries what it judged, so `csq respond` downstream
+  // (which reads a triage line's "alert") plans from the alert itself, not from the verdict alone.
+  nlohmann::ordered_json alert;
   // {"id", "verdict", "confidence", "techniques", "rationale", "next_steps", "prompt_tokens",
   //  "answer_tokens", "truncated_fields", "omitted_fields", "decided_by", "rules"?, "rule_authors"?, "error"?,
-  //  "answer"?}; confidence is null when the rules decided.
+  //  "answer"?, "alert"}; confidence is null when the rules decided.
   nlohmann::ordered_json to_json() const;
 };
 
