@@ -1,5 +1,6 @@
 // csq complete — raw text completion, no chat template.
 #include <cstdio>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -13,14 +14,14 @@ namespace {
 
 struct CompleteOptions {
   GenerationOptions gen;
-  std::string prompt;
+  std::optional<std::string> prompt;  // set even when empty: --prompt "" is a prompt
   std::string prompt_file;
   bool json = false;
 };
 
 void run_complete(const CompleteOptions& o) {
-  if (o.prompt.empty() == o.prompt_file.empty()) fail_usage("give exactly one of --prompt TEXT or --prompt-file F (- for stdin)");
-  const std::string text = o.prompt_file.empty() ? o.prompt : read_input(o.prompt_file);
+  if (o.prompt.has_value() == !o.prompt_file.empty()) fail_usage("give exactly one of --prompt TEXT or --prompt-file F (- for stdin)");
+  const std::string text = o.prompt ? *o.prompt : read_input(o.prompt_file);
   Engine engine = load_engine(o.gen.model, o.gen.template_file, o.gen.loras, "", weight_memory(o.gen.mmap));
   use_device(*engine.model, o.gen.device);
   GenerationRequest request = make_request(o.gen, engine);

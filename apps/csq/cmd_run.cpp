@@ -1,5 +1,6 @@
 // csq run — one chat turn through the model's own template, streamed to stdout.
 #include <cstdio>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -14,15 +15,15 @@ namespace {
 struct RunOptions {
   GenerationOptions gen;
   std::string system;
-  std::string prompt;
+  std::optional<std::string> prompt;  // set even when empty: --prompt "" is a prompt
   std::string prompt_file;
   bool json = false;
   bool show_reasoning = false;
 };
 
 void run_chat_turn(const RunOptions& o) {
-  if (o.prompt.empty() == o.prompt_file.empty()) fail_usage("give exactly one of --prompt TEXT or --prompt-file F (- for stdin)");
-  const std::string user_text = o.prompt_file.empty() ? o.prompt : read_input(o.prompt_file);
+  if (o.prompt.has_value() == !o.prompt_file.empty()) fail_usage("give exactly one of --prompt TEXT or --prompt-file F (- for stdin)");
+  const std::string user_text = o.prompt ? *o.prompt : read_input(o.prompt_file);
   Engine engine = load_engine(o.gen.model, o.gen.template_file, o.gen.loras, "", weight_memory(o.gen.mmap));
   use_device(*engine.model, o.gen.device);
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();

@@ -223,5 +223,19 @@ TEST(CliChat, CommandsAreWholeWordsAndSaveErrorsNameTheFile) {
   EXPECT_EQ(messages[0]["content"], "/systematic review of CVE-2021-44228");
 }
 
+// `--prompt ""` (an empty shell variable) was refused with "give exactly one of --prompt TEXT or
+// --prompt-file F", which it had given; it is read like an empty --prompt-file.
+TEST(CliRun, AnEmptyPromptIsGivenNotMissing) {
+  CSQ_REQUIRE_FIXTURES();
+  const std::string model = test::fixture("hf/qwen3-tiny-vocab");
+  auto r = test::run_csq({"run", "--model", model, "--prompt", "", "--max-tokens", "1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = test::run_csq({"complete", "--model", model, "--prompt", "", "--max-tokens", "1"});
+  EXPECT_NE(r.err.find("the prompt is empty"), std::string::npos) << r.err;
+  r = test::run_csq({"complete", "--model", model, "--prompt", "a", "--prompt-file", "-", "--max-tokens", "1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("give exactly one of --prompt TEXT or --prompt-file F"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace csq
