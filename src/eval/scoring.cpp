@@ -1,6 +1,7 @@
 #include "eval/scoring.h"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <set>
 
@@ -39,6 +40,7 @@ std::string normalize_actor(std::string_view name) {
 std::vector<Response> read_responses(const std::string& path, size_t item_count) {
   std::ifstream in(path);
   if (!in) fail_input(path + ": cannot open responses file");
+  if (std::filesystem::is_directory(path)) fail_input(path + ": is a directory, not a file");  // it opens, empty
   std::vector<Response> out;
   std::set<std::pair<int, size_t>> seen;
   for_each_jsonl_line(in, path, [&](const std::string& line, const std::string& at, size_t) {

@@ -1,6 +1,7 @@
 #include "train/data.h"
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -115,6 +116,7 @@ std::vector<Example> load_examples(const Engine& engine, const std::string& path
                                    DataReport& report) {
   std::ifstream in(path);
   if (!in) fail_input(path + ": cannot open the training data");
+  if (std::filesystem::is_directory(path)) fail_input(path + ": is a directory, not a file");  // it opens, empty
   std::vector<Example> examples;
   report.lines = for_each_jsonl_line(in, path, [&](const std::string& line, const std::string& where, size_t line_no) {
     Example e = render_example(engine, line, where);

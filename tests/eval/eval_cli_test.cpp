@@ -75,6 +75,11 @@ TEST(EvalCli, Errors) {
   r = run_csq({"eval", "score", "--benchmark", "cti-mcq", "--protocol", "helm", "--data", data_dir(), "--responses", bad});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("unknown protocol 'helm'"), std::string::npos) << r.err;
+  // A directory opened as an empty file: "no responses".
+  r = run_csq({"eval", "score", "--benchmark", "cti-mcq", "--protocol", "ctibench", "--data", data_dir(),
+               "--responses", temp_dir()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(temp_dir() + ": is a directory, not a file"), std::string::npos) << r.err;
   r = run_csq({"eval", "list", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["protocols"].size(), 3u);

@@ -149,6 +149,14 @@ TEST(TrainCli, NegativeSettingsAreUsageErrors) {
   }
 }
 
+// A directory as --data opened as an empty file: "no training examples".
+TEST(TrainCli, ADirectoryAsDataIsNamedAsOne) {
+  CSQ_REQUIRE_FIXTURES();
+  const auto r = run_csq(train_args(test::temp_dir(), test::temp_dir() + "/train-directory-data"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(test::temp_dir() + ": is a directory, not a file"), std::string::npos) << r.err;
+}
+
 TEST(TrainCli, ChecksTheDataForBenchmarkOverlapFirst) {
   CSQ_REQUIRE_FIXTURES();
   CSQ_REQUIRE_EVAL_DATA();
