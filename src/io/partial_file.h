@@ -1,7 +1,8 @@
 // A file written under PATH.partial and renamed to PATH only once it is complete, so that a
 // write that fails, throws or is interrupted never leaves a truncated file under the final
 // name (a half-written GGUF that looks like a model), and an existing PATH stays intact until
-// the new one replaces it.
+// the new one replaces it. A PATH that exists and is no regular file (a FIFO, /dev/stdout) is
+// written in place.
 #pragma once
 
 #include <cstdio>

@@ -2,6 +2,9 @@
 // quantize or merge does) must leave no truncated file under the final name, keep a file that
 // was already there, and leave no .partial behind.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -84,6 +87,27 @@ TEST(PartialWrite, AnUnwritableDirectoryIsAnErrorNamingTheFile) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent-dir/x.gguf: cannot open for writing"), std::string::npos);
   }
+}
+
+// A path that is not a regular file (a FIFO, /dev/stdout) is written in place, as before: there is
+// nothing to rename over it, and `--out /dev/stdout | ...` keeps working.
+TEST(PartialWrite, AFifoIsWrittenInPlace) {
+  const std::string fifo = fresh_path("out.fifo"), file = fresh_path("same.gguf");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const GgufWriter w = two_tensor_gguf();
+  const auto produce = [](size_t, std::vector<uint8_t>& bytes) { bytes.assign(16, 3); };
+  // The read end opened first (without blocking) lets the writer open it; the file fits the pipe.
+  const int read_end = open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(read_end, 0);
+  w.write(fifo, produce);
+  std::string got;
+  char buf[4096];
+  for (ssize_t n; (n = read(read_end, buf, sizeof buf)) > 0;) got.append(buf, size_t(n));
+  close(read_end);
+  w.write(file, produce);
+  EXPECT_EQ(got, read_all(file));
+  EXPECT_FALSE(fs::exists(fifo + ".partial"));
+  fs::remove(fifo);
 }
 
 }  // namespace
