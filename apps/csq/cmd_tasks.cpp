@@ -177,7 +177,8 @@ void add_task(CLI::App& root, Task task, const std::string& help, const std::str
   if (task == Task::Mcq)
     cmd->add_option("--option", o->options, "A choice, in order A, B, C, D (repeat; or write them in the question)");
   cmd->add_option("--system", o->system, "System prompt (\"\" for none)")->capture_default_str();
-  cmd->add_option("--instruction", o->instruction, "Replace the CTI-Bench instruction put before the input");
+  cmd->add_option("--instruction", o->instruction, "Replace the CTI-Bench instruction put before the input")
+      ->check([](const std::string& text) { return text.empty() ? "must not be empty (it replaces CTI-Bench's)" : ""; });
   cmd->add_option("--parser", o->parser, "Answer parser: cybersecqwen, ctibench or faith")->capture_default_str();
   if (task != Task::Ask)
     cmd->add_flag("--strict", o->strict, "Constrain the answer to the bare value so that it always parses");

@@ -150,6 +150,10 @@ TEST(TaskCli, ExitCodes) {
   EXPECT_EQ(r.exit_code, 2);
   r = run_csq({"cwe", "--model", temp_dir() + "/no-model", "--text", "x"});
   EXPECT_NE(r.exit_code, 0);
+  // An empty --instruction silently kept CTI-Bench's (where --system "" means none).
+  r = run_csq(task_args("cwe", {"--text", "x", "--instruction", ""}));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--instruction: must not be empty"), std::string::npos) << r.err;
   for (const char* parallel : {"0", "-1", "257"}) {  // were taken as 1 without a word
     r = run_csq(task_args("cwe", {"--text", "x", "--parallel", parallel}));
     EXPECT_EQ(r.exit_code, 1) << parallel;
