@@ -158,6 +158,15 @@ TrainSummary run_training(const TrainConfig& cfg) {
   for (const auto& [option, value] : {std::pair{"--weight-decay", cfg.weight_decay}, {"--max-grad-norm", cfg.max_grad_norm},
                                       {"--max-steps", double(cfg.max_steps)}, {"--save-steps", double(cfg.save_steps)}})
     if (value < 0) fail_usage(std::string(option) + " must not be negative");
+  // A new run never writes over an earlier one: the earlier run would be lost, its checkpoints
+  // would stay beside the new ones, and a later --resume OUT could take one of them up.
+  if (cfg.resume.empty() && fs::is_directory(cfg.out))
+    for (const auto& entry : fs::directory_iterator(cfg.out)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("checkpoint-", 0) == 0 || name == "train_log.jsonl" || name == "adapter_config.json")
+        fail_usage("--out " + cfg.out + " holds an earlier training run (" + name + "): continue it with --resume " + cfg.out +
+                   ", or give another --out");
+    }
 
   Engine engine = load_engine(cfg.model, cfg.template_file);
   const Model& model = *engine.model;

@@ -76,6 +76,12 @@ TEST(TrainCli, TrainsResumesExactlyAndTheAdapterRuns) {
   EXPECT_EQ(config["peft_type"], "LORA");
   EXPECT_EQ(config["target_modules"].size(), 7u);
 
+  // A new run into the same directory would write over this one: refused before the model loads.
+  const auto again = run_csq(train_args(data, out));
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("holds an earlier training run"), std::string::npos) << again.err;
+  EXPECT_EQ(read_log(out + "/train_log.jsonl").size(), 6u);
+
   // Resume from the step-3 checkpoint into a fresh directory: steps 4..6 exactly as before.
   auto args = train_args(data, resumed);
   args.push_back("--resume");
