@@ -223,11 +223,12 @@ constexpr int64_t kAmxQ8_0MinTokens = 9;
 // time, 9728 x 2560 from memory, three alternating pairs: 7 tokens 1.76-1.81 ms against 2.00-2.13,
 // 8 1.90-1.93 against 1.99-2.11, 9 2.05-2.11 against 1.99-2.09, 10 2.22-2.26 against 2.07-2.10).
 constexpr int64_t kAmxQ4KMinTokens = 9;
-// Q6_K from 8: on one thread the Q6_K lanes beat the tiles at 8 tokens (2.65-2.76 ms against
-// 2.94-3.26, 9728 x 2560 from memory), but a whole decode step of 8 streams on two threads ran
-// slower with them (csq bench Q4_K_M --streams 8, two alternating pairs: S_TG 31.0 / 35.6 tok/s
-// against 37.5 / 37.9 with AMX at 8).
-constexpr int64_t kAmxQ6KMinTokens = 8;
+// Q6_K from 11: since the Q6_K lanes take their chain starts with the activations they beat the
+// tiles at 8-10 tokens on one thread (8 tokens 2.35-2.43 ms against 2.88-2.95, 9728 x 2560 from
+// memory; even at 11), and a whole decode step agrees (csq bench Q4_K_M --mmap --streams 8,12,
+// two alternating pairs: S_TG at 8 streams 46.0 / 46.9 tok/s against 43.0 / 43.5 with AMX from
+// 8, at 12 streams 53.3 / 52.7 against 50.8 / 50.4). Before them, AMX from 8 was the faster.
+constexpr int64_t kAmxQ6KMinTokens = 11;
 int64_t amx_int8_min_tokens(DType type);
 // y = w x from the activations quantized for the weight type's row kernel (xq: n_tokens rows
 // x_stride bytes apart). Only call when use_amx() and n_tokens >= amx_int8_min_tokens(w.type).
