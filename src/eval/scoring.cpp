@@ -1,12 +1,12 @@
 #include "eval/scoring.h"
 
 #include <cmath>
-#include <filesystem>
 #include <fstream>
 #include <set>
 
 #include "base/error.h"
 #include "base/jsonl.h"
+#include "io/mapped_file.h"
 #include "tasks/cvss.h"
 
 namespace csq::eval {
@@ -38,9 +38,7 @@ std::string normalize_actor(std::string_view name) {
 }
 
 std::vector<Response> read_responses(const std::string& path, size_t item_count) {
-  std::ifstream in(path);
-  if (!in) fail_input(path + ": cannot open responses file");
-  if (std::filesystem::is_directory(path)) fail_input(path + ": is a directory, not a file");  // it opens, empty
+  std::ifstream in = io::open_input_file(path, "cannot open responses file");
   std::vector<Response> out;
   std::set<std::pair<int, size_t>> seen;
   for_each_jsonl_line(in, path, [&](const std::string& line, const std::string& at, size_t) {

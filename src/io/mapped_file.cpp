@@ -101,12 +101,16 @@ MappedFile::~MappedFile() {
   if (mapping_) ::munmap(mapping_, mapping_bytes_);
 }
 
-std::string read_text_file(const std::string& path) {
+std::ifstream open_input_file(const std::string& path, const std::string& cannot_open) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail_input(path + ": cannot open for reading");
-  // A directory opens, and reads as empty text.
+  if (!in) fail_input(path + ": " + cannot_open);
   if (struct stat st {}; ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
     fail_input(path + ": is a directory, not a file");
+  return in;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in = open_input_file(path);
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();

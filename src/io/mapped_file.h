@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <fstream>
 #include <string>
 
 namespace csq::io {
@@ -43,6 +44,9 @@ class MappedFile {
   size_t mapping_bytes_ = 0;
 };
 
+// `path` opened for reading. Bad input naming it when it cannot be opened ("PATH: " +
+// `cannot_open`) or is a directory, which would open and read as empty.
+std::ifstream open_input_file(const std::string& path, const std::string& cannot_open = "cannot open for reading");
 // Reads a whole (small) text file such as config.json; the error names the path.
 std::string read_text_file(const std::string& path);
 bool file_exists(const std::string& path);

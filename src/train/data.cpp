@@ -1,13 +1,13 @@
 #include "train/data.h"
 
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "base/error.h"
 #include "base/jsonl.h"
+#include "io/mapped_file.h"
 #include "runtime/engine.h"
 
 namespace csq::train {
@@ -114,9 +114,7 @@ Example render_example(const Engine& engine, const std::string& json_line, const
 
 std::vector<Example> load_examples(const Engine& engine, const std::string& path, int64_t max_tokens,
                                    DataReport& report) {
-  std::ifstream in(path);
-  if (!in) fail_input(path + ": cannot open the training data");
-  if (std::filesystem::is_directory(path)) fail_input(path + ": is a directory, not a file");  // it opens, empty
+  std::ifstream in = io::open_input_file(path, "cannot open the training data");
   std::vector<Example> examples;
   report.lines = for_each_jsonl_line(in, path, [&](const std::string& line, const std::string& where, size_t line_no) {
     Example e = render_example(engine, line, where);
