@@ -342,7 +342,11 @@ ojson build_plan(const kb::KnowledgeBase& kb, const RespondInput& input, const s
   }
   ojson in = {{"where", input.where}, {"kind", input_kind(input)}};
   if (const ojson* title = rule_title(alert_of(input.record))) in["rule"] = *title;
-  if (ojson authors = rule_authors(alert_of(input.record)); !authors.empty()) in["rule_authors"] = std::move(authors);
+  // A triage line names the authors of the rules it rests on itself (in hybrid mode its alert is
+  // the raw event, which names none); other inputs, and triage lines without them, by their alert.
+  ojson authors = rule_authors(input.record);
+  if (authors.empty()) authors = rule_authors(alert_of(input.record));
+  if (!authors.empty()) in["rule_authors"] = std::move(authors);
   ojson out;
   out["type"] = "response_plan";
   out["input"] = in;

@@ -210,6 +210,14 @@ TEST(RespondValidation, APlanFromSigmaRulesNamesTheirAuthors) {
   EXPECT_NE(tasks::plan_markdown(from_alert).find("**Rule authors:** Jane Doe\n"), std::string::npos)
       << tasks::plan_markdown(from_alert);
   EXPECT_EQ(plan_for(triage_line)["input"]["rule_authors"], ojson::array({"Jane Doe", "John Roe"}));
+  // As csq triage writes its lines: with the input under "alert". In hybrid mode that is the raw
+  // event, and the authors are the line's; piped from csq detect, the alert names its own.
+  ojson hybrid_line = triage_line;
+  hybrid_line["alert"] = {{"EventID", 1}};
+  EXPECT_EQ(plan_for(hybrid_line)["input"]["rule_authors"], ojson::array({"Jane Doe", "John Roe"}));
+  ojson piped_line = {{"id", "w.jsonl:1"}, {"verdict", "malicious"}, {"techniques", ojson::array()}, {"alert", alert}};
+  EXPECT_EQ(plan_for(piped_line)["input"]["rule_authors"], ojson::array({"Jane Doe"}));
+  EXPECT_EQ(plan_for(piped_line)["input"]["rule"], "Whoami");
   EXPECT_FALSE(plan_for({{"EventID", 1}})["input"].contains("rule_authors"));
 }
 
